@@ -1,0 +1,16 @@
+//! Schema migrations, embedded in the `tessera` binary and applied at `serve` and by
+//! `tessera migrate`. Each file is one step that runs on SQLite and PostgreSQL alike;
+//! a step, once released, is never edited — a change is a new step.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_signing_keys;
+
+/// All migrations, in the order they apply.
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_signing_keys::Migration)]
+    }
+}

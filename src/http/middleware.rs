@@ -1,0 +1,129 @@
+//! The one middleware every request passes through: request id, tracing span,
+//! metrics and security headers. Keeping them in one place means no route can be
+//! added without them.
+
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, web};
+use tracing::Instrument;
+
+use crate::metrics::RequestLabels;
+use crate::state::AppState;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A caller's request id is echoed only when it is short and plain, so it cannot
+/// inject anything into logs or headers.
+fn acceptable_request_id(value: &HeaderValue) -> Option<&str> {
+    let s = value.to_str().ok()?;
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':');
+    (!s.is_empty() && s.len() <= 128 && s.chars().all(plain)).then_some(s)
+}
+
+pub async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let started = Instant::now();
+    let request_id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(acceptable_request_id)
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let method = req.method().as_str().to_owned();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %method,
+        path = %req.path(),
+    );
+
+    // Holding a clone of the request across `next.call` would break actix's routing
+    // (it needs sole ownership to record the match), so an `Err` here is passed on;
+    // handlers' errors have already become responses by this point.
+    let mut response = next
+        .call(req)
+        .instrument(span.clone())
+        .await?
+        .map_into_boxed_body();
+
+    let status = response.status().as_u16();
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let elapsed = started.elapsed();
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            route = %route,
+            elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+            "answered"
+        );
+    });
+
+    if let Some(state) = &state {
+        state.metrics.observe(
+            RequestLabels {
+                method,
+                route,
+                status,
+            },
+            elapsed.as_secs_f64(),
+        );
+    }
+    let https = state.as_ref().is_some_and(|s| s.settings.issuer_is_https());
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        headers.insert(REQUEST_ID, v);
+    }
+    add_security_headers(headers, https);
+    Ok(response)
+}
+
+fn set_default(headers: &mut HeaderMap, name: HeaderName, value: &'static str) {
+    if !headers.contains_key(&name) {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+}
+
+/// Headers every response carries. A page that needs a wider CSP sets its own;
+/// the default allows nothing to load and nothing to frame the response.
+fn add_security_headers(headers: &mut HeaderMap, https: bool) {
+    set_default(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set_default(headers, header::REFERRER_POLICY, "no-referrer");
+    set_default(headers, header::X_FRAME_OPTIONS, "DENY");
+    set_default(
+        headers,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; frame-ancestors 'none'",
+    );
+    if https {
+        set_default(
+            headers,
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=63072000; includeSubDomains",
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_that_could_smuggle_content_are_replaced() {
+        let ok = HeaderValue::from_static("abc-123_4.5:6");
+        assert_eq!(acceptable_request_id(&ok), Some("abc-123_4.5:6"));
+        for bad in ["", "a b", "a;b", "<script>", &"x".repeat(129)] {
+            let v = HeaderValue::from_str(bad).unwrap();
+            assert_eq!(acceptable_request_id(&v), None, "{bad:?}");
+        }
+    }
+}

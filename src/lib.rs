@@ -1,0 +1,129 @@
+//! Tessera, an OAuth 2.1 / OpenID Connect authorization server.
+//!
+//! [`start`] turns validated [`Settings`] into a ready [`AppState`] (database migrated,
+//! cache reachable, keys loaded); [`build_app`] is the one actix `App` used by the
+//! binary and by the tests alike.
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+pub mod tokens;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{App, HttpServer, web};
+
+use config::ConfigError;
+pub use config::Settings;
+pub use state::AppState;
+use store::cache::Cache;
+use tokens::KeyRing;
+
+/// Why start-up failed, always tied to the setting an operator should look at.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("DATABASE_URL: {0}")]
+    Database(store::StoreError),
+    #[error("REDIS_URL: cannot use {url}: {reason}")]
+    Cache { url: String, reason: String },
+    #[error("TESSERA_KEYS_DIR: {0}")]
+    Keys(tokens::keys::KeyError),
+    #[error("TESSERA_BIND: cannot listen on {addr}: {reason}")]
+    Bind { addr: String, reason: String },
+}
+
+/// Connects the database (migrating it), the cache and the key ring.
+pub async fn start(settings: Settings) -> Result<AppState, StartupError> {
+    let db = store::connect(&settings.database_url)
+        .await
+        .map_err(StartupError::Database)?;
+    store::migrate(&db).await.map_err(StartupError::Database)?;
+    let cache = match &settings.redis_url {
+        None => Cache::memory(&settings.cache_prefix),
+        Some(url) => Cache::redis(url, &settings.cache_prefix)
+            .await
+            .map_err(|e| StartupError::Cache {
+                url: url.redacted(),
+                reason: e.to_string(),
+            })?,
+    };
+    let keys = KeyRing::open(
+        db.clone(),
+        settings.keys_dir.clone(),
+        settings.longest_signed_token_ttl(),
+    )
+    .await
+    .map_err(StartupError::Keys)?;
+    let discovery = http::well_known::Discovery::new(&settings);
+    Ok(AppState {
+        settings: Arc::new(settings),
+        db,
+        cache,
+        keys: Arc::new(keys),
+        discovery: Arc::new(discovery),
+        metrics: Arc::new(metrics::Metrics::default()),
+    })
+}
+
+/// The application: every route behind the request middleware.
+pub fn build_app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(web::Data::new(state))
+        .wrap(actix_web::middleware::from_fn(
+            http::middleware::request_context,
+        ))
+        .configure(http::routes)
+        .default_service(web::to(http::not_found))
+}
+
+/// Binds the listener; separate from [`serve`] so tests can bind port 0 first.
+pub fn bind(settings: &Settings) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(settings.bind).map_err(|e| StartupError::Bind {
+        addr: settings.bind.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// A running server; the key ring refreshes in the background for as long as this
+/// value lives.
+pub struct Running {
+    pub server: actix_web::dev::Server,
+    pub refresher: tokens::keys::RefreshTask,
+}
+
+/// Starts the HTTP server on `listener`. Awaiting `Running::server` runs it until
+/// SIGTERM/SIGINT, after which in-flight requests drain for up to 10 s.
+pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Running> {
+    let workers = match state.settings.workers {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    let refresher = state
+        .keys
+        .spawn_refresher(state.settings.key_refresh_interval);
+    let server = HttpServer::new(move || build_app(state.clone()))
+        .workers(workers)
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+    Ok(Running { server, refresher })
+}

@@ -1,0 +1,216 @@
+//! The `tessera` command: `serve` (the default), `migrate`, `keys list|rotate`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::Utc;
+use clap::{Args, Parser, Subcommand};
+use tessera::config::{CliOverrides, Settings};
+use tessera::tokens::Algorithm;
+use tessera::tokens::keys;
+use tessera::{StartupError, store, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "An OAuth 2.1 / OpenID Connect authorization server"
+)]
+struct Cli {
+    /// Settings file (TOML); defaults to ./tessera.toml when it exists.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default when no command is given).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Inspect and rotate signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Args, Default)]
+struct ServeArgs {
+    /// Address to listen on, overriding TESSERA_BIND.
+    #[arg(long, value_name = "ADDR:PORT")]
+    bind: Option<String>,
+    /// Issuer URL, overriding TESSERA_ISSUER.
+    #[arg(long, value_name = "URL")]
+    issuer: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// List signing keys with their status.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a new signing key. It is published at once and signs after the delay, so
+    /// verifiers that cache the JWKS learn it before they meet a token it signed.
+    Rotate {
+        /// ES256 (access tokens and id_tokens) or RS256 (id_tokens for clients that ask).
+        #[arg(long, default_value = "ES256")]
+        alg: Algorithm,
+        /// Time before the new key signs, e.g. 90s, 15m, 1h; defaults to
+        /// TESSERA_KEY_ROTATION_DELAY. Use 0 only when the current key is compromised.
+        #[arg(long, value_parser = parse_delay)]
+        delay: Option<std::time::Duration>,
+    },
+}
+
+fn parse_delay(raw: &str) -> Result<std::time::Duration, String> {
+    tessera::config::parse_duration(raw)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let overrides = match &cli.command {
+        Some(Command::Serve(args)) => CliOverrides {
+            bind: args.bind.clone(),
+            issuer: args.issuer.clone(),
+        },
+        _ => CliOverrides::default(),
+    };
+    let settings = match Settings::load(cli.config.as_deref(), overrides) {
+        Ok(s) => s,
+        Err(e) => return fail(&StartupError::from(e)),
+    };
+    telemetry::init(settings.log_format);
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tessera: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+            Command::Serve(_) => serve(settings).await,
+            Command::Migrate => migrate(settings).await,
+            Command::Keys(KeysCommand::List { json }) => list_keys(settings, json).await,
+            Command::Keys(KeysCommand::Rotate { alg, delay }) => {
+                rotate_key(settings, alg, delay).await
+            }
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+/// One line on stderr naming the setting at fault; no backtrace.
+fn fail(error: &StartupError) -> ExitCode {
+    eprintln!("tessera: {error}");
+    ExitCode::FAILURE
+}
+
+async fn serve(settings: Settings) -> Result<(), StartupError> {
+    if settings.key_rotation_delay < settings.key_refresh_interval + settings.jwks_max_age {
+        tracing::warn!(
+            "TESSERA_KEY_ROTATION_DELAY is shorter than TESSERA_KEY_REFRESH_INTERVAL + \
+             TESSERA_JWKS_MAX_AGE: verifiers may meet a rotated key before they can fetch it"
+        );
+    }
+    let listener = tessera::bind(&settings)?;
+    let state = tessera::start(settings).await?;
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!(
+        %addr,
+        issuer = state.settings.issuer_str(),
+        database = %state.settings.database_url,
+        cache = state.cache.kind(),
+        "Tessera is listening"
+    );
+    let running = tessera::serve(state, listener).map_err(|e| StartupError::Bind {
+        addr: addr.clone(),
+        reason: e.to_string(),
+    })?;
+    if let Err(e) = running.server.await {
+        tracing::error!("server stopped with an error: {e}");
+    }
+    tracing::info!("Tessera stopped");
+    Ok(())
+}
+
+async fn migrate(settings: Settings) -> Result<(), StartupError> {
+    let db = store::connect(&settings.database_url)
+        .await
+        .map_err(StartupError::Database)?;
+    store::migrate(&db).await.map_err(StartupError::Database)?;
+    println!("database is up to date");
+    Ok(())
+}
+
+async fn list_keys(settings: Settings, json: bool) -> Result<(), StartupError> {
+    let db = store::connect(&settings.database_url)
+        .await
+        .map_err(StartupError::Database)?;
+    store::migrate(&db).await.map_err(StartupError::Database)?;
+    let rows = keys::list(&db, settings.longest_signed_token_ttl(), Utc::now())
+        .await
+        .map_err(StartupError::Keys)?;
+    if json {
+        let items: Vec<_> = rows
+            .iter()
+            .map(|(row, status)| {
+                serde_json::json!({
+                    "kid": row.kid,
+                    "alg": row.alg,
+                    "status": status.to_string(),
+                    "created_at": row.created_at.to_rfc3339(),
+                    "activates_at": row.activates_at.to_rfc3339(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(items));
+    } else {
+        println!("{:<44} {:<6} {:<26} STATUS", "KID", "ALG", "SIGNS FROM");
+        for (row, status) in rows {
+            println!(
+                "{:<44} {:<6} {:<26} {status}",
+                row.kid,
+                row.alg,
+                row.activates_at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn rotate_key(
+    settings: Settings,
+    alg: Algorithm,
+    delay: Option<std::time::Duration>,
+) -> Result<(), StartupError> {
+    let db = store::connect(&settings.database_url)
+        .await
+        .map_err(StartupError::Database)?;
+    store::migrate(&db).await.map_err(StartupError::Database)?;
+    let delay = delay.unwrap_or(settings.key_rotation_delay);
+    let activates_at =
+        Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+    let kid = keys::generate(&db, &settings.keys_dir, alg, activates_at)
+        .await
+        .map_err(StartupError::Keys)?;
+    println!(
+        "added {alg} key {kid}: published now, signs from {}",
+        activates_at.format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    Ok(())
+}

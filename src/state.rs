@@ -1,0 +1,21 @@
+//! Everything a request handler may reach, built once at start and cheap to clone.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::config::Settings;
+use crate::http::well_known::Discovery;
+use crate::metrics::Metrics;
+use crate::store::cache::Cache;
+use crate::tokens::KeyRing;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: DatabaseConnection,
+    pub cache: Cache,
+    pub keys: Arc<KeyRing>,
+    pub discovery: Arc<Discovery>,
+    pub metrics: Arc<Metrics>,
+}

@@ -1,0 +1,342 @@
+//! Short-lived state (authorization codes, WebAuthn challenges, session copies,
+//! rate-limit counters, revoked `jti`s) behind one small interface, with a Redis
+//! implementation for many instances and an in-process one for a single instance.
+//!
+//! Both implementations pass the same suite (`tests/cache.rs`). Every operation is
+//! atomic on its own: `take` is a get-and-delete, `insert_new` a set-if-absent, and
+//! `increment` starts the expiry window only on the first hit.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::config::ConnectionUrl;
+
+/// Bounds every cache round-trip so a stalled Redis turns into an error, not a hang.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cache unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<redis::RedisError> for CacheError {
+    fn from(e: redis::RedisError) -> Self {
+        CacheError::Unavailable(e.to_string())
+    }
+}
+
+/// A counter inside its window, as returned by [`Cache::increment`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowCount {
+    pub count: u64,
+    /// Time until the window (and the count) expires.
+    pub resets_in: Duration,
+}
+
+/// The cache, chosen at start from `REDIS_URL`.
+#[derive(Clone)]
+pub enum Cache {
+    Memory(std::sync::Arc<MemoryCache>),
+    Redis(RedisCache),
+}
+
+impl Cache {
+    pub fn memory(prefix: &str) -> Self {
+        Cache::Memory(std::sync::Arc::new(MemoryCache::new(prefix)))
+    }
+
+    /// Connects to Redis and checks it answers; fails fast when it does not.
+    pub async fn redis(url: &ConnectionUrl, prefix: &str) -> Result<Self, CacheError> {
+        Ok(Cache::Redis(RedisCache::connect(url, prefix).await?))
+    }
+
+    /// Stores `value` under `key` for `ttl`, replacing any previous value.
+    pub async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
+        match self {
+            Cache::Memory(m) => {
+                m.put(key, value, ttl);
+                Ok(())
+            }
+            Cache::Redis(r) => r.put(key, value, ttl).await,
+        }
+    }
+
+    /// Stores `value` only if `key` is absent; `true` when it was stored.
+    pub async fn insert_new(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        match self {
+            Cache::Memory(m) => Ok(m.insert_new(key, value, ttl)),
+            Cache::Redis(r) => r.insert_new(key, value, ttl).await,
+        }
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        match self {
+            Cache::Memory(m) => Ok(m.get(key)),
+            Cache::Redis(r) => r.get(key).await,
+        }
+    }
+
+    /// Returns and removes the value in one step: of two concurrent callers, at most
+    /// one gets it (single-use codes and challenges rely on this).
+    pub async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        match self {
+            Cache::Memory(m) => Ok(m.take(key)),
+            Cache::Redis(r) => r.take(key).await,
+        }
+    }
+
+    /// Removes `key`; `true` when something was removed.
+    pub async fn remove(&self, key: &str) -> Result<bool, CacheError> {
+        match self {
+            Cache::Memory(m) => Ok(m.take(key).is_some()),
+            Cache::Redis(r) => r.remove(key).await,
+        }
+    }
+
+    /// Adds one to a fixed-window counter; the window starts at the first increment.
+    pub async fn increment(&self, key: &str, window: Duration) -> Result<WindowCount, CacheError> {
+        match self {
+            Cache::Memory(m) => Ok(m.increment(key, window)),
+            Cache::Redis(r) => r.increment(key, window).await,
+        }
+    }
+
+    /// Checks the cache answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), CacheError> {
+        match self {
+            Cache::Memory(_) => Ok(()),
+            Cache::Redis(r) => r.ping().await,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Cache::Memory(_) => "memory",
+            Cache::Redis(_) => "redis",
+        }
+    }
+}
+
+struct Entry {
+    value: Vec<u8>,
+    expires_at: Instant,
+}
+
+/// The in-process cache: a map behind a mutex, swept of expired entries as it grows.
+pub struct MemoryCache {
+    prefix: String,
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+/// Sweep expired entries once the map has grown by this many since the last sweep.
+const SWEEP_EVERY: usize = 1024;
+
+impl MemoryCache {
+    fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{}", self.prefix, key)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        // A panic while holding the lock cannot leave an entry half-written, so a
+        // poisoned map is still consistent.
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn insert(map: &mut HashMap<String, Entry>, key: String, value: &[u8], ttl: Duration) {
+        let now = Instant::now();
+        if map.len() % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            map.retain(|_, e| e.expires_at > now);
+        }
+        map.insert(
+            key,
+            Entry {
+                value: value.to_vec(),
+                expires_at: now + ttl,
+            },
+        );
+    }
+
+    fn put(&self, key: &str, value: &[u8], ttl: Duration) {
+        let key = self.key(key);
+        Self::insert(&mut self.lock(), key, value, ttl);
+    }
+
+    fn insert_new(&self, key: &str, value: &[u8], ttl: Duration) -> bool {
+        let key = self.key(key);
+        let mut map = self.lock();
+        if map.get(&key).is_some_and(|e| e.expires_at > Instant::now()) {
+            return false;
+        }
+        Self::insert(&mut map, key, value, ttl);
+        true
+    }
+
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let map = self.lock();
+        map.get(&self.key(key))
+            .filter(|e| e.expires_at > Instant::now())
+            .map(|e| e.value.clone())
+    }
+
+    fn take(&self, key: &str) -> Option<Vec<u8>> {
+        self.lock()
+            .remove(&self.key(key))
+            .filter(|e| e.expires_at > Instant::now())
+            .map(|e| e.value)
+    }
+
+    fn increment(&self, key: &str, window: Duration) -> WindowCount {
+        let key = self.key(key);
+        let now = Instant::now();
+        let mut map = self.lock();
+        let live = map.get_mut(&key).filter(|e| e.expires_at > now);
+        match live {
+            Some(entry) => {
+                let count = decode_count(&entry.value).saturating_add(1);
+                entry.value = count.to_be_bytes().to_vec();
+                WindowCount {
+                    count,
+                    resets_in: entry.expires_at - now,
+                }
+            }
+            None => {
+                Self::insert(&mut map, key, &1u64.to_be_bytes(), window);
+                WindowCount {
+                    count: 1,
+                    resets_in: window,
+                }
+            }
+        }
+    }
+}
+
+fn decode_count(bytes: &[u8]) -> u64 {
+    <[u8; 8]>::try_from(bytes).map_or(0, u64::from_be_bytes)
+}
+
+/// The Redis cache: one multiplexed connection that reconnects by itself.
+#[derive(Clone)]
+pub struct RedisCache {
+    prefix: String,
+    connection: ConnectionManager,
+}
+
+fn millis(d: Duration) -> u64 {
+    // Redis rejects a zero PX; a sub-millisecond TTL rounds up to one.
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl RedisCache {
+    async fn connect(url: &ConnectionUrl, prefix: &str) -> Result<Self, CacheError> {
+        let client = redis::Client::open(url.expose())?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(1));
+        let connection = tokio::time::timeout(
+            REDIS_TIMEOUT * 3,
+            client.get_connection_manager_with_config(config),
+        )
+        .await
+        .map_err(|_| CacheError::Unavailable("timed out connecting".to_owned()))??;
+        let cache = Self {
+            prefix: prefix.to_owned(),
+            connection,
+        };
+        cache.ping().await?;
+        Ok(cache)
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{}", self.prefix, key)
+    }
+
+    async fn bounded<T>(
+        fut: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, CacheError> {
+        match tokio::time::timeout(REDIS_TIMEOUT, fut).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(CacheError::Unavailable("timed out".to_owned())),
+        }
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
+        let mut c = self.connection.clone();
+        let opts = redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(millis(ttl)));
+        Self::bounded(c.set_options::<_, _, ()>(self.key(key), value, opts)).await
+    }
+
+    async fn insert_new(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError> {
+        let mut c = self.connection.clone();
+        let opts = redis::SetOptions::default()
+            .conditional_set(redis::ExistenceCheck::NX)
+            .with_expiration(redis::SetExpiry::PX(millis(ttl)));
+        let stored: Option<String> =
+            Self::bounded(c.set_options(self.key(key), value, opts)).await?;
+        Ok(stored.is_some())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        let mut c = self.connection.clone();
+        Self::bounded(c.get(self.key(key))).await
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        let mut c = self.connection.clone();
+        Self::bounded(c.get_del(self.key(key))).await
+    }
+
+    async fn remove(&self, key: &str) -> Result<bool, CacheError> {
+        let mut c = self.connection.clone();
+        let removed: u64 = Self::bounded(c.del(self.key(key))).await?;
+        Ok(removed > 0)
+    }
+
+    async fn increment(&self, key: &str, window: Duration) -> Result<WindowCount, CacheError> {
+        let mut c = self.connection.clone();
+        let key = self.key(key);
+        // MULTI/EXEC: the count, the window (set only when absent) and the time left
+        // are read together, so two instances never start two windows.
+        let (count, _, pttl): (u64, i64, i64) = Self::bounded(
+            redis::pipe()
+                .atomic()
+                .incr(&key, 1u64)
+                .cmd("PEXPIRE")
+                .arg(&key)
+                .arg(millis(window))
+                .arg("NX")
+                .cmd("PTTL")
+                .arg(&key)
+                .query_async(&mut c),
+        )
+        .await?;
+        let resets_in = u64::try_from(pttl).map_or(window, Duration::from_millis);
+        Ok(WindowCount { count, resets_in })
+    }
+
+    async fn ping(&self) -> Result<(), CacheError> {
+        let mut c = self.connection.clone();
+        let _: String = Self::bounded(redis::cmd("PING").query_async(&mut c)).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,3 @@
+//! sea-orm entities, one module per table; the schema itself is owned by `migrations/`.
+
+pub mod signing_key;

@@ -1,0 +1,60 @@
+//! Durable storage (sea-orm, SQLite or PostgreSQL) and the short-lived cache.
+
+pub mod cache;
+pub mod entities;
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use tessera_migrations::{Migrator, MigratorTrait};
+
+use crate::config::ConnectionUrl;
+
+/// Bounds how long a request may wait for a pooled connection, so an unreachable
+/// database turns into an error instead of a hang.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot connect to {url}: {source}")]
+    Connect { url: String, source: DbErr },
+    #[error("migration failed: {0}")]
+    Migrate(DbErr),
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+}
+
+/// Opens the connection pool; SQLite files are created when missing.
+pub async fn connect(url: &ConnectionUrl) -> Result<DatabaseConnection, StoreError> {
+    let raw = url.expose();
+    let is_sqlite = raw.starts_with("sqlite:");
+    let raw = if is_sqlite && !raw.contains("mode=") {
+        // Create the file on first start, as the embedded default promises.
+        let sep = if raw.contains('?') { '&' } else { '?' };
+        format!("{raw}{sep}mode=rwc")
+    } else {
+        raw.to_owned()
+    };
+    let mut options = ConnectOptions::new(raw);
+    options
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_timeout(ACQUIRE_TIMEOUT)
+        .sqlx_logging(false);
+    if is_sqlite {
+        // SQLite allows one writer; a small pool avoids lock convoys.
+        options.max_connections(4).min_connections(1);
+    } else {
+        options.max_connections(16).min_connections(1);
+    }
+    Database::connect(options)
+        .await
+        .map_err(|source| StoreError::Connect {
+            url: url.redacted(),
+            source,
+        })
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), StoreError> {
+    Migrator::up(db, None).await.map_err(StoreError::Migrate)
+}

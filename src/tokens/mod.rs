@@ -1,0 +1,5 @@
+//! Signing keys, the published JWKS, and JWT signing.
+
+pub mod keys;
+
+pub use keys::{Algorithm, KeyRing, KeySet, KeyStatus};
