@@ -1,0 +1,200 @@
+//! The test server: the real app on a random loopback port, speaking HTTP.
+//!
+//! Backends follow the environment so the same suite proves both setups:
+//! - `TESSERA_TEST_DATABASE_URL=postgres://…` → a fresh PostgreSQL database per test
+//!   (created through that URL); otherwise a fresh SQLite file per test.
+//! - `TESSERA_TEST_REDIS_URL=redis://…` → Redis with a key prefix unique to the test;
+//!   otherwise the in-process cache.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{DecodingKey, Validation};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::json;
+use tessera::config::{CliOverrides, Sources};
+use tessera::{AppState, Settings};
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub keys_dir: PathBuf,
+    pub database_url: String,
+    pub env: HashMap<String, String>,
+    _refresher: tessera::tokens::keys::RefreshTask,
+    _dir: std::sync::Arc<tempfile::TempDir>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request failed")
+    }
+
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.expect("not JSON")
+    }
+}
+
+/// A place for a test's files and a fresh database URL.
+pub struct Backing {
+    pub dir: std::sync::Arc<tempfile::TempDir>,
+    pub database_url: String,
+}
+
+impl Backing {
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let database_url = match std::env::var("TESSERA_TEST_DATABASE_URL") {
+            Ok(admin_url) if !admin_url.is_empty() => fresh_postgres_database(&admin_url).await,
+            _ => format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("tessera.db").display()
+            ),
+        };
+        Self {
+            dir: std::sync::Arc::new(dir),
+            database_url,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The environment a server over this backing gets, before a test's own changes.
+    pub fn env(&self) -> HashMap<String, String> {
+        let mut env = HashMap::from([
+            ("DATABASE_URL".to_owned(), self.database_url.clone()),
+            (
+                "TESSERA_KEYS_DIR".to_owned(),
+                self.path().join("keys").display().to_string(),
+            ),
+            ("TESSERA_WORKERS".to_owned(), "1".to_owned()),
+        ]);
+        if let Ok(redis) = std::env::var("TESSERA_TEST_REDIS_URL")
+            && !redis.is_empty()
+        {
+            env.insert("REDIS_URL".to_owned(), redis);
+            env.insert("TESSERA_CACHE_PREFIX".to_owned(), unique_prefix());
+        }
+        env
+    }
+}
+
+pub fn unique_prefix() -> String {
+    format!("tessera-test:{}:", uuid::Uuid::now_v7().simple())
+}
+
+async fn fresh_postgres_database(admin_url: &str) -> String {
+    let name = format!("tessera_t_{}", uuid::Uuid::now_v7().simple());
+    let admin = Database::connect(admin_url)
+        .await
+        .expect("connect to TESSERA_TEST_DATABASE_URL");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .expect("create test database");
+    admin.close().await.ok();
+    let mut url = url::Url::parse(admin_url).expect("TESSERA_TEST_DATABASE_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts a server whose environment `customize` may change.
+pub async fn spawn_app_with(customize: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
+    let backing = Backing::new().await;
+    let mut env = backing.env();
+    customize(&mut env);
+    spawn_on(&backing, env).await
+}
+
+/// Starts a server over an existing backing (several servers may share one).
+pub async fn spawn_on(backing: &Backing, mut env: HashMap<String, String>) -> TestApp {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let base = format!("http://{addr}");
+    env.entry("TESSERA_ISSUER".to_owned())
+        .or_insert_with(|| base.clone());
+    env.insert("TESSERA_BIND".to_owned(), addr.to_string());
+    let settings = Settings::from_sources(Sources {
+        config_file: None,
+        env: env.clone(),
+        cli: CliOverrides::default(),
+    })
+    .expect("test settings are valid");
+    let keys_dir = settings.keys_dir.clone();
+    let state = tessera::start(settings).await.expect("server starts");
+    let tessera::Running { server, refresher } =
+        tessera::serve(state.clone(), listener).expect("serve");
+    tokio::spawn(server);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    TestApp {
+        base,
+        client,
+        state,
+        keys_dir,
+        database_url: backing.database_url.clone(),
+        env,
+        _refresher: refresher,
+        _dir: backing.dir.clone(),
+    }
+}
+
+/// Verifies `token` as a resource server would: fetch the JWKS, pick the key by the
+/// token's `kid`, verify with the `jsonwebtoken` crate.
+pub async fn verify_with_published_jwks(
+    app: &TestApp,
+    token: &str,
+) -> Result<serde_json::Value, String> {
+    let jwks: JwkSet = app
+        .get("/.well-known/jwks.json")
+        .await
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
+    let kid = header.kid.ok_or("no kid")?;
+    let jwk = jwks.find(&kid).ok_or(format!("kid {kid} not published"))?;
+    let key = DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
+    let mut validation = Validation::new(header.alg);
+    validation.set_audience(&["https://api.example"]);
+    validation.set_issuer(&[app.state.settings.issuer_str()]);
+    jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
+        .map(|data| data.claims)
+        .map_err(|e| e.to_string())
+}
+
+pub fn claims(app: &TestApp) -> Vec<u8> {
+    let now = Utc::now().timestamp();
+    serde_json::to_vec(&json!({
+        "iss": app.state.settings.issuer_str(),
+        "aud": "https://api.example",
+        "sub": "user-1",
+        "iat": now,
+        "exp": now + 300,
+    }))
+    .unwrap()
+}
