@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
 use url::Url;
 
 /// A setting that could not be accepted, named the way the operator wrote it.
@@ -95,53 +94,76 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Number of HTTP worker threads; 0 means one per core.
     pub workers: usize,
+    /// A session unused this long ends.
+    pub session_idle_timeout: Duration,
+    /// A session ends this long after sign-in, however active.
+    pub session_lifetime: Duration,
+    /// Whether `/signup` creates accounts.
+    pub signup: bool,
+    pub argon2: Argon2Settings,
+    /// Failed sign-ins per account within `login_lockout` before `429`.
+    pub login_max_failures: u32,
+    /// Failed sign-ins per client IP within `login_lockout` before `429`.
+    pub login_max_failures_per_ip: u32,
+    pub login_lockout: Duration,
 }
 
-/// The raw, all-optional shape shared by the TOML file and the environment.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Layer {
-    issuer: Option<String>,
-    bind: Option<String>,
-    database_url: Option<String>,
-    redis_url: Option<String>,
-    cache_prefix: Option<String>,
-    keys_dir: Option<String>,
-    access_token_ttl: Option<String>,
-    id_token_ttl: Option<String>,
-    refresh_token_ttl: Option<String>,
-    key_rotation_delay: Option<String>,
-    key_refresh_interval: Option<String>,
-    jwks_max_age: Option<String>,
-    log_format: Option<String>,
-    workers: Option<String>,
+/// Argon2id cost parameters for new password hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Settings {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
 }
 
-/// (setting in TOML, environment variable) for every field of [`Layer`].
-const ENV_NAMES: &[(&str, &str)] = &[
-    ("issuer", "TESSERA_ISSUER"),
-    ("bind", "TESSERA_BIND"),
-    ("database_url", "DATABASE_URL"),
-    ("redis_url", "REDIS_URL"),
-    ("cache_prefix", "TESSERA_CACHE_PREFIX"),
-    ("keys_dir", "TESSERA_KEYS_DIR"),
-    ("access_token_ttl", "TESSERA_ACCESS_TOKEN_TTL"),
-    ("id_token_ttl", "TESSERA_ID_TOKEN_TTL"),
-    ("refresh_token_ttl", "TESSERA_REFRESH_TOKEN_TTL"),
-    ("key_rotation_delay", "TESSERA_KEY_ROTATION_DELAY"),
-    ("key_refresh_interval", "TESSERA_KEY_REFRESH_INTERVAL"),
-    ("jwks_max_age", "TESSERA_JWKS_MAX_AGE"),
-    ("log_format", "TESSERA_LOG_FORMAT"),
-    ("workers", "TESSERA_WORKERS"),
+/// Every setting's name as written in `tessera.toml`; the environment variable is
+/// [`env_name`] of it.
+const SETTINGS: &[&str] = &[
+    "issuer",
+    "bind",
+    "database_url",
+    "redis_url",
+    "cache_prefix",
+    "keys_dir",
+    "access_token_ttl",
+    "id_token_ttl",
+    "refresh_token_ttl",
+    "key_rotation_delay",
+    "key_refresh_interval",
+    "jwks_max_age",
+    "log_format",
+    "workers",
+    "session_idle_timeout",
+    "session_lifetime",
+    "signup",
+    "argon2_memory_kib",
+    "argon2_iterations",
+    "argon2_parallelism",
+    "login_max_failures",
+    "login_max_failures_per_ip",
+    "login_lockout",
 ];
+
+/// `DATABASE_URL` and `REDIS_URL` keep their conventional names; the rest are
+/// `TESSERA_` + the upper-cased setting.
+fn env_name(setting: &str) -> String {
+    match setting {
+        "database_url" | "redis_url" => setting.to_uppercase(),
+        other => format!("TESSERA_{}", other.to_uppercase()),
+    }
+}
 
 /// Environment variables with the `TESSERA_` prefix that are not settings.
 const ENV_NOT_SETTINGS: &[&str] = &["TESSERA_CONFIG", "TESSERA_LOG"];
 
+/// Raw values by setting name, before validation.
+#[derive(Debug, Default)]
+struct Layer(HashMap<&'static str, String>);
+
 impl Layer {
     fn from_env(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
         for name in env.keys() {
-            let known = ENV_NAMES.iter().any(|(_, var)| var == name)
+            let known = SETTINGS.iter().any(|s| env_name(s) == *name)
                 || ENV_NOT_SETTINGS.contains(&name.as_str())
                 // Test harnesses pass their own variables through the same environment.
                 || name.starts_with("TESSERA_TEST_");
@@ -152,30 +174,21 @@ impl Layer {
                 ));
             }
         }
-        let pick = |var: &str| env.get(var).filter(|v| !v.is_empty()).cloned();
-        Ok(Self {
-            issuer: pick("TESSERA_ISSUER"),
-            bind: pick("TESSERA_BIND"),
-            database_url: pick("DATABASE_URL"),
-            redis_url: pick("REDIS_URL"),
-            cache_prefix: pick("TESSERA_CACHE_PREFIX"),
-            keys_dir: pick("TESSERA_KEYS_DIR"),
-            access_token_ttl: pick("TESSERA_ACCESS_TOKEN_TTL"),
-            id_token_ttl: pick("TESSERA_ID_TOKEN_TTL"),
-            refresh_token_ttl: pick("TESSERA_REFRESH_TOKEN_TTL"),
-            key_rotation_delay: pick("TESSERA_KEY_ROTATION_DELAY"),
-            key_refresh_interval: pick("TESSERA_KEY_REFRESH_INTERVAL"),
-            jwks_max_age: pick("TESSERA_JWKS_MAX_AGE"),
-            log_format: pick("TESSERA_LOG_FORMAT"),
-            workers: pick("TESSERA_WORKERS"),
-        })
+        let values = SETTINGS
+            .iter()
+            .filter_map(|s| {
+                let value = env.get(&env_name(s)).filter(|v| !v.is_empty())?;
+                Some((*s, value.clone()))
+            })
+            .collect();
+        Ok(Self(values))
     }
 
     fn from_toml(path: &Path) -> Result<Self, ConfigError> {
-        let setting = path.display().to_string();
+        let file = path.display().to_string();
         let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::new(&setting, format!("cannot read: {e}")))?;
-        toml::from_str(&text).map_err(|e| {
+            .map_err(|e| ConfigError::new(&file, format!("cannot read: {e}")))?;
+        let table: toml::Table = toml::from_str(&text).map_err(|e| {
             // toml's message spans several lines with a source excerpt; keep the first.
             let message = e
                 .message()
@@ -183,28 +196,73 @@ impl Layer {
                 .next()
                 .unwrap_or("invalid TOML")
                 .to_owned();
-            ConfigError::new(setting, message)
-        })
+            ConfigError::new(&file, message)
+        })?;
+        let mut values = HashMap::new();
+        for (key, value) in table {
+            let Some(setting) = SETTINGS.iter().find(|s| **s == key) else {
+                return Err(ConfigError::new(&file, format!("unknown setting `{key}`")));
+            };
+            let value = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                _ => {
+                    return Err(ConfigError::new(
+                        &file,
+                        format!("`{key}` must be a string, a number or a boolean"),
+                    ));
+                }
+            };
+            values.insert(*setting, value);
+        }
+        Ok(Self(values))
     }
 
-    /// Fields set in `over` replace those in `self`.
-    fn overlay(self, over: Layer) -> Layer {
-        Layer {
-            issuer: over.issuer.or(self.issuer),
-            bind: over.bind.or(self.bind),
-            database_url: over.database_url.or(self.database_url),
-            redis_url: over.redis_url.or(self.redis_url),
-            cache_prefix: over.cache_prefix.or(self.cache_prefix),
-            keys_dir: over.keys_dir.or(self.keys_dir),
-            access_token_ttl: over.access_token_ttl.or(self.access_token_ttl),
-            id_token_ttl: over.id_token_ttl.or(self.id_token_ttl),
-            refresh_token_ttl: over.refresh_token_ttl.or(self.refresh_token_ttl),
-            key_rotation_delay: over.key_rotation_delay.or(self.key_rotation_delay),
-            key_refresh_interval: over.key_refresh_interval.or(self.key_refresh_interval),
-            jwks_max_age: over.jwks_max_age.or(self.jwks_max_age),
-            log_format: over.log_format.or(self.log_format),
-            workers: over.workers.or(self.workers),
+    /// Values set in `over` replace those in `self`.
+    fn overlay(mut self, over: Layer) -> Layer {
+        self.0.extend(over.0);
+        self
+    }
+
+    fn get(&self, setting: &str) -> Option<&str> {
+        self.0.get(setting).map(String::as_str)
+    }
+
+    /// A duration setting within `[min, max]` seconds.
+    fn duration(
+        &self,
+        setting: &str,
+        default: &str,
+        min: u64,
+        max: u64,
+    ) -> Result<Duration, ConfigError> {
+        let raw = self.get(setting).unwrap_or(default);
+        let var = env_name(setting);
+        let d = parse_duration(raw).map_err(|p| ConfigError::new(&var, p))?;
+        if d.as_secs() < min || d.as_secs() > max {
+            return Err(ConfigError::new(
+                var,
+                format!("`{raw}` is out of range ({min}s to {max}s)"),
+            ));
         }
+        Ok(d)
+    }
+
+    /// A whole-number setting within `[min, max]`.
+    fn number(&self, setting: &str, default: u32, min: u32, max: u32) -> Result<u32, ConfigError> {
+        let Some(raw) = self.get(setting) else {
+            return Ok(default);
+        };
+        raw.parse::<u32>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| {
+                ConfigError::new(
+                    env_name(setting),
+                    format!("`{raw}` is not a whole number from {min} to {max}"),
+                )
+            })
     }
 }
 
@@ -248,17 +306,16 @@ impl Settings {
             layer = layer.overlay(Layer::from_toml(path)?);
         }
         layer = layer.overlay(Layer::from_env(&sources.env)?);
-        layer = layer.overlay(Layer {
-            bind: sources.cli.bind,
-            issuer: sources.cli.issuer,
-            ..Layer::default()
-        });
-        Self::validate(layer)
+        let cli = [("bind", sources.cli.bind), ("issuer", sources.cli.issuer)];
+        layer = layer.overlay(Layer(
+            cli.into_iter().filter_map(|(k, v)| Some((k, v?))).collect(),
+        ));
+        Self::validate(&layer)
     }
 
-    fn validate(layer: Layer) -> Result<Self, ConfigError> {
-        let issuer = parse_issuer(layer.issuer.as_deref().unwrap_or("http://localhost:8080"))?;
-        let bind = layer.bind.as_deref().unwrap_or("127.0.0.1:8080");
+    fn validate(layer: &Layer) -> Result<Self, ConfigError> {
+        let issuer = parse_issuer(layer.get("issuer").unwrap_or("http://localhost:8080"))?;
+        let bind = layer.get("bind").unwrap_or("127.0.0.1:8080");
         let bind: SocketAddr = bind.parse().map_err(|_| {
             ConfigError::new(
                 "TESSERA_BIND",
@@ -267,71 +324,40 @@ impl Settings {
         })?;
         let database_url = parse_database_url(
             layer
-                .database_url
-                .as_deref()
+                .get("database_url")
                 .unwrap_or("sqlite://tessera.db?mode=rwc"),
         )?;
-        let redis_url = layer
-            .redis_url
-            .as_deref()
-            .map(parse_redis_url)
-            .transpose()?;
-        let cache_prefix = layer.cache_prefix.unwrap_or_else(|| "tessera:".to_owned());
-        if cache_prefix.len() > 64 || cache_prefix.chars().any(|c| c.is_whitespace()) {
+        let redis_url = layer.get("redis_url").map(parse_redis_url).transpose()?;
+        let cache_prefix = layer.get("cache_prefix").unwrap_or("tessera:").to_owned();
+        if cache_prefix.len() > 64 || cache_prefix.chars().any(char::is_whitespace) {
             return Err(ConfigError::new(
                 "TESSERA_CACHE_PREFIX",
                 "must be at most 64 characters without spaces",
             ));
         }
-        let keys_dir = PathBuf::from(layer.keys_dir.unwrap_or_else(|| "keys".to_owned()));
+        let keys_dir = PathBuf::from(layer.get("keys_dir").unwrap_or("keys"));
         if keys_dir.as_os_str().is_empty() {
             return Err(ConfigError::new("TESSERA_KEYS_DIR", "must not be empty"));
         }
 
-        let ttl = |value: Option<String>, var: &str, default: &str, min: u64, max: u64| {
-            let raw = value.unwrap_or_else(|| default.to_owned());
-            let d = parse_duration(&raw).map_err(|p| ConfigError::new(var, p))?;
-            if d.as_secs() < min || d.as_secs() > max {
-                return Err(ConfigError::new(
-                    var,
-                    format!("`{raw}` is out of range ({min}s to {max}s)"),
-                ));
-            }
-            Ok(d)
-        };
         let day = 24 * 3600;
-        let access_token_ttl = ttl(
-            layer.access_token_ttl,
-            "TESSERA_ACCESS_TOKEN_TTL",
-            "10m",
-            1,
-            day,
-        )?;
-        let id_token_ttl = ttl(layer.id_token_ttl, "TESSERA_ID_TOKEN_TTL", "1h", 1, day)?;
-        let refresh_token_ttl = ttl(
-            layer.refresh_token_ttl,
-            "TESSERA_REFRESH_TOKEN_TTL",
-            "30d",
-            60,
-            365 * day,
-        )?;
-        let key_rotation_delay = ttl(
-            layer.key_rotation_delay,
-            "TESSERA_KEY_ROTATION_DELAY",
-            "1h",
-            0,
-            30 * day,
-        )?;
-        let key_refresh_interval = ttl(
-            layer.key_refresh_interval,
-            "TESSERA_KEY_REFRESH_INTERVAL",
-            "30s",
-            0,
-            day,
-        )?;
-        let jwks_max_age = ttl(layer.jwks_max_age, "TESSERA_JWKS_MAX_AGE", "5m", 0, day)?;
+        let access_token_ttl = layer.duration("access_token_ttl", "10m", 1, day)?;
+        let id_token_ttl = layer.duration("id_token_ttl", "1h", 1, day)?;
+        let refresh_token_ttl = layer.duration("refresh_token_ttl", "30d", 60, 365 * day)?;
+        let key_rotation_delay = layer.duration("key_rotation_delay", "1h", 0, 30 * day)?;
+        let key_refresh_interval = layer.duration("key_refresh_interval", "30s", 0, day)?;
+        let jwks_max_age = layer.duration("jwks_max_age", "5m", 0, day)?;
+        let session_idle_timeout = layer.duration("session_idle_timeout", "1h", 1, 30 * day)?;
+        let session_lifetime = layer.duration("session_lifetime", "12h", 1, 365 * day)?;
+        if session_idle_timeout > session_lifetime {
+            return Err(ConfigError::new(
+                "TESSERA_SESSION_IDLE_TIMEOUT",
+                "must not exceed TESSERA_SESSION_LIFETIME",
+            ));
+        }
+        let login_lockout = layer.duration("login_lockout", "15m", 1, day)?;
 
-        let log_format = match layer.log_format.as_deref().unwrap_or("human") {
+        let log_format = match layer.get("log_format").unwrap_or("human") {
             "human" => LogFormat::Human,
             "json" => LogFormat::Json,
             other => {
@@ -341,19 +367,26 @@ impl Settings {
                 ));
             }
         };
-        let workers = match layer.workers.as_deref() {
-            None => 0,
-            Some(raw) => raw
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n <= 1024)
-                .ok_or_else(|| {
-                    ConfigError::new(
-                        "TESSERA_WORKERS",
-                        format!("`{raw}` is not a number from 0 (one per core) to 1024"),
-                    )
-                })?,
+        let signup = match layer.get("signup").unwrap_or("open") {
+            "open" | "true" => true,
+            "closed" | "false" => false,
+            other => {
+                return Err(ConfigError::new(
+                    "TESSERA_SIGNUP",
+                    format!("`{other}` is neither `open` nor `closed`"),
+                ));
+            }
         };
+        let workers = layer.number("workers", 0, 0, 1024)? as usize;
+        // OWASP: argon2id with m = 19 MiB, t = 2, p = 1 at minimum for new deployments.
+        let argon2 = Argon2Settings {
+            memory_kib: layer.number("argon2_memory_kib", 19 * 1024, 8, 4 * 1024 * 1024)?,
+            iterations: layer.number("argon2_iterations", 2, 1, 64)?,
+            parallelism: layer.number("argon2_parallelism", 1, 1, 64)?,
+        };
+        let login_max_failures = layer.number("login_max_failures", 5, 1, 1000)?;
+        let login_max_failures_per_ip =
+            layer.number("login_max_failures_per_ip", 50, 1, 100_000)?;
 
         Ok(Self {
             issuer,
@@ -370,6 +403,13 @@ impl Settings {
             jwks_max_age,
             log_format,
             workers,
+            session_idle_timeout,
+            session_lifetime,
+            signup,
+            argon2,
+            login_max_failures,
+            login_max_failures_per_ip,
+            login_lockout,
         })
     }
 
@@ -582,5 +622,6 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.problem.contains("bnd"), "{err}");
+        assert!(err.setting.ends_with("tessera.toml"), "{err}");
     }
 }

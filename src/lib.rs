@@ -7,6 +7,7 @@
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod identity;
 pub mod metrics;
 pub mod state;
 pub mod store;
@@ -37,6 +38,8 @@ pub enum StartupError {
     Cache { url: String, reason: String },
     #[error("TESSERA_KEYS_DIR: {0}")]
     Keys(tokens::keys::KeyError),
+    #[error("TESSERA_ARGON2_MEMORY_KIB: {0}")]
+    Argon2(String),
     #[error("TESSERA_BIND: cannot listen on {addr}: {reason}")]
     Bind { addr: String, reason: String },
 }
@@ -64,6 +67,20 @@ pub async fn start(settings: Settings) -> Result<AppState, StartupError> {
     .await
     .map_err(StartupError::Keys)?;
     let discovery = http::well_known::Discovery::new(&settings);
+    let passwords = identity::password::PasswordHasher::new(settings.argon2)
+        .map_err(|e| StartupError::Argon2(e.to_string()))?;
+    let sessions = identity::sessions::Sessions::new(
+        db.clone(),
+        cache.clone(),
+        settings.session_idle_timeout,
+        settings.session_lifetime,
+    );
+    let login_throttle = identity::throttle::LoginThrottle::new(
+        cache.clone(),
+        settings.login_max_failures,
+        settings.login_max_failures_per_ip,
+        settings.login_lockout,
+    );
     Ok(AppState {
         settings: Arc::new(settings),
         db,
@@ -71,6 +88,9 @@ pub async fn start(settings: Settings) -> Result<AppState, StartupError> {
         keys: Arc::new(keys),
         discovery: Arc::new(discovery),
         metrics: Arc::new(metrics::Metrics::default()),
+        passwords,
+        sessions,
+        login_throttle,
     })
 }
 

@@ -6,6 +6,9 @@ use sea_orm::DatabaseConnection;
 
 use crate::config::Settings;
 use crate::http::well_known::Discovery;
+use crate::identity::password::PasswordHasher;
+use crate::identity::sessions::Sessions;
+use crate::identity::throttle::LoginThrottle;
 use crate::metrics::Metrics;
 use crate::store::cache::Cache;
 use crate::tokens::KeyRing;
@@ -18,4 +21,7 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     pub discovery: Arc<Discovery>,
     pub metrics: Arc<Metrics>,
+    pub passwords: PasswordHasher,
+    pub sessions: Sessions,
+    pub login_throttle: LoginThrottle,
 }

@@ -62,6 +62,7 @@ cache_suite!(
     concurrent_insert_new_has_exactly_one_winner,
     remove_reports_whether_something_was_removed,
     increment_counts_within_a_window_and_restarts_after_it,
+    peek_count_reads_a_counter_without_counting,
     binary_values_round_trip,
     prefixes_keep_deployments_apart,
     ping_answers,
@@ -176,6 +177,16 @@ async fn increment_counts_within_a_window_and_restarts_after_it(cache: Cache, _:
     tokio::time::sleep(Duration::from_millis(600)).await;
     let fresh = cache.increment("login:ip", window).await.unwrap();
     assert_eq!(fresh.count, 1);
+}
+
+async fn peek_count_reads_a_counter_without_counting(cache: Cache, _: &str) {
+    assert_eq!(cache.peek_count("fails").await.unwrap(), None);
+    cache.increment("fails", LONG).await.unwrap();
+    cache.increment("fails", LONG).await.unwrap();
+    let peeked = cache.peek_count("fails").await.unwrap().unwrap();
+    assert_eq!(peeked.count, 2);
+    assert!(peeked.resets_in > Duration::from_secs(50) && peeked.resets_in <= LONG);
+    assert_eq!(cache.peek_count("fails").await.unwrap().unwrap().count, 2);
 }
 
 async fn binary_values_round_trip(cache: Cache, _: &str) {

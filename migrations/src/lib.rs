@@ -5,12 +5,16 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_signing_keys;
+mod m20261122_000002_users_sessions;
 
 /// All migrations, in the order they apply.
 pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261122_000001_signing_keys::Migration)]
+        vec![
+            Box::new(m20261122_000001_signing_keys::Migration),
+            Box::new(m20261122_000002_users_sessions::Migration),
+        ]
     }
 }

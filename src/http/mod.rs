@@ -1,7 +1,9 @@
 //! actix routes and handlers, grouped by what the client sees.
 
+pub mod browser;
 pub mod middleware;
 pub mod ops;
+pub mod pages;
 pub mod well_known;
 
 use actix_web::http::header::{self, HeaderValue};
@@ -20,6 +22,12 @@ pub mod paths {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    // Malformed or oversized form bodies get the HTML error page, not a bare 400.
+    cfg.app_data(
+        web::FormConfig::default()
+            .limit(16 * 1024)
+            .error_handler(|err, _| browser::PageError::BadForm(err.to_string()).into()),
+    );
     cfg.route(
         paths::OPENID_CONFIGURATION,
         web::get().to(well_known::discovery),
@@ -31,7 +39,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route(paths::JWKS, web::get().to(well_known::jwks))
     .route(paths::HEALTHZ, web::get().to(ops::healthz))
     .route(paths::READYZ, web::get().to(ops::readyz))
-    .route(paths::METRICS, web::get().to(ops::metrics));
+    .route(paths::METRICS, web::get().to(ops::metrics))
+    .route("/static/tessera.css", web::get().to(browser::stylesheet))
+    .route("/login", web::get().to(pages::login_page))
+    .route("/login", web::post().to(pages::login))
+    .route("/signup", web::get().to(pages::signup_page))
+    .route("/signup", web::post().to(pages::signup))
+    .route("/logout", web::post().to(pages::logout))
+    .route("/account", web::get().to(pages::account))
+    .route("/account/password", web::post().to(pages::change_password))
+    .route(
+        "/account/sessions/end-all",
+        web::post().to(pages::end_all_sessions),
+    )
+    .route(
+        "/account/sessions/{id}/end",
+        web::post().to(pages::end_session),
+    );
 }
 
 /// Unknown paths answer with the JSON error body, not an empty 404.

@@ -111,6 +111,14 @@ impl Cache {
         }
     }
 
+    /// A counter's current state without counting; `None` when no window is open.
+    pub async fn peek_count(&self, key: &str) -> Result<Option<WindowCount>, CacheError> {
+        match self {
+            Cache::Memory(m) => Ok(m.peek_count(key)),
+            Cache::Redis(r) => r.peek_count(key).await,
+        }
+    }
+
     /// Checks the cache answers (for `/readyz`).
     pub async fn ping(&self) -> Result<(), CacheError> {
         match self {
@@ -202,6 +210,17 @@ impl MemoryCache {
             .remove(&self.key(key))
             .filter(|e| e.expires_at > Instant::now())
             .map(|e| e.value)
+    }
+
+    fn peek_count(&self, key: &str) -> Option<WindowCount> {
+        let now = Instant::now();
+        let map = self.lock();
+        map.get(&self.key(key))
+            .filter(|e| e.expires_at > now)
+            .map(|e| WindowCount {
+                count: decode_count(&e.value),
+                resets_in: e.expires_at - now,
+            })
     }
 
     fn increment(&self, key: &str, window: Duration) -> WindowCount {
@@ -332,6 +351,26 @@ impl RedisCache {
         .await?;
         let resets_in = u64::try_from(pttl).map_or(window, Duration::from_millis);
         Ok(WindowCount { count, resets_in })
+    }
+
+    async fn peek_count(&self, key: &str) -> Result<Option<WindowCount>, CacheError> {
+        let mut c = self.connection.clone();
+        let key = self.key(key);
+        let (count, pttl): (Option<u64>, i64) = Self::bounded(
+            redis::pipe()
+                .get(&key)
+                .cmd("PTTL")
+                .arg(&key)
+                .query_async(&mut c),
+        )
+        .await?;
+        Ok(match (count, u64::try_from(pttl)) {
+            (Some(count), Ok(ms)) => Some(WindowCount {
+                count,
+                resets_in: Duration::from_millis(ms),
+            }),
+            _ => None,
+        })
     }
 
     async fn ping(&self) -> Result<(), CacheError> {

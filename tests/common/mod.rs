@@ -86,6 +86,9 @@ impl Backing {
                 self.path().join("keys").display().to_string(),
             ),
             ("TESSERA_WORKERS".to_owned(), "1".to_owned()),
+            // Cheap hashes keep the suite fast; the cost parameters have tests of their own.
+            ("TESSERA_ARGON2_MEMORY_KIB".to_owned(), "1024".to_owned()),
+            ("TESSERA_ARGON2_ITERATIONS".to_owned(), "1".to_owned()),
         ]);
         if let Ok(redis) = std::env::var("TESSERA_TEST_REDIS_URL")
             && !redis.is_empty()

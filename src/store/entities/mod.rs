@@ -1,3 +1,5 @@
 //! sea-orm entities, one module per table; the schema itself is owned by `migrations/`.
 
+pub mod session;
 pub mod signing_key;
+pub mod user;

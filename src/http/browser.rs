@@ -1,0 +1,284 @@
+//! What every browser page shares: the cookie builder, CSRF checks, the signed-in
+//! session, static assets, and the HTML error page.
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use askama::Template;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+
+use crate::config::Settings;
+use crate::identity::sessions::{self, Session};
+use crate::state::AppState;
+
+/// Pages load styles from this server only, run no script, submit forms only here.
+pub const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+const STYLESHEET: &[u8] = include_bytes!("../../static/tessera.css");
+
+/// Content hash of the static assets, appended to their URLs so browsers may cache
+/// them for a year and still see every change.
+pub fn asset_version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| URL_SAFE_NO_PAD.encode(&Sha256::digest(STYLESHEET)[..9]))
+}
+
+pub async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=31536000, immutable"))
+        .body(STYLESHEET)
+}
+
+/// Values the base layout needs on every page.
+pub struct PageContext {
+    pub asset_version: &'static str,
+    pub csrf: String,
+    pub signed_in_as: Option<String>,
+}
+
+fn session_cookie_name(settings: &Settings) -> &'static str {
+    // RFC 6265bis §4.1.3.2: `__Host-` cookies must be Secure, so only on https.
+    if settings.issuer_is_https() {
+        "__Host-tessera"
+    } else {
+        "tessera_session"
+    }
+}
+
+fn csrf_cookie_name(settings: &Settings) -> &'static str {
+    if settings.issuer_is_https() {
+        "__Host-tessera_csrf"
+    } else {
+        "tessera_csrf"
+    }
+}
+
+/// The one place cookie flags are decided.
+fn cookie(settings: &Settings, name: &'static str, value: String) -> Cookie<'static> {
+    Cookie::build(name, value)
+        .path("/")
+        .http_only(true)
+        .secure(settings.issuer_is_https())
+        .same_site(SameSite::Lax)
+        .finish()
+}
+
+pub fn session_cookie(settings: &Settings, token: String) -> Cookie<'static> {
+    cookie(settings, session_cookie_name(settings), token)
+}
+
+pub fn expired_session_cookie(settings: &Settings) -> Cookie<'static> {
+    let mut c = cookie(settings, session_cookie_name(settings), String::new());
+    c.make_removal();
+    c
+}
+
+/// The signed-in session and its cookie value, if the request carries a live one.
+pub struct SignedIn {
+    pub session: Session,
+    pub token: String,
+}
+
+impl SignedIn {
+    pub fn csrf(&self) -> String {
+        sessions::csrf_token(&self.token)
+    }
+}
+
+pub async fn signed_in(req: &HttpRequest, state: &AppState) -> Result<Option<SignedIn>, PageError> {
+    let Some(cookie) = req.cookie(session_cookie_name(&state.settings)) else {
+        return Ok(None);
+    };
+    let token = cookie.value().to_owned();
+    match state.sessions.resolve(&token).await {
+        Ok(Some(session)) => Ok(Some(SignedIn { session, token })),
+        Ok(None) => Ok(None),
+        Err(e) => {
+            tracing::error!("session lookup failed: {e}");
+            Err(PageError::Unavailable)
+        }
+    }
+}
+
+/// The pre-session CSRF secret: the existing cookie, or a new one to set.
+pub struct PreSession {
+    pub secret: String,
+    pub new_cookie: Option<Cookie<'static>>,
+}
+
+impl PreSession {
+    pub fn from_request(req: &HttpRequest, settings: &Settings) -> Result<Self, PageError> {
+        let name = csrf_cookie_name(settings);
+        if let Some(c) = req.cookie(name).filter(|c| c.value().len() == 43) {
+            return Ok(Self {
+                secret: c.value().to_owned(),
+                new_cookie: None,
+            });
+        }
+        let secret = sessions::random_token().map_err(|_| PageError::Unavailable)?;
+        Ok(Self {
+            new_cookie: Some(cookie(settings, name, secret.clone())),
+            secret,
+        })
+    }
+
+    pub fn csrf(&self) -> String {
+        sessions::csrf_token(&self.secret)
+    }
+}
+
+/// Refuses a state-changing request whose form token does not match `secret`, or
+/// that a browser says came from another site (Fetch Metadata).
+pub fn check_csrf(
+    req: &HttpRequest,
+    secret: Option<&str>,
+    submitted: &str,
+) -> Result<(), PageError> {
+    let cross_site = req
+        .headers()
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site");
+    let matches = secret.is_some_and(|s| sessions::csrf_matches(s, submitted));
+    if cross_site || !matches {
+        return Err(PageError::Csrf);
+    }
+    Ok(())
+}
+
+/// Renders a page with the page CSP and no caching (pages carry CSRF tokens).
+pub fn render(template: &impl Template, status: StatusCode) -> HttpResponse {
+    match template.render() {
+        Ok(html) => {
+            let mut response = HttpResponse::build(status)
+                .content_type("text/html; charset=utf-8")
+                .body(html);
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(PAGE_CSP),
+            );
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(e) => {
+            tracing::error!("template failed: {e}");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}
+
+/// A 303 to a path on this server.
+pub fn see_other(path: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, path.to_owned()))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+/// `return_to` values that stay on this server: an absolute path, not `//host` or
+/// `/\\host` (which browsers treat as another origin), with no control characters.
+pub fn safe_return_to(raw: Option<&str>) -> Option<String> {
+    let raw = raw?.trim();
+    let ok = raw.starts_with('/')
+        && !raw.starts_with("//")
+        && !raw.starts_with("/\\")
+        && raw.len() <= 2048
+        && !raw.chars().any(|c| c.is_control() || c == '\\');
+    ok.then(|| raw.to_owned())
+}
+
+/// Errors on browser pages: an HTML page, never a redirect.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error(
+        "This form has expired or was sent from another site. Go back, reload the page and try again."
+    )]
+    Csrf,
+    #[error("The service is temporarily unavailable. Please try again in a moment.")]
+    Unavailable,
+    #[error("The page you asked for does not exist.")]
+    NotFound,
+    #[error("The form could not be read ({0}). Go back and try again.")]
+    BadForm(String),
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    page: PageContext,
+    title: &'a str,
+    message: String,
+    back_to: &'a str,
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            PageError::Csrf => StatusCode::FORBIDDEN,
+            PageError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            PageError::NotFound => StatusCode::NOT_FOUND,
+            PageError::BadForm(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let title = match self {
+            PageError::Csrf => "Request refused",
+            PageError::Unavailable => "Temporarily unavailable",
+            PageError::NotFound => "Not found",
+            PageError::BadForm(_) => "Request refused",
+        };
+        let mut response = render(
+            &ErrorPage {
+                page: PageContext {
+                    asset_version: asset_version(),
+                    csrf: String::new(),
+                    signed_in_as: None,
+                },
+                title,
+                message: self.to_string(),
+                back_to: "/account",
+            },
+            self.status_code(),
+        );
+        if matches!(self, PageError::Unavailable) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn return_to_never_leaves_this_server() {
+        assert_eq!(
+            safe_return_to(Some("/account")).as_deref(),
+            Some("/account")
+        );
+        assert_eq!(
+            safe_return_to(Some("/authorize?x=1&y=2")).as_deref(),
+            Some("/authorize?x=1&y=2")
+        );
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "evil",
+            "/a\nb",
+            "",
+            "/a\\b",
+        ] {
+            assert_eq!(safe_return_to(Some(bad)), None, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,461 @@
+//! Sign-up, sign-in, sign-out and the account page.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::browser::{
+    PageContext, PageError, PreSession, SignedIn, asset_version, check_csrf,
+    expired_session_cookie, render, safe_return_to, see_other, session_cookie, signed_in,
+};
+use crate::identity::{IdentityError, normalize_email, users};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct ReturnTo {
+    return_to: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    page: PageContext,
+    error: Option<String>,
+    email: String,
+    return_to: String,
+    signup_open: bool,
+}
+
+#[derive(Template)]
+#[template(path = "signup.html")]
+struct SignupPage {
+    page: PageContext,
+    error: Option<String>,
+    email: String,
+    return_to: String,
+    signup_open: bool,
+}
+
+#[derive(Deserialize)]
+pub struct CredentialsForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    return_to: Option<String>,
+}
+
+fn pre_session_page(pre: &PreSession) -> PageContext {
+    PageContext {
+        asset_version: asset_version(),
+        csrf: pre.csrf(),
+        signed_in_as: None,
+    }
+}
+
+fn with_cookie(mut response: HttpResponse, pre: &PreSession) -> HttpResponse {
+    if let Some(c) = &pre.new_cookie {
+        let _ = response.add_cookie(c);
+    }
+    response
+}
+
+fn client_ip(req: &HttpRequest) -> String {
+    // The TCP peer, not X-Forwarded-For: a header any client can forge must not
+    // decide whose failures are counted.
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn user_agent(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+pub async fn login_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<ReturnTo>,
+) -> Result<HttpResponse, PageError> {
+    let return_to = safe_return_to(query.return_to.as_deref());
+    if signed_in(&req, &state).await?.is_some() {
+        return Ok(see_other(return_to.as_deref().unwrap_or("/account")));
+    }
+    let pre = PreSession::from_request(&req, &state.settings)?;
+    let page = LoginPage {
+        page: pre_session_page(&pre),
+        error: None,
+        email: String::new(),
+        return_to: return_to.unwrap_or_default(),
+        signup_open: state.settings.signup,
+    };
+    Ok(with_cookie(render(&page, StatusCode::OK), &pre))
+}
+
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<CredentialsForm>,
+) -> Result<HttpResponse, PageError> {
+    let pre = PreSession::from_request(&req, &state.settings)?;
+    check_csrf(
+        &req,
+        pre.new_cookie.is_none().then_some(pre.secret.as_str()),
+        &form.csrf,
+    )?;
+    let return_to = safe_return_to(form.return_to.as_deref());
+    let failure = |message: String, status: StatusCode| {
+        let page = LoginPage {
+            page: pre_session_page(&pre),
+            error: Some(message),
+            email: form.email.trim().to_owned(),
+            return_to: return_to.clone().unwrap_or_default(),
+            signup_open: state.settings.signup,
+        };
+        with_cookie(render(&page, status), &pre)
+    };
+
+    let ip = client_ip(&req);
+    // Unparseable emails are counted under their raw form; they can never succeed.
+    let account = normalize_email(&form.email).unwrap_or_else(|_| form.email.trim().to_lowercase());
+    let throttle = &state.login_throttle;
+    if let Some(wait) = throttle
+        .blocked_for(&account, &ip)
+        .await
+        .map_err(unavailable)?
+    {
+        let secs = wait.as_secs().max(1);
+        let mut response = failure(
+            format!(
+                "Too many failed attempts. Try again in {} minute(s).",
+                secs.div_ceil(60)
+            ),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Ok(response);
+    }
+
+    match users::authenticate(&state.db, &state.passwords, &form.email, &form.password).await {
+        Ok(user) => {
+            throttle
+                .record_success(&account)
+                .await
+                .map_err(unavailable)?;
+            let started = state
+                .sessions
+                .start(&user, &["pwd"], Some(ip), user_agent(&req))
+                .await
+                .map_err(unavailable)?;
+            let mut response = see_other(return_to.as_deref().unwrap_or("/account"));
+            let _ = response.add_cookie(&session_cookie(&state.settings, started.token));
+            Ok(response)
+        }
+        Err(e @ (IdentityError::BadCredentials | IdentityError::Disabled)) => {
+            throttle
+                .record_failure(&account, &ip)
+                .await
+                .map_err(unavailable)?;
+            Ok(failure(e.to_string(), StatusCode::UNAUTHORIZED))
+        }
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+pub async fn signup_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<ReturnTo>,
+) -> Result<HttpResponse, PageError> {
+    let pre = PreSession::from_request(&req, &state.settings)?;
+    let page = SignupPage {
+        page: pre_session_page(&pre),
+        error: None,
+        email: String::new(),
+        return_to: safe_return_to(query.return_to.as_deref()).unwrap_or_default(),
+        signup_open: state.settings.signup,
+    };
+    Ok(with_cookie(render(&page, StatusCode::OK), &pre))
+}
+
+pub async fn signup(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<CredentialsForm>,
+) -> Result<HttpResponse, PageError> {
+    let pre = PreSession::from_request(&req, &state.settings)?;
+    check_csrf(
+        &req,
+        pre.new_cookie.is_none().then_some(pre.secret.as_str()),
+        &form.csrf,
+    )?;
+    let return_to = safe_return_to(form.return_to.as_deref());
+    let page = |error: Option<String>| SignupPage {
+        page: pre_session_page(&pre),
+        error,
+        email: form.email.trim().to_owned(),
+        return_to: return_to.clone().unwrap_or_default(),
+        signup_open: state.settings.signup,
+    };
+    if !state.settings.signup {
+        return Ok(render(&page(None), StatusCode::FORBIDDEN));
+    }
+    let user = match users::create(&state.db, &state.passwords, &form.email, &form.password).await {
+        Ok(user) => user,
+        Err(e @ IdentityError::EmailTaken) => {
+            return Ok(render(&page(Some(e.to_string())), StatusCode::CONFLICT));
+        }
+        Err(
+            e @ (IdentityError::InvalidEmail
+            | IdentityError::PasswordTooShort
+            | IdentityError::PasswordTooLong
+            | IdentityError::PasswordTooCommon),
+        ) => return Ok(render(&page(Some(e.to_string())), StatusCode::BAD_REQUEST)),
+        Err(e) => return Err(unavailable(e)),
+    };
+    let started = state
+        .sessions
+        .start(&user, &["pwd"], Some(client_ip(&req)), user_agent(&req))
+        .await
+        .map_err(unavailable)?;
+    let mut response = see_other(return_to.as_deref().unwrap_or("/account"));
+    let _ = response.add_cookie(&session_cookie(&state.settings, started.token));
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn require_session(
+    req: &HttpRequest,
+    state: &AppState,
+    csrf: &str,
+) -> Result<SignedIn, PageError> {
+    let current = signed_in(req, state).await?;
+    check_csrf(req, current.as_ref().map(|s| s.token.as_str()), csrf)?;
+    current.ok_or(PageError::Csrf)
+}
+
+fn signed_out(state: &AppState) -> HttpResponse {
+    let mut response = see_other("/login");
+    let _ = response.add_cookie(&expired_session_cookie(&state.settings));
+    response
+}
+
+pub async fn logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    let current = require_session(&req, &state, &form.csrf).await?;
+    state
+        .sessions
+        .end(&current.token)
+        .await
+        .map_err(unavailable)?;
+    Ok(signed_out(&state))
+}
+
+struct SessionRow {
+    id: Uuid,
+    device: String,
+    ip: String,
+    created: String,
+    last_seen: String,
+    current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    page: PageContext,
+    email: String,
+    member_since: String,
+    sessions: Vec<SessionRow>,
+    notice: Option<String>,
+    password_error: Option<String>,
+}
+
+fn describe_device(user_agent: Option<&str>) -> String {
+    let Some(ua) = user_agent else {
+        return "Unknown device".to_owned();
+    };
+    let browser = ["Edg/", "Firefox/", "Chrome/", "Safari/", "curl/"]
+        .iter()
+        .find(|b| ua.contains(*b))
+        .map(|b| match *b {
+            "Edg/" => "Edge",
+            "Firefox/" => "Firefox",
+            "Chrome/" => "Chrome",
+            "Safari/" => "Safari",
+            _ => "curl",
+        });
+    let os = ["Android", "iPhone", "iPad", "Windows", "Mac OS X", "Linux"]
+        .iter()
+        .find(|o| ua.contains(*o))
+        .map(|o| if *o == "Mac OS X" { "macOS" } else { o });
+    match (browser, os) {
+        (Some(b), Some(o)) => format!("{b} on {o}"),
+        (Some(b), None) => b.to_owned(),
+        (None, Some(o)) => o.to_string(),
+        (None, None) => ua.chars().take(60).collect(),
+    }
+}
+
+async fn account_page(
+    state: &AppState,
+    current: &SignedIn,
+    notice: Option<String>,
+    password_error: Option<String>,
+    status: StatusCode,
+) -> Result<HttpResponse, PageError> {
+    let user = users::find(&state.db, current.session.user_id)
+        .await
+        .map_err(unavailable)?
+        .ok_or(PageError::NotFound)?;
+    let sessions = state.sessions.list(&user).await.map_err(unavailable)?;
+    let when = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+    let page = AccountPage {
+        page: PageContext {
+            asset_version: asset_version(),
+            csrf: current.csrf(),
+            signed_in_as: Some(user.email.clone()),
+        },
+        email: user.email.clone(),
+        member_since: user.created_at.format("%Y-%m-%d").to_string(),
+        sessions: sessions
+            .into_iter()
+            .map(|s| SessionRow {
+                id: s.id,
+                device: describe_device(s.user_agent.as_deref()),
+                ip: s.ip.clone().unwrap_or_else(|| "unknown address".to_owned()),
+                created: when(s.created_at),
+                last_seen: when(s.last_seen_at),
+                current: s.id == current.session.id,
+            })
+            .collect(),
+        notice,
+        password_error,
+    };
+    Ok(render(&page, status))
+}
+
+pub async fn account(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    match signed_in(&req, &state).await? {
+        Some(current) => account_page(&state, &current, None, None, StatusCode::OK).await,
+        None => Ok(see_other("/login?return_to=%2Faccount")),
+    }
+}
+
+pub async fn end_session(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    let current = require_session(&req, &state, &form.csrf).await?;
+    let target = path.into_inner();
+    state
+        .sessions
+        .end_by_id(current.session.user_id, target)
+        .await
+        .map_err(unavailable)?;
+    if target == current.session.id {
+        return Ok(signed_out(&state));
+    }
+    Ok(see_other("/account"))
+}
+
+pub async fn end_all_sessions(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    let current = require_session(&req, &state, &form.csrf).await?;
+    state
+        .sessions
+        .end_all(current.session.user_id)
+        .await
+        .map_err(unavailable)?;
+    Ok(signed_out(&state))
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+}
+
+pub async fn change_password(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<PasswordForm>,
+) -> Result<HttpResponse, PageError> {
+    let current = require_session(&req, &state, &form.csrf).await?;
+    let user = users::find(&state.db, current.session.user_id)
+        .await
+        .map_err(unavailable)?
+        .ok_or(PageError::NotFound)?;
+    match users::change_password(
+        &state.db,
+        &state.passwords,
+        user,
+        &form.current_password,
+        &form.new_password,
+    )
+    .await
+    {
+        Ok(_) => {
+            // Whoever else knew the old password loses their sessions with it.
+            state
+                .sessions
+                .end_others(current.session.user_id, current.session.id)
+                .await
+                .map_err(unavailable)?;
+            let notice =
+                Some("Your password was changed. Other sessions were signed out.".to_owned());
+            account_page(&state, &current, notice, None, StatusCode::OK).await
+        }
+        Err(
+            e @ (IdentityError::WrongCurrentPassword
+            | IdentityError::PasswordTooShort
+            | IdentityError::PasswordTooLong
+            | IdentityError::PasswordTooCommon),
+        ) => {
+            account_page(
+                &state,
+                &current,
+                None,
+                Some(e.to_string()),
+                StatusCode::BAD_REQUEST,
+            )
+            .await
+        }
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> PageError {
+    tracing::error!("page failed: {e}");
+    PageError::Unavailable
+}

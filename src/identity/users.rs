@@ -1,0 +1,142 @@
+//! Account lifecycle and password sign-in.
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, Set, SqlErr,
+};
+use uuid::Uuid;
+
+use super::password::{PasswordHasher, Verified, check_policy};
+use super::{IdentityError, normalize_email};
+use crate::store::entities::user;
+
+pub use user::Model as User;
+
+/// Creates an account with a password.
+pub async fn create(
+    db: &DatabaseConnection,
+    hasher: &PasswordHasher,
+    email: &str,
+    password: &str,
+) -> Result<User, IdentityError> {
+    let email = normalize_email(email)?;
+    check_policy(password)?;
+    if find_by_email(db, &email).await?.is_some() {
+        return Err(IdentityError::EmailTaken);
+    }
+    let hash = hasher.hash(password).await?;
+    let now = Utc::now();
+    let model = user::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        email: Set(email),
+        password_hash: Set(Some(hash)),
+        disabled: Set(false),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    // Two sign-ups racing past the check above meet the unique index here.
+    model.insert(db).await.map_err(|e| match e.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => IdentityError::EmailTaken,
+        _ => IdentityError::Storage(e),
+    })
+}
+
+/// Looks an account up by an email as typed (it is normalized first).
+pub async fn find_by_email(
+    db: &DatabaseConnection,
+    email: &str,
+) -> Result<Option<User>, IdentityError> {
+    let Ok(email) = normalize_email(email) else {
+        return Ok(None);
+    };
+    Ok(user::Entity::find()
+        .filter(user::Column::Email.eq(email))
+        .one(db)
+        .await?)
+}
+
+pub async fn find(db: &DatabaseConnection, id: Uuid) -> Result<Option<User>, IdentityError> {
+    Ok(user::Entity::find_by_id(id).one(db).await?)
+}
+
+pub async fn list(db: &DatabaseConnection) -> Result<Vec<User>, IdentityError> {
+    Ok(user::Entity::find()
+        .order_by_asc(user::Column::Email)
+        .all(db)
+        .await?)
+}
+
+/// Checks an email and password. Unknown accounts cost a dummy verification, so the
+/// answer takes the same time and reads the same as a wrong password.
+pub async fn authenticate(
+    db: &DatabaseConnection,
+    hasher: &PasswordHasher,
+    email: &str,
+    password: &str,
+) -> Result<User, IdentityError> {
+    let account = find_by_email(db, email).await?;
+    let stored = account.as_ref().and_then(|u| u.password_hash.as_deref());
+    // Over-long input is refused after the same work as any other failure.
+    let candidate = if password.chars().count() > super::password::MAX_LENGTH {
+        ""
+    } else {
+        password
+    };
+    match (hasher.verify(candidate, stored).await?, account) {
+        (Verified::Valid { .. }, Some(user)) if user.disabled => Err(IdentityError::Disabled),
+        (Verified::Valid { rehashed }, Some(user)) => {
+            if let Some(new_hash) = rehashed {
+                return Ok(store_hash(db, user, new_hash).await?);
+            }
+            Ok(user)
+        }
+        _ => Err(IdentityError::BadCredentials),
+    }
+}
+
+/// Replaces the password after checking the current one.
+pub async fn change_password(
+    db: &DatabaseConnection,
+    hasher: &PasswordHasher,
+    user: User,
+    current: &str,
+    new: &str,
+) -> Result<User, IdentityError> {
+    match hasher
+        .verify(current, user.password_hash.as_deref())
+        .await?
+    {
+        Verified::Valid { .. } => {}
+        Verified::Invalid => return Err(IdentityError::WrongCurrentPassword),
+    }
+    check_policy(new)?;
+    let hash = hasher.hash(new).await?;
+    Ok(store_hash(db, user, hash).await?)
+}
+
+async fn store_hash(
+    db: &DatabaseConnection,
+    user: User,
+    hash: String,
+) -> Result<User, sea_orm::DbErr> {
+    let mut active = user.into_active_model();
+    active.password_hash = Set(Some(hash));
+    active.updated_at = Set(Utc::now());
+    active.update(db).await
+}
+
+/// Disables or re-enables an account by email.
+pub async fn set_disabled(
+    db: &DatabaseConnection,
+    email: &str,
+    disabled: bool,
+) -> Result<User, IdentityError> {
+    let user = find_by_email(db, email)
+        .await?
+        .ok_or(IdentityError::NoSuchUser)?;
+    let mut active = user.into_active_model();
+    active.disabled = Set(disabled);
+    active.updated_at = Set(Utc::now());
+    Ok(active.update(db).await?)
+}
