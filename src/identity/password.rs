@@ -81,9 +81,7 @@ pub fn check_policy(password: &str) -> Result<(), IdentityError> {
         return Err(IdentityError::PasswordTooLong);
     }
     let lowered = password.to_lowercase();
-    if COMMON.contains(&lowered.as_str())
-        || lowered.chars().all(|c| lowered.starts_with(c))
-    {
+    if COMMON.contains(&lowered.as_str()) || lowered.chars().all(|c| lowered.starts_with(c)) {
         return Err(IdentityError::PasswordTooCommon);
     }
     Ok(())

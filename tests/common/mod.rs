@@ -201,3 +201,113 @@ pub fn claims(app: &TestApp) -> Vec<u8> {
     }))
     .unwrap()
 }
+
+/// A browser-like client: its own cookie jar, no automatic redirects.
+pub struct Browser {
+    pub client: reqwest::Client,
+    pub base: String,
+}
+
+pub struct Page {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    /// The CSRF token of the first form on the page.
+    pub fn csrf(&self) -> String {
+        let marker = "name=\"csrf\" value=\"";
+        let start = self.body.find(marker).expect("page has a csrf field") + marker.len();
+        let end = self.body[start..].find('"').expect("closing quote");
+        self.body[start..start + end].to_owned()
+    }
+
+    pub fn location(&self) -> Option<&str> {
+        self.headers.get("location").and_then(|v| v.to_str().ok())
+    }
+
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect()
+    }
+}
+
+impl Browser {
+    pub fn new(app: &TestApp) -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            base: app.base.clone(),
+        }
+    }
+
+    async fn page(response: reqwest::Response) -> Page {
+        Page {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body: response.text().await.expect("body"),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Page {
+        Self::page(
+            self.client
+                .get(format!("{}{path}", self.base))
+                .send()
+                .await
+                .expect("GET"),
+        )
+        .await
+    }
+
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+        Self::page(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .form(form)
+                .send()
+                .await
+                .expect("POST"),
+        )
+        .await
+    }
+
+    /// Fetches `form_page`, then posts `fields` with its CSRF token to `action`.
+    pub async fn submit(&self, form_page: &str, action: &str, fields: &[(&str, &str)]) -> Page {
+        let csrf = self.get(form_page).await.csrf();
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        self.post(action, &all).await
+    }
+
+    pub async fn sign_up(&self, email: &str, password: &str) -> Page {
+        self.submit(
+            "/signup",
+            "/signup",
+            &[("email", email), ("password", password)],
+        )
+        .await
+    }
+
+    pub async fn sign_in(&self, email: &str, password: &str) -> Page {
+        self.submit(
+            "/login",
+            "/login",
+            &[("email", email), ("password", password)],
+        )
+        .await
+    }
+
+    pub async fn is_signed_in(&self) -> bool {
+        self.get("/account").await.status == 200
+    }
+}
+
+pub const PASSWORD: &str = "purple elephants dance";
