@@ -42,6 +42,9 @@ pub enum StartupError {
     Argon2(String),
     #[error("TESSERA_BIND: cannot listen on {addr}: {reason}")]
     Bind { addr: String, reason: String },
+    /// An operator command was refused (e.g. `user create` with a taken email).
+    #[error("{0}")]
+    Command(String),
 }
 
 /// Connects the database (migrating it), the cache and the key ring.

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
 use tessera::config::{CliOverrides, Settings};
+use tessera::identity::{password::PasswordHasher, sessions::Sessions, users};
+use tessera::store::cache::Cache;
 use tessera::tokens::Algorithm;
 use tessera::tokens::keys;
 use tessera::{StartupError, store, telemetry};
@@ -33,6 +35,38 @@ enum Command {
     /// Inspect and rotate signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account. The password is read from standard input, never from the
+    /// command line (which other users of the machine can see).
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input (required).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// List accounts.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable an account and end its sessions.
+    Disable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Re-enable a disabled account.
+    Enable {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Args, Default)]
@@ -103,6 +137,7 @@ fn main() -> ExitCode {
             Command::Keys(KeysCommand::Rotate { alg, delay }) => {
                 rotate_key(settings, alg, delay).await
             }
+            Command::User(command) => user_command(settings, command).await,
         }
     });
     match outcome {
@@ -212,5 +247,89 @@ async fn rotate_key(
         "added {alg} key {kid}: published now, signs from {}",
         activates_at.format("%Y-%m-%dT%H:%M:%SZ")
     );
+    Ok(())
+}
+
+/// An operator command failed for a reason that is not a setting.
+fn refused(message: impl std::fmt::Display) -> StartupError {
+    StartupError::Command(message.to_string())
+}
+
+async fn user_command(settings: Settings, command: UserCommand) -> Result<(), StartupError> {
+    let db = store::connect(&settings.database_url)
+        .await
+        .map_err(StartupError::Database)?;
+    store::migrate(&db).await.map_err(StartupError::Database)?;
+    match command {
+        UserCommand::Create { email, .. } => {
+            let password = tokio::task::spawn_blocking(|| {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line).map(|_| line)
+            })
+            .await
+            .map_err(refused)?
+            .map_err(|e| refused(format!("cannot read the password from standard input: {e}")))?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let hasher = PasswordHasher::new(settings.argon2).map_err(refused)?;
+            let user = users::create(&db, &hasher, &email, password)
+                .await
+                .map_err(refused)?;
+            println!("created {} ({})", user.email, user.id);
+        }
+        UserCommand::List { json } => {
+            let all = users::list(&db).await.map_err(refused)?;
+            if json {
+                let items: Vec<_> = all
+                    .iter()
+                    .map(|u| {
+                        serde_json::json!({
+                            "id": u.id,
+                            "email": u.email,
+                            "disabled": u.disabled,
+                            "has_password": u.password_hash.is_some(),
+                            "created_at": u.created_at.to_rfc3339(),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(items));
+            } else {
+                println!("{:<36}  {:<40} STATUS", "ID", "EMAIL");
+                for u in all {
+                    let status = if u.disabled { "disabled" } else { "active" };
+                    println!("{:<36}  {:<40} {status}", u.id, u.email);
+                }
+            }
+        }
+        UserCommand::Disable { email } => {
+            let user = users::set_disabled(&db, &email, true)
+                .await
+                .map_err(refused)?;
+            // Ending sessions reaches the shared cache when there is one, so the
+            // cached copies on running servers go at once.
+            let cache = match &settings.redis_url {
+                Some(url) => Cache::redis(url, &settings.cache_prefix)
+                    .await
+                    .map_err(|e| StartupError::Cache {
+                        url: url.redacted(),
+                        reason: e.to_string(),
+                    })?,
+                None => Cache::memory(&settings.cache_prefix),
+            };
+            let sessions = Sessions::new(
+                db.clone(),
+                cache,
+                settings.session_idle_timeout,
+                settings.session_lifetime,
+            );
+            let ended = sessions.end_all(user.id).await.map_err(refused)?;
+            println!("disabled {} and ended {ended} session(s)", user.email);
+        }
+        UserCommand::Enable { email } => {
+            let user = users::set_disabled(&db, &email, false)
+                .await
+                .map_err(refused)?;
+            println!("enabled {}", user.email);
+        }
+    }
     Ok(())
 }
