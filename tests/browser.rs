@@ -1,0 +1,290 @@
+//! A real browser (Debian's headless Chromium, driven through ChromeDriver's W3C
+//! WebDriver API) signs up, signs out, signs in and sees the account page, finding
+//! every field and button by the label a person reads.
+//!
+//! Skipped when `chromedriver` is not installed, unless `TESSERA_TEST_REQUIRE_BROWSER`
+//! is set (CI sets it). With `TESSERA_SCREENSHOTS_DIR` set, it also saves each page
+//! at 1280 px and 390 px wide there.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+struct Driver {
+    process: Child,
+    http: reqwest::Client,
+    base: String,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+fn find_binary(candidates: &[&str]) -> Option<PathBuf> {
+    candidates.iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+impl Driver {
+    async fn start() -> Option<Driver> {
+        let required = std::env::var_os("TESSERA_TEST_REQUIRE_BROWSER").is_some();
+        let driver = find_binary(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]);
+        let chromium = find_binary(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]);
+        let (Some(driver), Some(chromium)) = (driver, chromium) else {
+            assert!(
+                !required,
+                "chromium and chromedriver are required but not installed"
+            );
+            eprintln!("skipped: chromium/chromedriver not installed");
+            return None;
+        };
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let process = Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        while http.get(format!("{base}/status")).send().await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }
+        }}});
+        let mut driver = Driver {
+            process,
+            http,
+            base,
+            session: String::new(),
+            _profile: profile,
+        };
+        let created = driver.call("POST", "/session", capabilities).await;
+        driver.session = created["sessionId"]
+            .as_str()
+            .expect("session id")
+            .to_owned();
+        Some(driver)
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        let url = if path == "/session" {
+            format!("{}/session", self.base)
+        } else {
+            format!("{}/session/{}{path}", self.base, self.session)
+        };
+        let request = match method {
+            "GET" => self.http.get(url),
+            "DELETE" => self.http.delete(url),
+            _ => self.http.post(url).json(&body),
+        };
+        let response: Value = request
+            .send()
+            .await
+            .expect("webdriver")
+            .json()
+            .await
+            .expect("json");
+        if let Some(error) = response["value"].get("error") {
+            panic!(
+                "webdriver {method} {path}: {error} {}",
+                response["value"]["message"]
+            );
+        }
+        response["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.call("POST", "/url", json!({ "url": url })).await;
+    }
+
+    async fn current_path(&self) -> String {
+        let url = self.call("GET", "/url", json!({})).await;
+        let url = url::Url::parse(url.as_str().unwrap()).unwrap();
+        url.path().to_owned()
+    }
+
+    async fn find(&self, xpath: &str) -> String {
+        let found = self
+            .call(
+                "POST",
+                "/element",
+                json!({ "using": "xpath", "value": xpath }),
+            )
+            .await;
+        found[ELEMENT_KEY]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element for {xpath}: {found}"))
+            .to_owned()
+    }
+
+    /// Types into the field whose `<label>` reads `label`, as a person would find it.
+    async fn fill(&self, label: &str, text: &str) {
+        let label_el = self
+            .find(&format!("//label[normalize-space()='{label}']"))
+            .await;
+        let target = self
+            .call(
+                "GET",
+                &format!("/element/{label_el}/attribute/for"),
+                json!({}),
+            )
+            .await;
+        let field = self
+            .find(&format!(
+                "//*[@id='{}']",
+                target.as_str().expect("label has for=")
+            ))
+            .await;
+        self.call("POST", &format!("/element/{field}/clear"), json!({}))
+            .await;
+        self.call(
+            "POST",
+            &format!("/element/{field}/value"),
+            json!({ "text": text }),
+        )
+        .await;
+    }
+
+    async fn click_button(&self, text: &str) {
+        let button = self
+            .find(&format!("//button[normalize-space()='{text}']"))
+            .await;
+        self.call("POST", &format!("/element/{button}/click"), json!({}))
+            .await;
+    }
+
+    async fn wait_for_path(&self, path: &str) {
+        let started = Instant::now();
+        while self.current_path().await != path {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "never reached {path}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the page shows `text` (a submitted form may still be loading).
+    async fn wait_for_text(&self, text: &str) {
+        let started = Instant::now();
+        loop {
+            let source = self.call("GET", "/source", json!({})).await;
+            if source.as_str().unwrap_or_default().contains(text) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "page never showed {text:?}: {source}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn screenshots(&self, name: &str) {
+        let Some(dir) = std::env::var_os("TESSERA_SCREENSHOTS_DIR") else {
+            return;
+        };
+        std::fs::create_dir_all(&dir).unwrap();
+        for (width, height, suffix) in [(1280, 900, "desktop"), (390, 844, "mobile")] {
+            self.call(
+                "POST",
+                "/window/rect",
+                json!({ "width": width, "height": height }),
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let png = self.call("GET", "/screenshot", json!({})).await;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(png.as_str().unwrap())
+                .unwrap();
+            std::fs::write(
+                PathBuf::from(&dir).join(format!("{name}-{suffix}.png")),
+                bytes,
+            )
+            .unwrap();
+        }
+        self.call(
+            "POST",
+            "/window/rect",
+            json!({ "width": 1280, "height": 900 }),
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_person_signs_up_signs_out_signs_in_and_sees_their_account() {
+    let Some(browser) = Driver::start().await else {
+        return;
+    };
+    let app = common::spawn_app().await;
+
+    browser.goto(&app.url("/signup")).await;
+    browser.screenshots("signup").await;
+    browser.fill("Email", "grace@example.com").await;
+    browser.fill("Password", "short").await;
+    browser.click_button("Create account").await;
+    browser.wait_for_text("Use at least 12 characters.").await;
+    browser.screenshots("signup-error").await;
+    browser.fill("Password", common::PASSWORD).await;
+    browser.click_button("Create account").await;
+    browser.wait_for_path("/account").await;
+    browser.wait_for_text("Your account").await;
+    browser.wait_for_text("grace@example.com").await;
+    browser.wait_for_text("This device").await;
+    browser.screenshots("account").await;
+
+    // The header's sign-out comes first in the page.
+    browser.click_button("Sign out").await;
+    browser.wait_for_path("/login").await;
+    browser.screenshots("login").await;
+
+    browser.fill("Email", "grace@example.com").await;
+    browser.fill("Password", "not the right password").await;
+    browser.click_button("Sign in").await;
+    browser
+        .wait_for_text("The email or password is incorrect.")
+        .await;
+    browser.screenshots("login-error").await;
+
+    browser.fill("Email", "grace@example.com").await;
+    browser.fill("Password", common::PASSWORD).await;
+    browser.click_button("Sign in").await;
+    browser.wait_for_path("/account").await;
+    browser.wait_for_text("grace@example.com").await;
+
+    browser.call("DELETE", "", json!({})).await;
+}
