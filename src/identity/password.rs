@@ -262,6 +262,23 @@ mod tests {
         );
     }
 
+    #[test]
+    fn unknown_accounts_cost_the_same_as_known_ones() {
+        // The dummy hash verified for unknown emails uses the live parameters, so
+        // a sign-in attempt takes as long whether or not the account exists.
+        let hasher = PasswordHasher::new(Argon2Settings {
+            memory_kib: 2048,
+            iterations: 3,
+            parallelism: 1,
+        })
+        .unwrap();
+        assert!(
+            hasher
+                .dummy_hash
+                .starts_with("$argon2id$v=19$m=2048,t=3,p=1$")
+        );
+    }
+
     #[tokio::test]
     async fn a_weaker_hash_is_rehashed_with_current_parameters_on_success() {
         let weak = PasswordHasher::new(FAST).unwrap();
