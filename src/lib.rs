@@ -53,15 +53,7 @@ pub async fn start(settings: Settings) -> Result<AppState, StartupError> {
         .await
         .map_err(StartupError::Database)?;
     store::migrate(&db).await.map_err(StartupError::Database)?;
-    let cache = match &settings.redis_url {
-        None => Cache::memory(&settings.cache_prefix),
-        Some(url) => Cache::redis(url, &settings.cache_prefix)
-            .await
-            .map_err(|e| StartupError::Cache {
-                url: url.redacted(),
-                reason: e.to_string(),
-            })?,
-    };
+    let cache = connect_cache(&settings).await?;
     let keys = KeyRing::open(
         db.clone(),
         settings.keys_dir.clone(),
@@ -95,6 +87,19 @@ pub async fn start(settings: Settings) -> Result<AppState, StartupError> {
         sessions,
         login_throttle,
     })
+}
+
+/// Redis when `REDIS_URL` is set (checked to answer), the in-process cache otherwise.
+pub async fn connect_cache(settings: &Settings) -> Result<Cache, StartupError> {
+    match &settings.redis_url {
+        None => Ok(Cache::memory(&settings.cache_prefix)),
+        Some(url) => Cache::redis(url, &settings.cache_prefix)
+            .await
+            .map_err(|e| StartupError::Cache {
+                url: url.redacted(),
+                reason: e.to_string(),
+            }),
+    }
 }
 
 /// The application: every route behind the request middleware.

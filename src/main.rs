@@ -7,7 +7,6 @@ use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
 use tessera::config::{CliOverrides, Settings};
 use tessera::identity::{password::PasswordHasher, sessions::Sessions, users};
-use tessera::store::cache::Cache;
 use tessera::tokens::Algorithm;
 use tessera::tokens::keys;
 use tessera::{StartupError, store, telemetry};
@@ -306,15 +305,7 @@ async fn user_command(settings: Settings, command: UserCommand) -> Result<(), St
                 .map_err(refused)?;
             // Ending sessions reaches the shared cache when there is one, so the
             // cached copies on running servers go at once.
-            let cache = match &settings.redis_url {
-                Some(url) => Cache::redis(url, &settings.cache_prefix)
-                    .await
-                    .map_err(|e| StartupError::Cache {
-                        url: url.redacted(),
-                        reason: e.to_string(),
-                    })?,
-                None => Cache::memory(&settings.cache_prefix),
-            };
+            let cache = tessera::connect_cache(&settings).await?;
             let sessions = Sessions::new(
                 db.clone(),
                 cache,

@@ -80,6 +80,36 @@ fn user_agent(req: &HttpRequest) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// A form posted before sign-in: its token must match the pre-session cookie, which
+/// must already exist (a POST that brings none was not made from our form).
+fn checked_pre_session(
+    req: &HttpRequest,
+    state: &AppState,
+    submitted: &str,
+) -> Result<PreSession, PageError> {
+    let pre = PreSession::from_request(req, &state.settings)?;
+    let secret = pre.new_cookie.is_none().then_some(pre.secret.as_str());
+    check_csrf(req, secret, submitted)?;
+    Ok(pre)
+}
+
+/// Signs `user` in with a password session and sends them on to `return_to`.
+async fn start_session(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &users::User,
+    return_to: Option<&str>,
+) -> Result<HttpResponse, PageError> {
+    let started = state
+        .sessions
+        .start(user, &["pwd"], Some(client_ip(req)), user_agent(req))
+        .await
+        .map_err(unavailable)?;
+    let mut response = see_other(return_to.unwrap_or("/account"));
+    let _ = response.add_cookie(&session_cookie(&state.settings, started.token));
+    Ok(response)
+}
+
 pub async fn login_page(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -105,12 +135,7 @@ pub async fn login(
     state: web::Data<AppState>,
     form: web::Form<CredentialsForm>,
 ) -> Result<HttpResponse, PageError> {
-    let pre = PreSession::from_request(&req, &state.settings)?;
-    check_csrf(
-        &req,
-        pre.new_cookie.is_none().then_some(pre.secret.as_str()),
-        &form.csrf,
-    )?;
+    let pre = checked_pre_session(&req, &state, &form.csrf)?;
     let return_to = safe_return_to(form.return_to.as_deref());
     let failure = |message: String, status: StatusCode| {
         let page = LoginPage {
@@ -152,14 +177,7 @@ pub async fn login(
                 .record_success(&account)
                 .await
                 .map_err(unavailable)?;
-            let started = state
-                .sessions
-                .start(&user, &["pwd"], Some(ip), user_agent(&req))
-                .await
-                .map_err(unavailable)?;
-            let mut response = see_other(return_to.as_deref().unwrap_or("/account"));
-            let _ = response.add_cookie(&session_cookie(&state.settings, started.token));
-            Ok(response)
+            start_session(&req, &state, &user, return_to.as_deref()).await
         }
         Err(e @ (IdentityError::BadCredentials | IdentityError::Disabled)) => {
             throttle
@@ -193,12 +211,7 @@ pub async fn signup(
     state: web::Data<AppState>,
     form: web::Form<CredentialsForm>,
 ) -> Result<HttpResponse, PageError> {
-    let pre = PreSession::from_request(&req, &state.settings)?;
-    check_csrf(
-        &req,
-        pre.new_cookie.is_none().then_some(pre.secret.as_str()),
-        &form.csrf,
-    )?;
+    let pre = checked_pre_session(&req, &state, &form.csrf)?;
     let return_to = safe_return_to(form.return_to.as_deref());
     let page = |error: Option<String>| SignupPage {
         page: pre_session_page(&pre),
@@ -223,14 +236,7 @@ pub async fn signup(
         ) => return Ok(render(&page(Some(e.to_string())), StatusCode::BAD_REQUEST)),
         Err(e) => return Err(unavailable(e)),
     };
-    let started = state
-        .sessions
-        .start(&user, &["pwd"], Some(client_ip(&req)), user_agent(&req))
-        .await
-        .map_err(unavailable)?;
-    let mut response = see_other(return_to.as_deref().unwrap_or("/account"));
-    let _ = response.add_cookie(&session_cookie(&state.settings, started.token));
-    Ok(response)
+    start_session(&req, &state, &user, return_to.as_deref()).await
 }
 
 #[derive(Deserialize)]
