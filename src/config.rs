@@ -106,6 +106,8 @@ pub struct Settings {
     /// Failed sign-ins per client IP within `login_lockout` before `429`.
     pub login_max_failures_per_ip: u32,
     pub login_lockout: Duration,
+    /// `aud` of access tokens when the request names no resource (RFC 9068 §3).
+    pub default_audience: String,
 }
 
 /// Argon2id cost parameters for new password hashes.
@@ -142,6 +144,7 @@ const SETTINGS: &[&str] = &[
     "login_max_failures",
     "login_max_failures_per_ip",
     "login_lockout",
+    "default_audience",
 ];
 
 /// `DATABASE_URL` and `REDIS_URL` keep their conventional names; the rest are
@@ -341,7 +344,7 @@ impl Settings {
         }
 
         let day = 24 * 3600;
-        let access_token_ttl = layer.duration("access_token_ttl", "10m", 1, day)?;
+        let access_token_ttl = layer.duration("access_token_ttl", "5m", 1, day)?;
         let id_token_ttl = layer.duration("id_token_ttl", "1h", 1, day)?;
         let refresh_token_ttl = layer.duration("refresh_token_ttl", "30d", 60, 365 * day)?;
         let key_rotation_delay = layer.duration("key_rotation_delay", "1h", 0, 30 * day)?;
@@ -384,6 +387,20 @@ impl Settings {
             iterations: layer.number("argon2_iterations", 2, 1, 64)?,
             parallelism: layer.number("argon2_parallelism", 1, 1, 64)?,
         };
+        let default_audience = match layer.get("default_audience") {
+            None => issuer.as_str().trim_end_matches('/').to_owned(),
+            Some(aud)
+                if !aud.is_empty() && aud.len() <= 512 && !aud.contains(char::is_whitespace) =>
+            {
+                aud.to_owned()
+            }
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "TESSERA_DEFAULT_AUDIENCE",
+                    "must be a single URI or identifier without spaces",
+                ));
+            }
+        };
         let login_max_failures = layer.number("login_max_failures", 5, 1, 1000)?;
         let login_max_failures_per_ip =
             layer.number("login_max_failures_per_ip", 50, 1, 100_000)?;
@@ -410,6 +427,7 @@ impl Settings {
             login_max_failures,
             login_max_failures_per_ip,
             login_lockout,
+            default_audience,
         })
     }
 

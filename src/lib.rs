@@ -9,6 +9,7 @@ pub mod error;
 pub mod http;
 pub mod identity;
 pub mod metrics;
+pub mod oauth;
 pub mod state;
 pub mod store;
 pub mod telemetry;

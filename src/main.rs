@@ -7,6 +7,7 @@ use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
 use tessera::config::{CliOverrides, Settings};
 use tessera::identity::{password::PasswordHasher, sessions::Sessions, users};
+use tessera::oauth::clients;
 use tessera::tokens::Algorithm;
 use tessera::tokens::keys;
 use tessera::{StartupError, store, telemetry};
@@ -37,6 +38,43 @@ enum Command {
     /// Manage user accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage OAuth clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Register a client. Prints its client_id and, this once only, its secret.
+    Create {
+        /// Name shown on the consent page.
+        #[arg(long)]
+        name: String,
+        /// An exact redirect URI (repeatable).
+        #[arg(long = "redirect-uri", value_name = "URI")]
+        redirect_uris: Vec<String>,
+        /// A public client (no secret; token_endpoint_auth_method none; PKCE as always).
+        #[arg(long)]
+        public: bool,
+        /// A native app: loopback redirect URIs match with any port (RFC 8252).
+        #[arg(long)]
+        native: bool,
+        /// A grant type (repeatable); defaults to authorization_code.
+        #[arg(long = "grant-type", value_name = "GRANT")]
+        grant_types: Vec<String>,
+        /// Space-separated scopes the client may request.
+        #[arg(long, default_value = "openid profile email offline_access")]
+        scope: String,
+        /// Skip the consent page for this client.
+        #[arg(long)]
+        first_party: bool,
+        /// id_token signing algorithm: RS256 (the OIDC default) or ES256.
+        #[arg(long, default_value = "RS256")]
+        id_token_alg: Algorithm,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -137,6 +175,7 @@ fn main() -> ExitCode {
                 rotate_key(settings, alg, delay).await
             }
             Command::User(command) => user_command(settings, command).await,
+            Command::Client(command) => client_command(settings, command).await,
         }
     });
     match outcome {
@@ -320,6 +359,63 @@ async fn user_command(settings: Settings, command: UserCommand) -> Result<(), St
                 .await
                 .map_err(refused)?;
             println!("enabled {}", user.email);
+        }
+    }
+    Ok(())
+}
+
+async fn client_command(settings: Settings, command: ClientCommand) -> Result<(), StartupError> {
+    let db = store::connect(&settings.database_url)
+        .await
+        .map_err(StartupError::Database)?;
+    store::migrate(&db).await.map_err(StartupError::Database)?;
+    match command {
+        ClientCommand::Create {
+            name,
+            redirect_uris,
+            public,
+            native,
+            grant_types,
+            scope,
+            first_party,
+            id_token_alg,
+            json,
+        } => {
+            let grant_types = if grant_types.is_empty() {
+                vec![clients::GRANT_AUTHORIZATION_CODE.to_owned()]
+            } else {
+                grant_types
+            };
+            let new = clients::NewClient {
+                name,
+                redirect_uris,
+                public,
+                grant_types,
+                scope,
+                first_party,
+                native,
+                id_token_alg,
+            };
+            let (client, secret) = clients::create(&db, new).await.map_err(refused)?;
+            if json {
+                let out = serde_json::json!({
+                    "client_id": client.client_id,
+                    "client_secret": secret,
+                    "client_name": client.name,
+                    "redirect_uris": client.redirect_uris,
+                    "grant_types": client.grant_types,
+                    "scope": client.scope.join(" "),
+                    "token_endpoint_auth_method": if client.is_public() { "none" } else { "client_secret_basic" },
+                    "id_token_signed_response_alg": client.id_token_alg.as_str(),
+                });
+                println!("{out}");
+            } else {
+                println!("client_id:     {}", client.client_id);
+                if let Some(secret) = secret {
+                    println!("client_secret: {secret}");
+                    println!("(the secret is shown only now; Tessera keeps only its digest)");
+                }
+            }
         }
     }
     Ok(())

@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_signing_keys;
 mod m20261122_000002_users_sessions;
+mod m20261122_000003_clients_consents;
 
 /// All migrations, in the order they apply.
 pub struct Migrator;
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_signing_keys::Migration),
             Box::new(m20261122_000002_users_sessions::Migration),
+            Box::new(m20261122_000003_clients_consents::Migration),
         ]
     }
 }

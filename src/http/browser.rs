@@ -19,12 +19,25 @@ pub const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 const STYLESHEET: &[u8] = include_bytes!("../../static/tessera.css");
+const FORM_POST_SCRIPT: &[u8] = include_bytes!("../../static/form_post.js");
 
 /// Content hash of the static assets, appended to their URLs so browsers may cache
 /// them for a year and still see every change.
 pub fn asset_version() -> &'static str {
     static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    VERSION.get_or_init(|| URL_SAFE_NO_PAD.encode(&Sha256::digest(STYLESHEET)[..9]))
+    VERSION.get_or_init(|| {
+        let mut hasher = Sha256::new();
+        hasher.update(STYLESHEET);
+        hasher.update(FORM_POST_SCRIPT);
+        URL_SAFE_NO_PAD.encode(&hasher.finalize()[..9])
+    })
+}
+
+pub async fn form_post_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=31536000, immutable"))
+        .body(FORM_POST_SCRIPT)
 }
 
 pub async fn stylesheet() -> HttpResponse {
@@ -187,7 +200,8 @@ pub fn safe_return_to(raw: Option<&str>) -> Option<String> {
     let ok = raw.starts_with('/')
         && !raw.starts_with("//")
         && !raw.starts_with("/\\")
-        && raw.len() <= 2048
+        // Long enough for an authorization request to come back intact.
+        && raw.len() <= 8192
         && !raw.chars().any(|c| c.is_control() || c == '\\');
     ok.then(|| raw.to_owned())
 }

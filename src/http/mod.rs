@@ -2,6 +2,7 @@
 
 pub mod browser;
 pub mod middleware;
+pub mod oauth;
 pub mod ops;
 pub mod pages;
 pub mod well_known;
@@ -16,6 +17,8 @@ pub mod paths {
     pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";
     pub const OAUTH_AUTHORIZATION_SERVER: &str = "/.well-known/oauth-authorization-server";
     pub const JWKS: &str = "/.well-known/jwks.json";
+    pub const AUTHORIZE: &str = "/authorize";
+    pub const TOKEN: &str = "/token";
     pub const HEALTHZ: &str = "/healthz";
     pub const READYZ: &str = "/readyz";
     pub const METRICS: &str = "/metrics";
@@ -28,34 +31,66 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .limit(16 * 1024)
             .error_handler(|err, _| browser::PageError::BadForm(err.to_string()).into()),
     );
-    cfg.route(
-        paths::OPENID_CONFIGURATION,
-        web::get().to(well_known::discovery),
-    )
-    .route(
-        paths::OAUTH_AUTHORIZATION_SERVER,
-        web::get().to(well_known::discovery),
-    )
-    .route(paths::JWKS, web::get().to(well_known::jwks))
-    .route(paths::HEALTHZ, web::get().to(ops::healthz))
-    .route(paths::READYZ, web::get().to(ops::readyz))
-    .route(paths::METRICS, web::get().to(ops::metrics))
-    .route("/static/tessera.css", web::get().to(browser::stylesheet))
-    .route("/login", web::get().to(pages::login_page))
-    .route("/login", web::post().to(pages::login))
-    .route("/signup", web::get().to(pages::signup_page))
-    .route("/signup", web::post().to(pages::signup))
-    .route("/logout", web::post().to(pages::logout))
-    .route("/account", web::get().to(pages::account))
-    .route("/account/password", web::post().to(pages::change_password))
-    .route(
-        "/account/sessions/end-all",
-        web::post().to(pages::end_all_sessions),
-    )
-    .route(
-        "/account/sessions/{id}/end",
-        web::post().to(pages::end_session),
-    );
+    // One resource per path, so a wrong method answers 405 rather than 404.
+    let get = web::get;
+    let post = web::post;
+    let table = [
+        (
+            paths::OPENID_CONFIGURATION,
+            vec![get().to(well_known::discovery)],
+        ),
+        (
+            paths::OAUTH_AUTHORIZATION_SERVER,
+            vec![get().to(well_known::discovery)],
+        ),
+        (paths::JWKS, vec![get().to(well_known::jwks)]),
+        (paths::HEALTHZ, vec![get().to(ops::healthz)]),
+        (paths::READYZ, vec![get().to(ops::readyz)]),
+        (paths::METRICS, vec![get().to(ops::metrics)]),
+        ("/static/tessera.css", vec![get().to(browser::stylesheet)]),
+        (
+            "/static/form_post.js",
+            vec![get().to(browser::form_post_script)],
+        ),
+        (
+            "/login",
+            vec![get().to(pages::login_page), post().to(pages::login)],
+        ),
+        (
+            "/signup",
+            vec![get().to(pages::signup_page), post().to(pages::signup)],
+        ),
+        ("/logout", vec![post().to(pages::logout)]),
+        ("/account", vec![get().to(pages::account)]),
+        ("/account/password", vec![post().to(pages::change_password)]),
+        (
+            "/account/sessions/end-all",
+            vec![post().to(pages::end_all_sessions)],
+        ),
+        (
+            "/account/sessions/{id}/end",
+            vec![post().to(pages::end_session)],
+        ),
+        (
+            paths::AUTHORIZE,
+            vec![
+                get().to(oauth::authorize_get),
+                post().to(oauth::authorize_post),
+            ],
+        ),
+        (
+            "/authorize/consent",
+            vec![post().to(oauth::consent_decision)],
+        ),
+        (paths::TOKEN, vec![post().to(oauth::token)]),
+    ];
+    for (path, routes) in table {
+        let mut resource = web::resource(path);
+        for route in routes {
+            resource = resource.route(route);
+        }
+        cfg.service(resource);
+    }
 }
 
 /// Unknown paths answer with the JSON error body, not an empty 404.

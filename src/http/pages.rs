@@ -17,6 +17,10 @@ use crate::state::AppState;
 #[derive(Deserialize)]
 pub struct ReturnTo {
     return_to: Option<String>,
+    /// `login` asks for a fresh sign-in even with a live session (OIDC `prompt`).
+    prompt: Option<String>,
+    /// Pre-fills the Email field (OIDC `login_hint`).
+    login_hint: Option<String>,
 }
 
 #[derive(Template)]
@@ -116,14 +120,16 @@ pub async fn login_page(
     query: web::Query<ReturnTo>,
 ) -> Result<HttpResponse, PageError> {
     let return_to = safe_return_to(query.return_to.as_deref());
-    if signed_in(&req, &state).await?.is_some() {
+    let fresh_sign_in = query.prompt.as_deref() == Some("login");
+    if !fresh_sign_in && signed_in(&req, &state).await?.is_some() {
         return Ok(see_other(return_to.as_deref().unwrap_or("/account")));
     }
     let pre = PreSession::from_request(&req, &state.settings)?;
+    let hint = query.login_hint.as_deref().unwrap_or_default();
     let page = LoginPage {
         page: pre_session_page(&pre),
         error: None,
-        email: String::new(),
+        email: hint.chars().take(254).collect(),
         return_to: return_to.unwrap_or_default(),
         signup_open: state.settings.signup,
     };

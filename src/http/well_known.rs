@@ -23,25 +23,48 @@ pub struct Discovery {
 #[derive(Serialize)]
 struct ProviderMetadata<'a> {
     issuer: &'a str,
+    authorization_endpoint: String,
+    token_endpoint: String,
     jwks_uri: String,
-    /// Required by both specifications; empty until an authorization flow exists.
-    response_types_supported: [&'static str; 0],
-    subject_types_supported: [&'static str; 1],
+    response_types_supported: &'static [&'static str],
+    response_modes_supported: &'static [&'static str],
+    grant_types_supported: &'static [&'static str],
+    subject_types_supported: &'static [&'static str],
     id_token_signing_alg_values_supported: Vec<&'static str>,
+    token_endpoint_auth_methods_supported: &'static [&'static str],
+    /// RFC 7636; `plain` is never accepted.
+    code_challenge_methods_supported: &'static [&'static str],
+    /// RFC 9207.
+    authorization_response_iss_parameter_supported: bool,
+    request_parameter_supported: bool,
+    request_uri_parameter_supported: bool,
 }
 
 impl Discovery {
     pub fn new(settings: &Settings) -> Self {
         let metadata = ProviderMetadata {
             issuer: settings.issuer_str(),
+            authorization_endpoint: settings.endpoint(paths::AUTHORIZE),
+            token_endpoint: settings.endpoint(paths::TOKEN),
             jwks_uri: settings.endpoint(paths::JWKS),
-            response_types_supported: [],
-            subject_types_supported: ["public"],
+            response_types_supported: &["code"],
+            response_modes_supported: &["query", "form_post"],
+            grant_types_supported: &["authorization_code"],
+            subject_types_supported: &["public"],
             // RS256 first: OIDC Core §15.1 makes it the default every RP can use.
             id_token_signing_alg_values_supported: vec![
                 Algorithm::Rs256.as_str(),
                 Algorithm::Es256.as_str(),
             ],
+            token_endpoint_auth_methods_supported: &[
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
+            ],
+            code_challenge_methods_supported: &["S256"],
+            authorization_response_iss_parameter_supported: true,
+            request_parameter_supported: false,
+            request_uri_parameter_supported: false,
         };
         let body = serde_json::to_vec(&metadata).unwrap_or_default();
         let etag = format!(

@@ -17,6 +17,8 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::json;
+
+pub mod oauth;
 use tessera::config::{CliOverrides, Sources};
 use tessera::{AppState, Settings};
 

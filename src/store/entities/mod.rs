@@ -1,5 +1,7 @@
 //! sea-orm entities, one module per table; the schema itself is owned by `migrations/`.
 
+pub mod client;
+pub mod consent;
 pub mod session;
 pub mod signing_key;
 pub mod user;

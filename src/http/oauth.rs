@@ -1,0 +1,729 @@
+//! `/authorize` (with the consent page) and `/token`.
+//!
+//! Until the client and its redirect URI are verified, every refusal is an HTML
+//! page: nothing is ever sent to an unverified redirect URI. After that, errors go
+//! back to the client with `error`, `error_description`, `state` and `iss`
+//! (RFC 9207).
+
+use std::borrow::Cow;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use base64::Engine;
+use chrono::Utc;
+use oxide_auth::code_grant::accesstoken::Error as TokenError;
+use oxide_auth::code_grant::authorization::Error as AuthorizationError;
+use oxide_auth::code_grant::error::AccessTokenErrorType;
+use serde::Serialize;
+use url::Url;
+
+use super::browser::{
+    PageContext, PageError, SignedIn, asset_version, check_csrf, render, see_other, signed_in,
+};
+use crate::oauth::clients::{self, Client, ClientRegistry, GRANT_AUTHORIZATION_CODE};
+use crate::oauth::codes::{CodeFailure, CodeStore, SessionContext};
+use crate::oauth::consent;
+use crate::oauth::extensions::{AuthorizationChecks, TokenChecks};
+use crate::oauth::flows::{
+    AuthorizationFlow, AuthorizationRequest, CodeExchange, Params, TokenRequest,
+};
+use crate::oauth::tokens::TokenIssuer;
+use crate::state::AppState;
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct AuthorizeErrorPage<'a> {
+    page: PageContext,
+    title: &'a str,
+    message: String,
+    back_to: &'a str,
+}
+
+/// A refusal shown to the person, because the client cannot be trusted with it.
+fn refusal_page(message: impl Into<String>) -> HttpResponse {
+    render(
+        &AuthorizeErrorPage {
+            page: PageContext {
+                asset_version: asset_version(),
+                csrf: String::new(),
+                signed_in_as: None,
+            },
+            title: "This sign-in link is not valid",
+            message: message.into(),
+            back_to: "/account",
+        },
+        StatusCode::BAD_REQUEST,
+    )
+}
+
+/// How the authorization response travels back (OAuth 2.0 Multiple Response Types
+/// §2.1 and Form Post Response Mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ResponseMode {
+    Query,
+    FormPost,
+}
+
+/// The verified redirect URI and everything needed to answer through it.
+struct ClientRedirect {
+    uri: Url,
+    state: Option<String>,
+    mode: ResponseMode,
+    issuer: String,
+}
+
+#[derive(Template)]
+#[template(path = "form_post.html")]
+struct FormPostPage {
+    asset_version: &'static str,
+    action: String,
+    fields: Vec<(String, String)>,
+}
+
+impl ClientRedirect {
+    /// An error response built here.
+    fn error(&self, code: &str, description: &str) -> HttpResponse {
+        let mut url = self.uri.clone();
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("error", code);
+            q.append_pair("error_description", description);
+            if let Some(state) = &self.state {
+                q.append_pair("state", state);
+            }
+        }
+        self.deliver(url)
+    }
+
+    /// An error response prepared by oxide-auth (it carries `error` and `state`);
+    /// adds what it lacks: a description, and `iss`.
+    fn relay_oxide_error(&self, url: Url, refusal: Option<&str>) -> HttpResponse {
+        let code = url
+            .query_pairs()
+            .find(|(k, _)| k == "error")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_else(|| "invalid_request".to_owned());
+        let description = refusal.unwrap_or(match code.as_str() {
+            "unsupported_response_type" => "response_type must be code",
+            "invalid_scope" => "none of the requested scopes is available to this client",
+            "access_denied" => "the user denied the request",
+            _ => "the authorization request is invalid",
+        });
+        self.error(&code, description)
+    }
+
+    /// Sends the response parameters in `url`'s query to the client, adding `iss`.
+    fn deliver(&self, mut url: Url) -> HttpResponse {
+        url.query_pairs_mut().append_pair("iss", &self.issuer);
+        match self.mode {
+            ResponseMode::Query => HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, url.as_str()))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish(),
+            ResponseMode::FormPost => {
+                // The registered URI's own query stays in the action; the response
+                // parameters go in the body.
+                let own = self.uri.query_pairs().count();
+                let fields = url
+                    .query_pairs()
+                    .skip(own)
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect();
+                let mut response = render(
+                    &FormPostPage {
+                        asset_version: asset_version(),
+                        action: self.uri.to_string(),
+                        fields,
+                    },
+                    StatusCode::OK,
+                );
+                let csp = format!(
+                    "default-src 'none'; script-src 'self'; style-src 'self'; form-action {}; \
+                     frame-ancestors 'none'; base-uri 'none'",
+                    self.uri.origin().ascii_serialization()
+                );
+                if let Ok(v) = HeaderValue::from_str(&csp) {
+                    response
+                        .headers_mut()
+                        .insert(header::CONTENT_SECURITY_POLICY, v);
+                }
+                response
+            }
+        }
+    }
+}
+
+/// OIDC Core §3.1.2.1 `prompt`.
+#[derive(Debug, Default)]
+struct Prompt {
+    none: bool,
+    login: bool,
+    consent: bool,
+}
+
+impl Prompt {
+    fn parse(raw: Option<&str>) -> Result<Self, &'static str> {
+        let mut prompt = Prompt::default();
+        for value in raw.unwrap_or_default().split_whitespace() {
+            match value {
+                "none" => prompt.none = true,
+                "login" => prompt.login = true,
+                "consent" => prompt.consent = true,
+                "select_account" => {}
+                _ => return Err("prompt has an unknown value"),
+            }
+        }
+        if prompt.none && (prompt.login || prompt.consent) {
+            return Err("prompt=none cannot be combined with other values");
+        }
+        Ok(prompt)
+    }
+}
+
+/// The person's answer on the consent page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    Allow,
+    Deny,
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentPage {
+    page: PageContext,
+    client_name: String,
+    email: String,
+    scopes: Vec<String>,
+    params: Vec<(String, String)>,
+}
+
+/// What each scope lets the client do, in the words shown on the consent page.
+fn describe_scope(scope: &str) -> String {
+    match scope {
+        "openid" => "Know who you are on this service".to_owned(),
+        "profile" => "See your basic profile".to_owned(),
+        "email" => "See your email address".to_owned(),
+        "offline_access" => "Keep access while you are not using it".to_owned(),
+        other => format!("Use the “{other}” permission"),
+    }
+}
+
+pub async fn authorize_get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    authorize(&req, &state, query.into_inner(), None).await
+}
+
+pub async fn authorize_post(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    authorize(&req, &state, form.into_inner(), None).await
+}
+
+/// The consent form posts back the whole request plus the decision and CSRF token.
+pub async fn consent_decision(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let mut pairs = form.into_inner();
+    let take = |pairs: &mut Vec<(String, String)>, name: &str| {
+        let at = pairs.iter().position(|(n, _)| n == name)?;
+        Some(pairs.remove(at).1)
+    };
+    let csrf = take(&mut pairs, "csrf").unwrap_or_default();
+    let decision = match take(&mut pairs, "decision").as_deref() {
+        Some("allow") => Decision::Allow,
+        Some("deny") => Decision::Deny,
+        _ => {
+            return Ok(refusal_page(
+                "The consent form was incomplete. Start again from the application.",
+            ));
+        }
+    };
+    let current = signed_in(&req, &state).await?;
+    check_csrf(&req, current.as_ref().map(|s| s.token.as_str()), &csrf)?;
+    authorize(&req, &state, pairs, Some(decision)).await
+}
+
+async fn authorize(
+    req: &HttpRequest,
+    state: &AppState,
+    pairs: Vec<(String, String)>,
+    decision: Option<Decision>,
+) -> Result<HttpResponse, PageError> {
+    let params = match Params::unique(pairs) {
+        Ok(p) => p,
+        Err(why) => return Ok(refusal_page(format!("The request is malformed: {why}."))),
+    };
+
+    // 1. The client and its redirect URI, or an HTML page.
+    let Some(client_id) = params.get("client_id") else {
+        return Ok(refusal_page(
+            "The request does not say which application it is for (client_id is missing).",
+        ));
+    };
+    let client = clients::find(&state.db, client_id)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let Some(client) = client else {
+        return Ok(refusal_page(
+            "The application is not registered here (unknown client_id).",
+        ));
+    };
+    let Some(redirect_uri) = params.get("redirect_uri") else {
+        return Ok(refusal_page(
+            "The request does not say where to return (redirect_uri is missing).",
+        ));
+    };
+    let Some(uri) = Url::parse(redirect_uri)
+        .ok()
+        .filter(|_| client.redirect_allowed(redirect_uri))
+    else {
+        return Ok(refusal_page(
+            "The return address is not registered for this application (redirect_uri mismatch).",
+        ));
+    };
+    let mut redirect = ClientRedirect {
+        uri,
+        state: params.get("state").map(str::to_owned),
+        mode: ResponseMode::Query,
+        issuer: state.settings.issuer_str().to_owned(),
+    };
+
+    // 2. Everything else is the client's to hear about.
+    match params.get("response_mode") {
+        None | Some("query") => {}
+        Some("form_post") => redirect.mode = ResponseMode::FormPost,
+        Some(_) => {
+            return Ok(redirect.error(
+                "invalid_request",
+                "response_mode must be query or form_post",
+            ));
+        }
+    }
+    if params.get("request").is_some() {
+        return Ok(redirect.error("request_not_supported", "request objects are not supported"));
+    }
+    if params.get("request_uri").is_some() {
+        return Ok(redirect.error("request_uri_not_supported", "request_uri is not supported"));
+    }
+    let prompt = match Prompt::parse(params.get("prompt")) {
+        Ok(p) => p,
+        Err(why) => return Ok(redirect.error("invalid_request", why)),
+    };
+    let max_age = match params.get("max_age").map(str::parse::<i64>) {
+        None => None,
+        Some(Ok(age)) if age >= 0 => Some(age),
+        Some(_) => {
+            return Ok(redirect.error(
+                "invalid_request",
+                "max_age must be a whole number of seconds",
+            ));
+        }
+    };
+    if !client.allows_grant(GRANT_AUTHORIZATION_CODE) {
+        return Ok(redirect.error(
+            "unauthorized_client",
+            "this client may not use the authorization code flow",
+        ));
+    }
+
+    let mut flow = AuthorizationFlow {
+        registry: ClientRegistry::new(Some(client.clone())),
+        codes: CodeStore::new(state.cache.clone()),
+        checks: AuthorizationChecks::default(),
+    };
+    let request = AuthorizationRequest(&params);
+    let pending =
+        match oxide_auth_async::code_grant::authorization::authorization_code(&mut flow, &request)
+            .await
+        {
+            Ok(pending) => pending,
+            Err(AuthorizationError::Redirect(url)) => {
+                return Ok(redirect.relay_oxide_error(url.into(), flow.checks.refusal));
+            }
+            Err(AuthorizationError::Ignore) => {
+                return Ok(refusal_page(
+                    "The return address is not registered for this application.",
+                ));
+            }
+            Err(AuthorizationError::PrimitiveError) => return Err(PageError::Unavailable),
+        };
+
+    // 3. The person behind the browser.
+    let current = signed_in(req, state).await?;
+    let now = Utc::now();
+    // OIDC Core §3.1.2.1: a sign-in older than max_age seconds must be redone.
+    let stale = |s: &SignedIn| {
+        max_age.is_some_and(|age| now - s.session.auth_time > chrono::Duration::seconds(age))
+    };
+    let current = match current {
+        Some(s) if !prompt.login && !stale(&s) => s,
+        _ if prompt.none => {
+            return Ok(redirect.error("login_required", "the user is not signed in"));
+        }
+        _ => return Ok(send_to_login(&params, prompt.login)),
+    };
+
+    // 4. Consent.
+    let scope = crate::oauth::scope_list(&pending.pre_grant().scope.to_string()).join(" ");
+    match decision {
+        Some(Decision::Deny) => {
+            return Ok(match pending.deny() {
+                Err(AuthorizationError::Redirect(url)) => redirect.relay_oxide_error(url.into(), None),
+                _ => redirect.error("access_denied", "the user denied the request"),
+            });
+        }
+        Some(Decision::Allow) => {
+            consent::remember(
+                &state.db,
+                current.session.user_id,
+                &client.client_id,
+                &scope,
+            )
+            .await
+            .map_err(|e| unavailable(&e))?;
+        }
+        None => {
+            let remembered = !prompt.consent
+                && consent::covers(
+                    &state.db,
+                    current.session.user_id,
+                    &client.client_id,
+                    &scope,
+                )
+                .await
+                .map_err(|e| unavailable(&e))?;
+            if !(client.first_party || remembered) {
+                if prompt.none {
+                    return Ok(
+                        redirect.error("consent_required", "the user has not allowed this client")
+                    );
+                }
+                return Ok(consent_page(&client, &current, &scope, &params));
+            }
+        }
+    }
+
+    // 5. The code.
+    flow.codes.session = Some(SessionContext {
+        session_id: current.session.id,
+        auth_time: current.session.auth_time,
+        amr: current.session.amr.clone(),
+    });
+    let owner = current.session.user_id.to_string();
+    match pending.authorize(&mut flow, Cow::Owned(owner)).await {
+        Ok(url) => Ok(redirect.deliver(url)),
+        Err(_) => Err(PageError::Unavailable),
+    }
+}
+
+/// To the sign-in page, then back to this same request. `prompt=login` is dropped
+/// from the way back, or the fresh sign-in would be asked for again.
+fn send_to_login(params: &Params, force: bool) -> HttpResponse {
+    let mut back = params.clone();
+    if let Some(prompt) = params.get("prompt") {
+        let rest: Vec<&str> = prompt
+            .split_whitespace()
+            .filter(|p| *p != "login")
+            .collect();
+        back = back.without(&["prompt"]);
+        if !rest.is_empty() {
+            back = back.with("prompt", &rest.join(" "));
+        }
+    }
+    let return_to = format!("/authorize?{}", back.to_query());
+    let mut login = url::form_urlencoded::Serializer::new(String::new());
+    login.append_pair("return_to", &return_to);
+    if force {
+        login.append_pair("prompt", "login");
+    }
+    if let Some(hint) = params.get("login_hint") {
+        login.append_pair("login_hint", hint);
+    }
+    see_other(&format!("/login?{}", login.finish()))
+}
+
+fn consent_page(client: &Client, current: &SignedIn, scope: &str, params: &Params) -> HttpResponse {
+    let page = ConsentPage {
+        page: PageContext {
+            asset_version: asset_version(),
+            csrf: current.csrf(),
+            signed_in_as: Some(current.session.email.clone()),
+        },
+        client_name: client.name.clone(),
+        email: current.session.email.clone(),
+        scopes: scope.split_whitespace().map(describe_scope).collect(),
+        // `prompt=consent` is satisfied by this very page.
+        params: params.without(&["prompt"]).pairs().to_vec(),
+    };
+    render(&page, StatusCode::OK)
+}
+
+fn unavailable(e: &dyn std::fmt::Display) -> PageError {
+    tracing::error!("authorization failed: {e}");
+    PageError::Unavailable
+}
+
+// ---------------------------------------------------------------- /token
+
+#[derive(Serialize)]
+struct OAuthErrorBody<'a> {
+    error: &'a str,
+    error_description: &'a str,
+}
+
+/// RFC 6749 §5.2 error; `invalid_client` is a 401 with a `WWW-Authenticate` challenge.
+fn token_error(code: &str, description: &str) -> HttpResponse {
+    let status = if code == "invalid_client" {
+        StatusCode::UNAUTHORIZED
+    } else if code == "temporarily_unavailable" {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    let mut response = HttpResponse::build(status);
+    response
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"));
+    if status == StatusCode::UNAUTHORIZED {
+        response.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"tessera\""));
+    }
+    response.json(OAuthErrorBody {
+        error: code,
+        error_description: description,
+    })
+}
+
+#[derive(Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: u64,
+    scope: &'a str,
+}
+
+/// `client_secret_basic`: RFC 6749 §2.3.1 — both halves are form-urlencoded.
+fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, Vec<u8>)>, &'static str> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| "malformed Authorization header")?;
+    let Some(encoded) = value.strip_prefix("Basic ") else {
+        return Err("only Basic client authentication is accepted here");
+    };
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| "malformed Basic credentials")?;
+    let decoded = String::from_utf8(decoded).map_err(|_| "malformed Basic credentials")?;
+    let (id, secret) = decoded
+        .split_once(':')
+        .ok_or("malformed Basic credentials")?;
+    let unescape = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Ok(Some((unescape(id), unescape(secret).into_bytes())))
+}
+
+pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return token_error(
+            "invalid_request",
+            "the body must be application/x-www-form-urlencoded",
+        );
+    }
+    let Ok(pairs) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
+        return token_error("invalid_request", "the body is not valid form data");
+    };
+    let params = match Params::unique(pairs) {
+        Ok(p) => p,
+        Err(why) => return token_error("invalid_request", &why),
+    };
+    let basic = match basic_credentials(&req) {
+        Ok(b) => b,
+        Err(why) => return token_error("invalid_client", why),
+    };
+
+    // Client authentication comes first, for every grant.
+    let body_id = params.get("client_id");
+    let client_id = match (&basic, body_id) {
+        (Some((id, _)), Some(body)) if id != body => {
+            return token_error(
+                "invalid_request",
+                "client_id differs from the authenticated client",
+            );
+        }
+        (Some((id, _)), _) => id.clone(),
+        (None, Some(id)) => id.to_owned(),
+        (None, None) => return token_error("invalid_client", "client authentication is required"),
+    };
+    if basic.is_some() && params.get("client_secret").is_some() {
+        return token_error(
+            "invalid_request",
+            "use one client authentication method, not two",
+        );
+    }
+    let client = match clients::find(&state.db, &client_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return token_error("invalid_client", "unknown client or wrong credentials"),
+        Err(e) => {
+            tracing::error!("token endpoint: {e}");
+            return token_error("temporarily_unavailable", "try again shortly");
+        }
+    };
+    let secret = basic
+        .as_ref()
+        .map(|(_, s)| s.as_slice())
+        .or(params.get("client_secret").map(str::as_bytes));
+    if !client.authenticates(secret) {
+        return token_error("invalid_client", "unknown client or wrong credentials");
+    }
+
+    let Some(grant_type) = params.get("grant_type") else {
+        return token_error("invalid_request", "grant_type is required");
+    };
+    if grant_type != GRANT_AUTHORIZATION_CODE {
+        return token_error(
+            "unsupported_grant_type",
+            "grant_type must be authorization_code",
+        );
+    }
+    if !client.allows_grant(grant_type) {
+        return token_error(
+            "unauthorized_client",
+            "this client may not use this grant type",
+        );
+    }
+    exchange_code(&state, client, &params, basic).await
+}
+
+async fn exchange_code(
+    state: &AppState,
+    client: Client,
+    params: &Params,
+    basic: Option<(String, Vec<u8>)>,
+) -> HttpResponse {
+    let settings = &state.settings;
+    let mut flow = CodeExchange {
+        registry: ClientRegistry::new(Some(client)),
+        codes: CodeStore::new(state.cache.clone()),
+        issuer: TokenIssuer::new(
+            state.keys.clone(),
+            state.cache.clone(),
+            settings.issuer_str().to_owned(),
+            settings.default_audience.clone(),
+            settings.access_token_ttl,
+        ),
+        checks: TokenChecks::default(),
+    };
+    // With Basic authentication the body's client_id (already checked equal) would
+    // count as a second credential to oxide-auth.
+    let body_params;
+    let params = if basic.is_some() {
+        body_params = params.without(&["client_id"]);
+        &body_params
+    } else {
+        params
+    };
+    let request = TokenRequest { params, basic };
+    let result =
+        oxide_auth_async::code_grant::access_token::access_token(&mut flow, &request).await;
+    match (result, &flow.issuer.issued) {
+        (Ok(_), Some(issued)) => {
+            let body = TokenResponse {
+                access_token: &issued.access_token,
+                token_type: "Bearer",
+                expires_in: issued.expires_in,
+                scope: &issued.scope,
+            };
+            HttpResponse::Ok()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .insert_header((header::PRAGMA, "no-cache"))
+                .json(body)
+        }
+        (Ok(_), None) => token_error("temporarily_unavailable", "try again shortly"),
+        (Err(error), _) => exchange_error(error, &flow),
+    }
+}
+
+/// Turns oxide-auth's verdict into the precise RFC 6749 §5.2 answer.
+fn exchange_error(mut error: TokenError, flow: &CodeExchange) -> HttpResponse {
+    match flow.codes.failure {
+        Some(CodeFailure::Replayed) => {
+            return token_error(
+                "invalid_grant",
+                "the code was already used; tokens issued from it are revoked",
+            );
+        }
+        Some(CodeFailure::Invalid) => {
+            return token_error("invalid_grant", "the code is invalid or expired");
+        }
+        None => {}
+    }
+    if let Some(why) = flow.checks.refusal {
+        // RFC 7636 §4.6: a verifier that does not match is an invalid grant.
+        let code = if why.contains("does not match") {
+            "invalid_grant"
+        } else {
+            "invalid_request"
+        };
+        return token_error(code, why);
+    }
+    if matches!(error, TokenError::Primitive(_)) {
+        return token_error("temporarily_unavailable", "try again shortly");
+    }
+    let kind = error
+        .description()
+        .map(|d| d.kind())
+        .unwrap_or(AccessTokenErrorType::InvalidRequest);
+    match kind {
+        AccessTokenErrorType::InvalidGrant => token_error(
+            "invalid_grant",
+            "the code was issued to another client or redirect_uri, or has expired",
+        ),
+        AccessTokenErrorType::InvalidClient => {
+            token_error("invalid_client", "unknown client or wrong credentials")
+        }
+        AccessTokenErrorType::UnauthorizedClient => {
+            token_error("unauthorized_client", "this client may not use this grant")
+        }
+        AccessTokenErrorType::UnsupportedGrantType => {
+            token_error("unsupported_grant_type", "grant_type is not supported")
+        }
+        AccessTokenErrorType::InvalidScope => token_error("invalid_scope", "the scope is invalid"),
+        AccessTokenErrorType::InvalidRequest => {
+            token_error("invalid_request", "code and redirect_uri are required")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_values_combine_by_the_rules() {
+        assert!(Prompt::parse(Some("login consent")).is_ok());
+        assert!(Prompt::parse(Some("none")).unwrap().none);
+        assert!(Prompt::parse(Some("none login")).is_err());
+        assert!(Prompt::parse(Some("sideways")).is_err());
+        assert!(!Prompt::parse(None).unwrap().login);
+    }
+}

@@ -1,0 +1,426 @@
+//! Registered clients and the oxide-auth `Registrar` over them.
+
+use std::borrow::Cow;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use oxide_auth::primitives::registrar::{
+    BoundClient, ClientUrl, ExactUrl, PreGrant, RegisteredUrl, RegistrarError,
+};
+use oxide_auth::primitives::scope::Scope;
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use subtle::ConstantTimeEq;
+use url::Url;
+use uuid::Uuid;
+
+use super::{digest, scope_list};
+use crate::identity::sessions::random_token;
+use crate::store::entities::client;
+use crate::tokens::Algorithm;
+
+pub const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
+pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
+pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("redirect URI `{0}`: {1}")]
+    InvalidRedirectUri(String, &'static str),
+    #[error("a client needs a name of 1 to 200 characters")]
+    InvalidName,
+    #[error("unsupported grant type `{0}`")]
+    UnsupportedGrantType(String),
+    #[error("the authorization_code grant needs at least one redirect URI")]
+    NoRedirectUri,
+    #[error("public clients cannot use client_credentials")]
+    PublicClientCredentials,
+    #[error("storage: {0}")]
+    Storage(#[from] sea_orm::DbErr),
+    #[error("randomness: {0}")]
+    Random(String),
+}
+
+/// A client, parsed from its row.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub client_id: String,
+    pub name: String,
+    secret_hash: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub scope: Vec<String>,
+    pub native: bool,
+    pub first_party: bool,
+    pub id_token_alg: Algorithm,
+}
+
+impl Client {
+    fn from_row(row: client::Model) -> Self {
+        Self {
+            client_id: row.client_id,
+            name: row.name,
+            secret_hash: row.secret_hash,
+            redirect_uris: serde_json::from_str(&row.redirect_uris).unwrap_or_default(),
+            grant_types: row
+                .grant_types
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            scope: scope_list(&row.scope),
+            native: row.application_type == "native",
+            first_party: row.first_party,
+            id_token_alg: row.id_token_alg.parse().unwrap_or(Algorithm::Rs256),
+        }
+    }
+
+    /// Public clients (`token_endpoint_auth_method: none`) have no secret.
+    pub fn is_public(&self) -> bool {
+        self.secret_hash.is_none()
+    }
+
+    pub fn allows_grant(&self, grant_type: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant_type)
+    }
+
+    /// Exact string comparison against the registered URIs (RFC 9700 §4.1.3); for
+    /// native clients a loopback URI matches with any port (RFC 8252 §7.3).
+    pub fn redirect_allowed(&self, requested: &str) -> bool {
+        if self.redirect_uris.iter().any(|r| r == requested) {
+            return true;
+        }
+        if !self.native {
+            return false;
+        }
+        let Ok(asked) = Url::parse(requested) else {
+            return false;
+        };
+        if asked.scheme() != "http" || !is_loopback_ip(&asked) {
+            return false;
+        }
+        self.redirect_uris.iter().any(|registered| {
+            Url::parse(registered).is_ok_and(|mut r| {
+                let mut a = asked.clone();
+                let (_, _) = (r.set_port(None), a.set_port(None));
+                r.scheme() == "http" && is_loopback_ip(&r) && r == a
+            })
+        })
+    }
+
+    /// Checks a presented secret in constant time; public clients must present none.
+    pub fn authenticates(&self, secret: Option<&[u8]>) -> bool {
+        match (&self.secret_hash, secret) {
+            (None, None) => true,
+            (Some(stored), Some(given)) => {
+                let Ok(given) = std::str::from_utf8(given) else {
+                    return false;
+                };
+                bool::from(digest(given).as_bytes().ct_eq(stored.as_bytes()))
+            }
+            _ => false,
+        }
+    }
+
+    /// The requested scopes this client may have (unknown ones are ignored, as OIDC
+    /// Core §3.1.2.1 and RFC 6749 §3.3 allow); `None` asks for all of its scopes.
+    pub fn negotiate_scope(&self, requested: Option<&str>) -> Vec<String> {
+        match requested {
+            None => self.scope.clone(),
+            Some(asked) => scope_list(asked)
+                .into_iter()
+                .filter(|s| self.scope.contains(s))
+                .collect(),
+        }
+    }
+}
+
+fn is_loopback_ip(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        _ => false,
+    }
+}
+
+/// What an operator (or, later, dynamic registration) asks for.
+#[derive(Debug, Clone)]
+pub struct NewClient {
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub public: bool,
+    pub grant_types: Vec<String>,
+    pub scope: String,
+    pub first_party: bool,
+    pub native: bool,
+    pub id_token_alg: Algorithm,
+}
+
+fn check_redirect_uri(uri: &str, native: bool) -> Result<(), ClientError> {
+    let bad = |why| ClientError::InvalidRedirectUri(uri.to_owned(), why);
+    let url = Url::parse(uri).map_err(|_| bad("not an absolute URL"))?;
+    if url.fragment().is_some() {
+        return Err(bad("must not contain a fragment"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("must not contain user information"));
+    }
+    if uri.contains('*') {
+        return Err(bad("wildcards are not allowed"));
+    }
+    let loopback = is_loopback_ip(&url) || url.host_str() == Some("localhost");
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(bad("must use https unless it is a loopback address")),
+        // RFC 8252 §7.1: private-use URI schemes (reverse domain names) for native apps.
+        scheme if native && scheme.contains('.') => Ok(()),
+        _ => Err(bad("unsupported scheme")),
+    }
+}
+
+/// Registers a client. Returns it with its secret, which exists only in this return
+/// value: the database keeps its SHA-256 (a slow hash buys nothing for 256 random
+/// bits and would cost every token request).
+pub async fn create(
+    db: &DatabaseConnection,
+    new: NewClient,
+) -> Result<(Client, Option<String>), ClientError> {
+    let name = new.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ClientError::InvalidName);
+    }
+    for g in &new.grant_types {
+        if ![
+            GRANT_AUTHORIZATION_CODE,
+            GRANT_REFRESH_TOKEN,
+            GRANT_CLIENT_CREDENTIALS,
+        ]
+        .contains(&g.as_str())
+        {
+            return Err(ClientError::UnsupportedGrantType(g.clone()));
+        }
+    }
+    if new
+        .grant_types
+        .iter()
+        .any(|g| g == GRANT_AUTHORIZATION_CODE)
+        && new.redirect_uris.is_empty()
+    {
+        return Err(ClientError::NoRedirectUri);
+    }
+    if new.public
+        && new
+            .grant_types
+            .iter()
+            .any(|g| g == GRANT_CLIENT_CREDENTIALS)
+    {
+        return Err(ClientError::PublicClientCredentials);
+    }
+    for uri in &new.redirect_uris {
+        check_redirect_uri(uri, new.native)?;
+    }
+    let secret = if new.public {
+        None
+    } else {
+        Some(random_token().map_err(|e| ClientError::Random(e.to_string()))?)
+    };
+    let row = client::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        client_id: Set(Uuid::now_v7().to_string()),
+        secret_hash: Set(secret.as_deref().map(digest)),
+        name: Set(name),
+        redirect_uris: Set(
+            serde_json::to_string(&new.redirect_uris).unwrap_or_else(|_| "[]".into())
+        ),
+        grant_types: Set(new.grant_types.join(" ")),
+        scope: Set(scope_list(&new.scope).join(" ")),
+        application_type: Set(if new.native { "native" } else { "web" }.to_owned()),
+        first_party: Set(new.first_party),
+        id_token_alg: Set(new.id_token_alg.as_str().to_owned()),
+        created_at: Set(Utc::now()),
+    }
+    .insert(db)
+    .await?;
+    Ok((Client::from_row(row), secret))
+}
+
+pub async fn find(
+    db: &DatabaseConnection,
+    client_id: &str,
+) -> Result<Option<Client>, sea_orm::DbErr> {
+    if client_id.is_empty() || client_id.len() > 64 {
+        return Ok(None);
+    }
+    Ok(client::Entity::find()
+        .filter(client::Column::ClientId.eq(client_id))
+        .one(db)
+        .await?
+        .map(Client::from_row))
+}
+
+/// The oxide-auth registrar for one request: the client was loaded once by the
+/// handler, so binding, negotiation and authentication cost no further queries.
+pub struct ClientRegistry {
+    client: Option<Client>,
+}
+
+impl ClientRegistry {
+    pub fn new(client: Option<Client>) -> Self {
+        Self { client }
+    }
+
+    fn client(&self, client_id: &str) -> Result<&Client, RegistrarError> {
+        self.client
+            .as_ref()
+            .filter(|c| c.client_id == client_id)
+            .ok_or(RegistrarError::Unspecified)
+    }
+}
+
+#[async_trait]
+impl oxide_auth_async::primitives::Registrar for ClientRegistry {
+    async fn bound_redirect<'a>(
+        &self,
+        bound: ClientUrl<'a>,
+    ) -> Result<BoundClient<'a>, RegistrarError> {
+        let client = self.client(&bound.client_id)?;
+        // OIDC Core §3.1.2.1 requires redirect_uri; so do we, for every client.
+        let requested = bound.redirect_uri.ok_or(RegistrarError::Unspecified)?;
+        if !client.redirect_allowed(requested.as_str()) {
+            return Err(RegistrarError::Unspecified);
+        }
+        let exact: ExactUrl = requested
+            .as_str()
+            .parse()
+            .map_err(|_| RegistrarError::Unspecified)?;
+        Ok(BoundClient {
+            client_id: bound.client_id,
+            redirect_uri: Cow::Owned(RegisteredUrl::Exact(exact)),
+        })
+    }
+
+    async fn negotiate<'a>(
+        &self,
+        bound: BoundClient<'a>,
+        scope: Option<Scope>,
+    ) -> Result<PreGrant, RegistrarError> {
+        let client = self.client(&bound.client_id)?;
+        let requested = scope.map(|s| s.to_string());
+        let granted = client.negotiate_scope(requested.as_deref());
+        if granted.is_empty() {
+            return Err(RegistrarError::Unspecified);
+        }
+        let scope: Scope = granted
+            .join(" ")
+            .parse()
+            .map_err(|_| RegistrarError::Unspecified)?;
+        Ok(PreGrant {
+            client_id: bound.client_id.into_owned(),
+            redirect_uri: bound.redirect_uri.into_owned(),
+            scope,
+        })
+    }
+
+    async fn check(
+        &self,
+        client_id: &str,
+        passphrase: Option<&[u8]>,
+    ) -> Result<(), RegistrarError> {
+        let client = self.client(client_id)?;
+        if client.authenticates(passphrase) {
+            Ok(())
+        } else {
+            Err(RegistrarError::Unspecified)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(uris: &[&str], native: bool) -> Client {
+        Client {
+            client_id: "c".into(),
+            name: "App".into(),
+            secret_hash: Some(digest("s3cret")),
+            redirect_uris: uris.iter().map(|s| s.to_string()).collect(),
+            grant_types: vec![GRANT_AUTHORIZATION_CODE.into()],
+            scope: scope_list("openid profile"),
+            native,
+            first_party: false,
+            id_token_alg: Algorithm::Rs256,
+        }
+    }
+
+    #[test]
+    fn redirect_uris_match_exactly() {
+        let web = client(&["https://app.example/cb"], false);
+        assert!(web.redirect_allowed("https://app.example/cb"));
+        for near_miss in [
+            "https://app.example/cb/",
+            "https://app.example/cb?x=1",
+            "https://app.example/CB",
+            "https://app.example:443/cb",
+            "https://evil.example/cb",
+            "http://app.example/cb",
+            "https://app.example/cb#frag",
+        ] {
+            assert!(!web.redirect_allowed(near_miss), "{near_miss}");
+        }
+    }
+
+    #[test]
+    fn native_loopback_redirects_match_any_port_but_nothing_else() {
+        let native = client(
+            &["http://127.0.0.1/callback", "http://[::1]/callback"],
+            true,
+        );
+        assert!(native.redirect_allowed("http://127.0.0.1:51234/callback"));
+        assert!(native.redirect_allowed("http://[::1]:8080/callback"));
+        assert!(!native.redirect_allowed("http://127.0.0.1:51234/other"));
+        assert!(!native.redirect_allowed("http://localhost:51234/callback"));
+        assert!(!native.redirect_allowed("https://127.0.0.1:51234/callback"));
+        let web = client(&["http://127.0.0.1/callback"], false);
+        assert!(!web.redirect_allowed("http://127.0.0.1:51234/callback"));
+    }
+
+    #[test]
+    fn secrets_are_checked_and_public_clients_present_none() {
+        let confidential = client(&[], false);
+        assert!(confidential.authenticates(Some(b"s3cret")));
+        assert!(!confidential.authenticates(Some(b"s3cret ")));
+        assert!(!confidential.authenticates(None));
+        let mut public = client(&[], false);
+        public.secret_hash = None;
+        assert!(public.authenticates(None));
+        assert!(!public.authenticates(Some(b"anything")));
+    }
+
+    #[test]
+    fn scope_is_narrowed_to_what_the_client_may_have() {
+        let c = client(&[], false);
+        assert_eq!(
+            c.negotiate_scope(Some("profile openid admin")),
+            vec!["openid", "profile"]
+        );
+        assert!(c.negotiate_scope(Some("admin")).is_empty());
+        assert_eq!(c.negotiate_scope(None), vec!["openid", "profile"]);
+    }
+
+    #[test]
+    fn redirect_uri_registration_rules() {
+        assert!(check_redirect_uri("https://app.example/cb", false).is_ok());
+        assert!(check_redirect_uri("http://127.0.0.1/cb", true).is_ok());
+        assert!(check_redirect_uri("com.example.app:/cb", true).is_ok());
+        for bad in [
+            "http://app.example/cb",
+            "https://app.example/cb#x",
+            "https://u:p@app.example/",
+            "https://*.example/cb",
+            "not a url",
+            "com.example.app:/cb",
+        ] {
+            assert!(check_redirect_uri(bad, false).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! A registered OAuth client.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "client")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    #[sea_orm(unique)]
+    pub client_id: String,
+    /// base64url SHA-256 of the secret; `None` for public clients.
+    pub secret_hash: Option<String>,
+    pub name: String,
+    /// JSON array of redirect URIs, compared exactly.
+    pub redirect_uris: String,
+    /// Space-separated grant types.
+    pub grant_types: String,
+    /// Space-separated scopes the client may request.
+    pub scope: String,
+    /// `web` or `native` (RFC 8252 loopback redirects).
+    pub application_type: String,
+    /// First-party clients skip the consent page.
+    pub first_party: bool,
+    /// `id_token_signed_response_alg`: `RS256` unless the client chose `ES256`.
+    pub id_token_alg: String,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
