@@ -10,6 +10,7 @@ pub mod http;
 pub mod identity;
 pub mod metrics;
 pub mod oauth;
+pub mod oidc;
 pub mod state;
 pub mod store;
 pub mod telemetry;

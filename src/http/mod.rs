@@ -3,6 +3,7 @@
 pub mod browser;
 pub mod middleware;
 pub mod oauth;
+pub mod oidc;
 pub mod ops;
 pub mod pages;
 pub mod well_known;
@@ -19,6 +20,7 @@ pub mod paths {
     pub const JWKS: &str = "/.well-known/jwks.json";
     pub const AUTHORIZE: &str = "/authorize";
     pub const TOKEN: &str = "/token";
+    pub const USERINFO: &str = "/userinfo";
     pub const HEALTHZ: &str = "/healthz";
     pub const READYZ: &str = "/readyz";
     pub const METRICS: &str = "/metrics";
@@ -83,6 +85,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             vec![post().to(oauth::consent_decision)],
         ),
         (paths::TOKEN, vec![post().to(oauth::token)]),
+        (
+            paths::USERINFO,
+            vec![get().to(oidc::userinfo_get), post().to(oidc::userinfo_post)],
+        ),
     ];
     for (path, routes) in table {
         let mut resource = web::resource(path);

@@ -30,6 +30,7 @@ use crate::oauth::flows::{
     AuthorizationFlow, AuthorizationRequest, CodeExchange, Params, TokenRequest,
 };
 use crate::oauth::tokens::TokenIssuer;
+use crate::oidc::id_token::{self, IdTokenRequest};
 use crate::state::AppState;
 
 #[derive(Template)]
@@ -377,7 +378,9 @@ async fn authorize(
     match decision {
         Some(Decision::Deny) => {
             return Ok(match pending.deny() {
-                Err(AuthorizationError::Redirect(url)) => redirect.relay_oxide_error(url.into(), None),
+                Err(AuthorizationError::Redirect(url)) => {
+                    redirect.relay_oxide_error(url.into(), None)
+                }
                 _ => redirect.error("access_denied", "the user denied the request"),
             });
         }
@@ -508,6 +511,8 @@ struct TokenResponse<'a> {
     token_type: &'static str,
     expires_in: u64,
     scope: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
 }
 
 /// `client_secret_basic`: RFC 6749 §2.3.1 — both halves are form-urlencoded.
@@ -621,6 +626,7 @@ async fn exchange_code(
     basic: Option<(String, Vec<u8>)>,
 ) -> HttpResponse {
     let settings = &state.settings;
+    let id_token_alg = client.id_token_alg;
     let mut flow = CodeExchange {
         registry: ClientRegistry::new(Some(client)),
         codes: CodeStore::new(state.cache.clone()),
@@ -647,11 +653,33 @@ async fn exchange_code(
         oxide_auth_async::code_grant::access_token::access_token(&mut flow, &request).await;
     match (result, &flow.issuer.issued) {
         (Ok(_), Some(issued)) => {
+            let id_token = if issued.scope.split_whitespace().any(|s| s == "openid") {
+                let request = IdTokenRequest {
+                    issuer: settings.issuer_str(),
+                    subject: &issued.subject,
+                    client_id: &issued.client_id,
+                    nonce: issued.nonce.as_deref(),
+                    session: issued.session.as_ref(),
+                    access_token: &issued.access_token,
+                    alg: id_token_alg,
+                    ttl: settings.id_token_ttl,
+                };
+                match id_token::sign(&state.keys.keys(), &request, Utc::now()) {
+                    Ok(token) => Some(token),
+                    Err(e) => {
+                        tracing::error!("cannot sign an id_token: {e}");
+                        return token_error("temporarily_unavailable", "try again shortly");
+                    }
+                }
+            } else {
+                None
+            };
             let body = TokenResponse {
                 access_token: &issued.access_token,
                 token_type: "Bearer",
                 expires_in: issued.expires_in,
                 scope: &issued.scope,
+                id_token,
             };
             HttpResponse::Ok()
                 .insert_header((header::CACHE_CONTROL, "no-store"))

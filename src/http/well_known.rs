@@ -25,6 +25,7 @@ struct ProviderMetadata<'a> {
     issuer: &'a str,
     authorization_endpoint: String,
     token_endpoint: String,
+    userinfo_endpoint: String,
     jwks_uri: String,
     response_types_supported: &'static [&'static str],
     response_modes_supported: &'static [&'static str],
@@ -38,6 +39,9 @@ struct ProviderMetadata<'a> {
     authorization_response_iss_parameter_supported: bool,
     request_parameter_supported: bool,
     request_uri_parameter_supported: bool,
+    scopes_supported: &'static [&'static str],
+    claims_supported: &'static [&'static str],
+    claims_parameter_supported: bool,
 }
 
 impl Discovery {
@@ -46,6 +50,7 @@ impl Discovery {
             issuer: settings.issuer_str(),
             authorization_endpoint: settings.endpoint(paths::AUTHORIZE),
             token_endpoint: settings.endpoint(paths::TOKEN),
+            userinfo_endpoint: settings.endpoint(paths::USERINFO),
             jwks_uri: settings.endpoint(paths::JWKS),
             response_types_supported: &["code"],
             response_modes_supported: &["query", "form_post"],
@@ -65,6 +70,24 @@ impl Discovery {
             authorization_response_iss_parameter_supported: true,
             request_parameter_supported: false,
             request_uri_parameter_supported: false,
+            scopes_supported: &["openid", "profile", "email"],
+            claims_supported: &[
+                "sub",
+                "iss",
+                "aud",
+                "exp",
+                "iat",
+                "auth_time",
+                "nonce",
+                "amr",
+                "sid",
+                "azp",
+                "at_hash",
+                "email",
+                "email_verified",
+                "updated_at",
+            ],
+            claims_parameter_supported: false,
         };
         let body = serde_json::to_vec(&metadata).unwrap_or_default();
         let etag = format!(

@@ -11,9 +11,41 @@ use oxide_auth::primitives::issuer::{IssuedToken, RefreshedToken, TokenType};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::codes::{EXT_CODE, EXT_NONCE, EXT_SESSION, SessionContext, issued_key};
+use super::codes::{EXT_CODE, EXT_NONCE, EXT_SESSION, SessionContext, issued_key, revoked_jti_key};
 use crate::store::cache::Cache;
+use crate::tokens::keys::TokenRejection;
 use crate::tokens::{Algorithm, KeyRing};
+
+/// Why a bearer token was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum BearerError {
+    #[error(transparent)]
+    Rejected(#[from] TokenRejection),
+    #[error("the token has been revoked")]
+    Revoked,
+    #[error("cannot check the token now: {0}")]
+    Unavailable(String),
+}
+
+/// Verifies one of our access tokens: signature, type, issuer, expiry, and that its
+/// `jti` has not been revoked.
+pub async fn verify_access_token(
+    keys: &KeyRing,
+    cache: &Cache,
+    issuer: &str,
+    token: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, BearerError> {
+    let claims = keys.keys().verify(token, "at+jwt", issuer, Utc::now())?;
+    let jti = claims
+        .get("jti")
+        .and_then(|v| v.as_str())
+        .ok_or(TokenRejection::Malformed)?;
+    match cache.get(&revoked_jti_key(jti)).await {
+        Ok(Some(_)) => Err(BearerError::Revoked),
+        Ok(None) => Ok(claims),
+        Err(e) => Err(BearerError::Unavailable(e.to_string())),
+    }
+}
 
 /// RFC 9068 §2.2 claims (plus `auth_time`/`amr` for tokens issued to a user).
 #[derive(Serialize)]

@@ -21,7 +21,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use josekit::jwk::Jwk;
-use josekit::jws::{JwsHeader, JwsSigner};
+use josekit::jws::{JwsHeader, JwsSigner, JwsVerifier};
 use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, QueryOrder, Set};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -93,6 +93,7 @@ pub struct SigningKey {
     pub created_at: DateTime<Utc>,
     pub activates_at: DateTime<Utc>,
     signer: Box<dyn JwsSigner>,
+    verifier: Box<dyn JwsVerifier>,
     /// Public members only, already in JWKS form (`kid`, `alg`, `use` included).
     public_jwk: serde_json::Map<String, serde_json::Value>,
 }
@@ -283,6 +284,69 @@ impl KeySet {
         header.set_key_id(&key.kid);
         josekit::jws::serialize_compact(payload, &header, key.signer.as_ref())
             .map_err(|e| KeyError::Sign(e.to_string()))
+    }
+}
+
+/// Why a token presented to us was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRejection {
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token was not signed by a key of this server")]
+    UnknownKey,
+    #[error("the token signature is invalid")]
+    BadSignature,
+    #[error("the token is not an access token")]
+    WrongType,
+    #[error("the token was issued by another server")]
+    WrongIssuer,
+    #[error("the token has expired")]
+    Expired,
+}
+
+impl KeySet {
+    /// Verifies a JWS signed by one of our published keys and returns its claims.
+    /// The algorithm is the one our key record says, never the token's own claim,
+    /// so `alg: none` or an HMAC keyed with a public key cannot pass.
+    pub fn verify(
+        &self,
+        token: &str,
+        typ: &str,
+        issuer: &str,
+        now: DateTime<Utc>,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, TokenRejection> {
+        if token.len() > 8192 || token.split('.').count() != 3 {
+            return Err(TokenRejection::Malformed);
+        }
+        let published: Vec<&SigningKey> = self.published(now).collect();
+        let known_key = std::cell::Cell::new(false);
+        let verified = josekit::jws::deserialize_compact_with_selector(token, |header| {
+            let key = header
+                .key_id()
+                .and_then(|kid| published.iter().find(|k| k.kid == kid));
+            Ok(key.and_then(|k| {
+                known_key.set(true);
+                (header.algorithm() == Some(k.alg.as_str())).then_some(k.verifier.as_ref())
+            }))
+        });
+        let (payload, header) = match verified {
+            Ok(v) => v,
+            Err(_) if !known_key.get() => return Err(TokenRejection::UnknownKey),
+            Err(_) => return Err(TokenRejection::BadSignature),
+        };
+        if header.token_type() != Some(typ) {
+            return Err(TokenRejection::WrongType);
+        }
+        let claims: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&payload).map_err(|_| TokenRejection::Malformed)?;
+        if claims.get("iss").and_then(|v| v.as_str()) != Some(issuer) {
+            return Err(TokenRejection::WrongIssuer);
+        }
+        match claims.get("exp").and_then(serde_json::Value::as_i64) {
+            Some(exp) if exp > now.timestamp() => Ok(claims),
+            Some(_) => Err(TokenRejection::Expired),
+            None => Err(TokenRejection::Malformed),
+        }
     }
 }
 
@@ -477,20 +541,21 @@ struct KeyMaterial {
     alg: Algorithm,
     kid: String,
     signer: Box<dyn JwsSigner>,
+    verifier: Box<dyn JwsVerifier>,
     public_jwk: serde_json::Map<String, serde_json::Value>,
 }
 
 impl KeyMaterial {
     fn from_pem(alg: Algorithm, pem: &[u8]) -> Result<Self, String> {
         let err = |e: josekit::JoseError| format!("not a valid {alg} PKCS#8 key ({e})");
-        let (jwk, signer): (Jwk, Box<dyn JwsSigner>) = match alg {
+        type Pair = (Jwk, Box<dyn JwsSigner>, Box<dyn JwsVerifier>);
+        let (jwk, signer, verifier): Pair = match alg {
             Algorithm::Es256 => {
                 let pair = josekit::jws::ES256.key_pair_from_pem(pem).map_err(err)?;
                 let jwk = josekit::jwk::KeyPair::to_jwk_public_key(&pair);
-                (
-                    jwk,
-                    Box::new(josekit::jws::ES256.signer_from_pem(pem).map_err(err)?),
-                )
+                let verifier = josekit::jws::ES256.verifier_from_jwk(&jwk).map_err(err)?;
+                let signer = josekit::jws::ES256.signer_from_pem(pem).map_err(err)?;
+                (jwk, Box::new(signer), Box::new(verifier))
             }
             Algorithm::Rs256 => {
                 let pair = josekit::jws::RS256.key_pair_from_pem(pem).map_err(err)?;
@@ -498,10 +563,9 @@ impl KeyMaterial {
                     return Err(format!("RSA key is shorter than {RSA_BITS} bits"));
                 }
                 let jwk = josekit::jwk::KeyPair::to_jwk_public_key(&pair);
-                (
-                    jwk,
-                    Box::new(josekit::jws::RS256.signer_from_pem(pem).map_err(err)?),
-                )
+                let verifier = josekit::jws::RS256.verifier_from_jwk(&jwk).map_err(err)?;
+                let signer = josekit::jws::RS256.signer_from_pem(pem).map_err(err)?;
+                (jwk, Box::new(signer), Box::new(verifier))
             }
         };
         let members: &[&str] = match alg {
@@ -524,6 +588,7 @@ impl KeyMaterial {
             alg,
             kid,
             signer,
+            verifier,
             public_jwk,
         })
     }
@@ -539,6 +604,7 @@ impl KeyMaterial {
             created_at,
             activates_at,
             signer: self.signer,
+            verifier: self.verifier,
             public_jwk: self.public_jwk,
         }
     }
