@@ -84,7 +84,10 @@ pub struct Settings {
     pub keys_dir: PathBuf,
     pub access_token_ttl: Duration,
     pub id_token_ttl: Duration,
+    /// Absolute lifetime of a refresh-token family.
     pub refresh_token_ttl: Duration,
+    /// A refresh token unused this long expires.
+    pub refresh_token_idle_ttl: Duration,
     /// How long a rotated-in key is published before it signs anything.
     pub key_rotation_delay: Duration,
     /// How often each instance re-reads key metadata from the database.
@@ -145,6 +148,7 @@ const SETTINGS: &[&str] = &[
     "login_max_failures_per_ip",
     "login_lockout",
     "default_audience",
+    "refresh_token_idle_ttl",
 ];
 
 /// `DATABASE_URL` and `REDIS_URL` keep their conventional names; the rest are
@@ -347,6 +351,14 @@ impl Settings {
         let access_token_ttl = layer.duration("access_token_ttl", "5m", 1, day)?;
         let id_token_ttl = layer.duration("id_token_ttl", "1h", 1, day)?;
         let refresh_token_ttl = layer.duration("refresh_token_ttl", "30d", 60, 365 * day)?;
+        let refresh_token_idle_ttl =
+            layer.duration("refresh_token_idle_ttl", "14d", 60, 365 * day)?;
+        if refresh_token_idle_ttl > refresh_token_ttl {
+            return Err(ConfigError::new(
+                "TESSERA_REFRESH_TOKEN_IDLE_TTL",
+                "must not exceed TESSERA_REFRESH_TOKEN_TTL",
+            ));
+        }
         let key_rotation_delay = layer.duration("key_rotation_delay", "1h", 0, 30 * day)?;
         let key_refresh_interval = layer.duration("key_refresh_interval", "30s", 0, day)?;
         let jwks_max_age = layer.duration("jwks_max_age", "5m", 0, day)?;
@@ -415,6 +427,7 @@ impl Settings {
             access_token_ttl,
             id_token_ttl,
             refresh_token_ttl,
+            refresh_token_idle_ttl,
             key_rotation_delay,
             key_refresh_interval,
             jwks_max_age,

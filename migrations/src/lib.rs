@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_signing_keys;
 mod m20261122_000002_users_sessions;
 mod m20261122_000003_clients_consents;
+mod m20261122_000004_refresh_tokens;
 
 /// All migrations, in the order they apply.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_signing_keys::Migration),
             Box::new(m20261122_000002_users_sessions::Migration),
             Box::new(m20261122_000003_clients_consents::Migration),
+            Box::new(m20261122_000004_refresh_tokens::Migration),
         ]
     }
 }

@@ -16,22 +16,28 @@ use chrono::Utc;
 use oxide_auth::code_grant::accesstoken::Error as TokenError;
 use oxide_auth::code_grant::authorization::Error as AuthorizationError;
 use oxide_auth::code_grant::error::AccessTokenErrorType;
+use oxide_auth::code_grant::refresh::Error as RefreshError;
 use serde::Serialize;
 use url::Url;
 
 use super::browser::{
     PageContext, PageError, SignedIn, asset_version, check_csrf, render, see_other, signed_in,
 };
-use crate::oauth::clients::{self, Client, ClientRegistry, GRANT_AUTHORIZATION_CODE};
+use crate::oauth::clients::{
+    self, Client, ClientRegistry, GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN,
+};
 use crate::oauth::codes::{CodeFailure, CodeStore, SessionContext};
 use crate::oauth::consent;
 use crate::oauth::extensions::{AuthorizationChecks, TokenChecks};
 use crate::oauth::flows::{
-    AuthorizationFlow, AuthorizationRequest, CodeExchange, Params, TokenRequest,
+    AuthorizationFlow, AuthorizationRequest, CodeExchange, Params, RefreshExchange, RefreshRequest,
+    TokenRequest,
 };
-use crate::oauth::tokens::TokenIssuer;
+use crate::oauth::refresh::Lifetimes;
+use crate::oauth::tokens::{Issued, IssuerConfig, RefreshFailure, TokenIssuer};
 use crate::oidc::id_token::{self, IdTokenRequest};
 use crate::state::AppState;
+use crate::tokens::Algorithm;
 
 #[derive(Template)]
 #[template(path = "error.html")]
@@ -338,7 +344,7 @@ async fn authorize(
 
     let mut flow = AuthorizationFlow {
         registry: ClientRegistry::new(Some(client.clone())),
-        codes: CodeStore::new(state.cache.clone()),
+        codes: CodeStore::new(state.cache.clone(), None),
         checks: AuthorizationChecks::default(),
     };
     let request = AuthorizationRequest(&params);
@@ -512,6 +518,8 @@ struct TokenResponse<'a> {
     expires_in: u64,
     scope: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     id_token: Option<String>,
 }
 
@@ -604,10 +612,10 @@ pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Byte
     let Some(grant_type) = params.get("grant_type") else {
         return token_error("invalid_request", "grant_type is required");
     };
-    if grant_type != GRANT_AUTHORIZATION_CODE {
+    if ![GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN].contains(&grant_type) {
         return token_error(
             "unsupported_grant_type",
-            "grant_type must be authorization_code",
+            "grant_type must be authorization_code or refresh_token",
         );
     }
     if !client.allows_grant(grant_type) {
@@ -616,7 +624,28 @@ pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Byte
             "this client may not use this grant type",
         );
     }
-    exchange_code(&state, client, &params, basic).await
+    let credentials = secret.map(|s| (client.client_id.clone(), s.to_vec()));
+    if grant_type == GRANT_REFRESH_TOKEN {
+        refresh_grant(&state, client, &params, credentials).await
+    } else {
+        exchange_code(&state, client, &params, basic).await
+    }
+}
+
+fn issuer_config(state: &AppState) -> IssuerConfig {
+    let settings = &state.settings;
+    IssuerConfig {
+        keys: state.keys.clone(),
+        cache: state.cache.clone(),
+        db: state.db.clone(),
+        issuer: settings.issuer_str().to_owned(),
+        audience: settings.default_audience.clone(),
+        access_ttl: settings.access_token_ttl,
+        refresh: Lifetimes {
+            idle: settings.refresh_token_idle_ttl,
+            absolute: settings.refresh_token_ttl,
+        },
+    }
 }
 
 async fn exchange_code(
@@ -625,18 +654,16 @@ async fn exchange_code(
     params: &Params,
     basic: Option<(String, Vec<u8>)>,
 ) -> HttpResponse {
-    let settings = &state.settings;
     let id_token_alg = client.id_token_alg;
+    let issuer = TokenIssuer::new(
+        issuer_config(state),
+        &client.client_id,
+        client.allows_grant(GRANT_REFRESH_TOKEN),
+    );
     let mut flow = CodeExchange {
         registry: ClientRegistry::new(Some(client)),
-        codes: CodeStore::new(state.cache.clone()),
-        issuer: TokenIssuer::new(
-            state.keys.clone(),
-            state.cache.clone(),
-            settings.issuer_str().to_owned(),
-            settings.default_audience.clone(),
-            settings.access_token_ttl,
-        ),
+        codes: CodeStore::new(state.cache.clone(), Some(state.db.clone())),
+        issuer,
         checks: TokenChecks::default(),
     };
     // With Basic authentication the body's client_id (already checked equal) would
@@ -652,43 +679,97 @@ async fn exchange_code(
     let result =
         oxide_auth_async::code_grant::access_token::access_token(&mut flow, &request).await;
     match (result, &flow.issuer.issued) {
-        (Ok(_), Some(issued)) => {
-            let id_token = if issued.scope.split_whitespace().any(|s| s == "openid") {
-                let request = IdTokenRequest {
-                    issuer: settings.issuer_str(),
-                    subject: &issued.subject,
-                    client_id: &issued.client_id,
-                    nonce: issued.nonce.as_deref(),
-                    session: issued.session.as_ref(),
-                    access_token: &issued.access_token,
-                    alg: id_token_alg,
-                    ttl: settings.id_token_ttl,
-                };
-                match id_token::sign(&state.keys.keys(), &request, Utc::now()) {
-                    Ok(token) => Some(token),
-                    Err(e) => {
-                        tracing::error!("cannot sign an id_token: {e}");
-                        return token_error("temporarily_unavailable", "try again shortly");
-                    }
-                }
-            } else {
-                None
-            };
-            let body = TokenResponse {
-                access_token: &issued.access_token,
-                token_type: "Bearer",
-                expires_in: issued.expires_in,
-                scope: &issued.scope,
-                id_token,
-            };
-            HttpResponse::Ok()
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .insert_header((header::PRAGMA, "no-cache"))
-                .json(body)
-        }
+        (Ok(_), Some(issued)) => token_success(state, issued, id_token_alg),
         (Ok(_), None) => token_error("temporarily_unavailable", "try again shortly"),
         (Err(error), _) => exchange_error(error, &flow),
     }
+}
+
+async fn refresh_grant(
+    state: &AppState,
+    client: Client,
+    params: &Params,
+    credentials: Option<(String, Vec<u8>)>,
+) -> HttpResponse {
+    let id_token_alg = client.id_token_alg;
+    let issuer = TokenIssuer::new(issuer_config(state), &client.client_id, true);
+    let mut flow = RefreshExchange {
+        registry: ClientRegistry::new(Some(client)),
+        issuer,
+    };
+    let request = RefreshRequest {
+        params,
+        credentials,
+    };
+    let result = oxide_auth_async::code_grant::refresh::refresh(&mut flow, &request).await;
+    if let Some(failure) = flow.issuer.refresh_failure {
+        let description = match failure {
+            RefreshFailure::Invalid => "the refresh token is invalid, expired or revoked",
+            RefreshFailure::WrongClient => "the refresh token was issued to another client",
+            RefreshFailure::Reused => {
+                "the refresh token was already used; every token descended from it is revoked"
+            }
+        };
+        return token_error("invalid_grant", description);
+    }
+    match (result, &flow.issuer.issued) {
+        (Ok(_), Some(issued)) => token_success(state, issued, id_token_alg),
+        (Ok(_), None) | (Err(RefreshError::Primitive), _) => {
+            token_error("temporarily_unavailable", "try again shortly")
+        }
+        (Err(RefreshError::Invalid(mut e)), _) => match e.description().kind() {
+            AccessTokenErrorType::InvalidScope => token_error(
+                "invalid_scope",
+                "a refresh may narrow the scope, never widen it",
+            ),
+            AccessTokenErrorType::InvalidGrant => token_error(
+                "invalid_grant",
+                "the refresh token is invalid for this client",
+            ),
+            _ => token_error("invalid_request", "refresh_token is required"),
+        },
+        (Err(RefreshError::Unauthorized(..)), _) => {
+            token_error("invalid_client", "unknown client or wrong credentials")
+        }
+    }
+}
+
+/// The RFC 6749 §5.1 response, with an id_token when `openid` was granted.
+fn token_success(state: &AppState, issued: &Issued, id_token_alg: Algorithm) -> HttpResponse {
+    let settings = &state.settings;
+    let id_token = if issued.scope.split_whitespace().any(|s| s == "openid") {
+        let request = IdTokenRequest {
+            issuer: settings.issuer_str(),
+            subject: &issued.subject,
+            client_id: &issued.client_id,
+            nonce: issued.nonce.as_deref(),
+            session: issued.session.as_ref(),
+            access_token: &issued.access_token,
+            alg: id_token_alg,
+            ttl: settings.id_token_ttl,
+        };
+        match id_token::sign(&state.keys.keys(), &request, Utc::now()) {
+            Ok(token) => Some(token),
+            Err(e) => {
+                tracing::error!("cannot sign an id_token: {e}");
+                return token_error("temporarily_unavailable", "try again shortly");
+            }
+        }
+    } else {
+        None
+    };
+    let body = TokenResponse {
+        access_token: &issued.access_token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+        scope: &issued.scope,
+        refresh_token: issued.refresh_token.as_deref(),
+        id_token,
+    };
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(body)
 }
 
 /// Turns oxide-auth's verdict into the precise RFC 6749 §5.2 answer.

@@ -54,7 +54,7 @@ impl Discovery {
             jwks_uri: settings.endpoint(paths::JWKS),
             response_types_supported: &["code"],
             response_modes_supported: &["query", "form_post"],
-            grant_types_supported: &["authorization_code"],
+            grant_types_supported: &["authorization_code", "refresh_token"],
             subject_types_supported: &["public"],
             // RS256 first: OIDC Core §15.1 makes it the default every RP can use.
             id_token_signing_alg_values_supported: vec![
@@ -70,7 +70,7 @@ impl Discovery {
             authorization_response_iss_parameter_supported: true,
             request_parameter_supported: false,
             request_uri_parameter_supported: false,
-            scopes_supported: &["openid", "profile", "email"],
+            scopes_supported: &["openid", "profile", "email", "offline_access"],
             claims_supported: &[
                 "sub",
                 "iss",

@@ -78,6 +78,14 @@ impl StoredGrant {
     }
 }
 
+/// What a code produced, remembered so a replay can revoke it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssuedFromCode {
+    pub jti: String,
+    pub exp: i64,
+    pub family: Option<Uuid>,
+}
+
 /// Why a code could not be redeemed, for a precise error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodeFailure {
@@ -90,6 +98,7 @@ pub enum CodeFailure {
 /// The oxide-auth authorizer over the cache.
 pub struct CodeStore {
     cache: Cache,
+    db: Option<sea_orm::DatabaseConnection>,
     /// The session on whose behalf the next code is issued.
     pub session: Option<SessionContext>,
     pub failure: Option<CodeFailure>,
@@ -114,9 +123,11 @@ pub fn revoked_jti_key(jti: &str) -> String {
 }
 
 impl CodeStore {
-    pub fn new(cache: Cache) -> Self {
+    /// `db` is needed only where codes are redeemed, to revoke refresh tokens.
+    pub fn new(cache: Cache, db: Option<sea_orm::DatabaseConnection>) -> Self {
         Self {
             cache,
+            db,
             session: None,
             failure: None,
         }
@@ -131,15 +142,22 @@ impl CodeStore {
                 return;
             }
         };
-        let Ok(list) = serde_json::from_slice::<Vec<(String, i64)>>(&issued) else {
+        let Ok(issued) = serde_json::from_slice::<IssuedFromCode>(&issued) else {
             return;
         };
         let now = Utc::now().timestamp();
-        for (jti, exp) in list {
-            let ttl = Duration::from_secs(u64::try_from(exp - now).unwrap_or(0).max(1));
-            if let Err(e) = self.cache.put(&revoked_jti_key(&jti), b"1", ttl).await {
-                tracing::error!("cannot revoke token {jti} of a replayed code: {e}");
-            }
+        let ttl = Duration::from_secs(u64::try_from(issued.exp - now).unwrap_or(0).max(1));
+        if let Err(e) = self
+            .cache
+            .put(&revoked_jti_key(&issued.jti), b"1", ttl)
+            .await
+        {
+            tracing::error!("cannot revoke token {} of a replayed code: {e}", issued.jti);
+        }
+        if let (Some(family), Some(db)) = (issued.family, &self.db)
+            && let Err(e) = super::refresh::revoke_family(db, family).await
+        {
+            tracing::error!("cannot revoke refresh family {family} of a replayed code: {e}");
         }
         tracing::warn!(code = %hash, "authorization code replayed: tokens issued from it revoked");
     }

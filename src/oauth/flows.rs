@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use oxide_auth::code_grant::accesstoken::Authorization;
-use oxide_auth_async::code_grant::{access_token, authorization};
+use oxide_auth_async::code_grant::{access_token, authorization, refresh};
 use oxide_auth_async::primitives::{Authorizer, Issuer, Registrar};
 
 use super::clients::ClientRegistry;
@@ -134,6 +134,51 @@ impl oxide_auth::code_grant::accesstoken::Request for TokenRequest<'_> {
     }
     fn allow_credentials_in_body(&self) -> bool {
         true
+    }
+}
+
+/// A refresh request as oxide-auth reads it. Client credentials were checked
+/// before the flow; they are passed on so oxide-auth binds the token to the client.
+pub struct RefreshRequest<'a> {
+    pub params: &'a Params,
+    pub credentials: Option<(String, Vec<u8>)>,
+}
+
+impl oxide_auth::code_grant::refresh::Request for RefreshRequest<'_> {
+    fn valid(&self) -> bool {
+        true
+    }
+    fn refresh_token(&self) -> Option<Cow<'_, str>> {
+        self.params.get("refresh_token").map(Cow::Borrowed)
+    }
+    fn scope(&self) -> Option<Cow<'_, str>> {
+        self.params.get("scope").map(Cow::Borrowed)
+    }
+    fn grant_type(&self) -> Option<Cow<'_, str>> {
+        self.params.get("grant_type").map(Cow::Borrowed)
+    }
+    fn authorization(&self) -> Option<(Cow<'_, str>, Cow<'_, [u8]>)> {
+        self.credentials
+            .as_ref()
+            .map(|(id, secret)| (Cow::Borrowed(id.as_str()), Cow::Borrowed(secret.as_slice())))
+    }
+    fn extension(&self, key: &str) -> Option<Cow<'_, str>> {
+        self.params.get(key).map(Cow::Borrowed)
+    }
+}
+
+/// Everything one refresh_token request touches.
+pub struct RefreshExchange {
+    pub registry: ClientRegistry,
+    pub issuer: TokenIssuer,
+}
+
+impl refresh::Endpoint for RefreshExchange {
+    fn registrar(&self) -> &(dyn Registrar + Sync) {
+        &self.registry
+    }
+    fn issuer(&mut self) -> &mut (dyn Issuer + Send) {
+        &mut self.issuer
     }
 }
 

@@ -8,6 +8,7 @@ pub mod codes;
 pub mod consent;
 pub mod extensions;
 pub mod flows;
+pub mod refresh;
 pub mod tokens;
 
 use base64::Engine;

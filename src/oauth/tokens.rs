@@ -11,7 +11,12 @@ use oxide_auth::primitives::issuer::{IssuedToken, RefreshedToken, TokenType};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::codes::{EXT_CODE, EXT_NONCE, EXT_SESSION, SessionContext, issued_key, revoked_jti_key};
+use sea_orm::DatabaseConnection;
+
+use super::codes::{
+    EXT_CODE, EXT_NONCE, EXT_SESSION, IssuedFromCode, SessionContext, issued_key, revoked_jti_key,
+};
+use super::refresh::{self, Lifetimes, Presented, RefreshRecord};
 use crate::store::cache::Cache;
 use crate::tokens::keys::TokenRejection;
 use crate::tokens::{Algorithm, KeyRing};
@@ -68,6 +73,7 @@ struct AccessClaims<'a> {
 #[derive(Debug, Clone)]
 pub struct Issued {
     pub access_token: String,
+    pub refresh_token: Option<String>,
     pub expires_in: u64,
     pub scope: String,
     pub subject: String,
@@ -76,31 +82,49 @@ pub struct Issued {
     pub nonce: Option<String>,
 }
 
-/// The oxide-auth issuer.
+/// Why a refresh token was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshFailure {
+    /// Unknown, expired or revoked.
+    Invalid,
+    /// Issued to another client.
+    WrongClient,
+    /// Already spent (or spent concurrently): its family is now revoked.
+    Reused,
+}
+
+/// Settings shared by every issuer.
+#[derive(Clone)]
+pub struct IssuerConfig {
+    pub keys: Arc<KeyRing>,
+    pub cache: Cache,
+    pub db: DatabaseConnection,
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: Duration,
+    pub refresh: Lifetimes,
+}
+
+/// The oxide-auth issuer, for one token request by one authenticated client.
 pub struct TokenIssuer {
-    keys: Arc<KeyRing>,
-    cache: Cache,
-    issuer: String,
-    audience: String,
-    ttl: Duration,
+    config: IssuerConfig,
+    client_id: String,
+    /// Whether this client is registered for the refresh_token grant.
+    client_refreshes: bool,
+    presented: Option<RefreshRecord>,
     pub issued: Option<Issued>,
+    pub refresh_failure: Option<RefreshFailure>,
 }
 
 impl TokenIssuer {
-    pub fn new(
-        keys: Arc<KeyRing>,
-        cache: Cache,
-        issuer: String,
-        audience: String,
-        ttl: Duration,
-    ) -> Self {
+    pub fn new(config: IssuerConfig, client_id: &str, client_refreshes: bool) -> Self {
         Self {
-            keys,
-            cache,
-            issuer,
-            audience,
-            ttl,
+            config,
+            client_id: client_id.to_owned(),
+            client_refreshes,
+            presented: None,
             issued: None,
+            refresh_failure: None,
         }
     }
 
@@ -111,13 +135,14 @@ impl TokenIssuer {
         session: Option<&SessionContext>,
     ) -> Result<(String, String, i64), ()> {
         let now = Utc::now();
-        let exp = now.timestamp() + i64::try_from(self.ttl.as_secs()).map_err(|_| ())?;
+        let exp =
+            now.timestamp() + i64::try_from(self.config.access_ttl.as_secs()).map_err(|_| ())?;
         let jti = Uuid::now_v7().to_string();
         let scope = sorted_scope(grant);
         let claims = AccessClaims {
-            iss: &self.issuer,
+            iss: &self.config.issuer,
             sub: &grant.owner_id,
-            aud: &self.audience,
+            aud: &self.config.audience,
             client_id: &grant.client_id,
             scope: &scope,
             iat: now.timestamp(),
@@ -128,6 +153,7 @@ impl TokenIssuer {
         };
         let payload = serde_json::to_vec(&claims).map_err(|_| ())?;
         let token = self
+            .config
             .keys
             .keys()
             .sign(Algorithm::Es256, "at+jwt", &payload, now)
@@ -135,18 +161,36 @@ impl TokenIssuer {
         Ok((token, jti, exp))
     }
 
-    /// Records that the code `code_hash` produced the token `jti`, for revocation if
-    /// the code is ever replayed.
-    async fn link_to_code(&self, code_hash: &str, jti: &str, exp: i64) -> Result<(), ()> {
-        let list = serde_json::to_vec(&[(jti, exp)]).map_err(|_| ())?;
-        self.cache
-            .put(
-                &issued_key(code_hash),
-                &list,
-                self.ttl + Duration::from_secs(60),
-            )
+    /// Records what the code `code_hash` produced, for revocation if the code is
+    /// ever replayed.
+    async fn link_to_code(&self, code_hash: &str, issued: &IssuedFromCode) -> Result<(), ()> {
+        let json = serde_json::to_vec(issued).map_err(|_| ())?;
+        let ttl = self.config.access_ttl + Duration::from_secs(60);
+        self.config
+            .cache
+            .put(&issued_key(code_hash), &json, ttl)
             .await
-            .map_err(|e| tracing::error!("cannot link token to its code: {e}"))
+            .map_err(|e| tracing::error!("cannot link tokens to their code: {e}"))
+    }
+
+    fn record(
+        &mut self,
+        access_token: String,
+        refresh_token: Option<String>,
+        grant: &Grant,
+        session: Option<SessionContext>,
+        nonce: Option<String>,
+    ) {
+        self.issued = Some(Issued {
+            access_token,
+            refresh_token,
+            expires_in: self.config.access_ttl.as_secs(),
+            scope: sorted_scope(grant),
+            subject: grant.owner_id.clone(),
+            client_id: grant.client_id.clone(),
+            session,
+            nonce,
+        });
     }
 }
 
@@ -169,37 +213,124 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer {
         let session: Option<SessionContext> =
             private_ext(&grant, EXT_SESSION).and_then(|json| serde_json::from_str(&json).ok());
         let (token, jti, exp) = self.sign(&grant, session.as_ref())?;
+        let scope = sorted_scope(&grant);
+        let (refresh_token, family) = if refresh::wanted(self.client_refreshes, &scope) {
+            let new = refresh::NewFamily {
+                client_id: &grant.client_id,
+                user_id: uuid::Uuid::parse_str(&grant.owner_id).ok(),
+                session: session.as_ref(),
+                scope: &scope,
+            };
+            let (token, family) = refresh::issue_family(&self.config.db, new, self.config.refresh)
+                .await
+                .map_err(|e| tracing::error!("cannot issue a refresh token: {e}"))?;
+            (Some(token), Some(family))
+        } else {
+            (None, None)
+        };
         if let Some(code_hash) = private_ext(&grant, EXT_CODE) {
-            self.link_to_code(&code_hash, &jti, exp).await?;
+            self.link_to_code(
+                &code_hash,
+                &IssuedFromCode {
+                    jti: jti.clone(),
+                    exp,
+                    family,
+                },
+            )
+            .await?;
         }
         let until = chrono::DateTime::from_timestamp(exp, 0).ok_or(())?;
-        self.issued = Some(Issued {
-            access_token: token.clone(),
-            expires_in: self.ttl.as_secs(),
-            scope: sorted_scope(&grant),
-            subject: grant.owner_id.clone(),
-            client_id: grant.client_id.clone(),
-            session,
-            nonce: private_ext(&grant, EXT_NONCE),
-        });
+        let nonce = private_ext(&grant, EXT_NONCE);
+        self.record(token.clone(), refresh_token.clone(), &grant, session, nonce);
         Ok(IssuedToken {
             token,
-            refresh: None,
+            refresh: refresh_token,
             until,
             token_type: TokenType::Bearer,
         })
     }
 
-    async fn refresh(&mut self, _: &str, _: Grant) -> Result<RefreshedToken, ()> {
-        // Refresh tokens rotate through their own family store, not this issuer.
-        Err(())
+    async fn refresh(&mut self, _: &str, grant: Grant) -> Result<RefreshedToken, ()> {
+        let presented = self.presented.take().ok_or(())?;
+        let scope = sorted_scope(&grant);
+        let rotated = refresh::rotate(&self.config.db, &presented, &scope, self.config.refresh)
+            .await
+            .map_err(|e| tracing::error!("cannot rotate a refresh token: {e}"))?;
+        let Some(new_refresh) = rotated else {
+            // Another request spent this token first: treat it as reuse.
+            self.refresh_failure = Some(RefreshFailure::Reused);
+            let _ = refresh::revoke_family(&self.config.db, presented.family_id).await;
+            tracing::warn!(family = %presented.family_id, "refresh token used twice at once: family revoked");
+            return Err(());
+        };
+        let session = refresh::session_of(&presented);
+        let (token, _, exp) = self.sign(&grant, session.as_ref())?;
+        let until = chrono::DateTime::from_timestamp(exp, 0).ok_or(())?;
+        self.record(
+            token.clone(),
+            Some(new_refresh.clone()),
+            &grant,
+            session,
+            None,
+        );
+        Ok(RefreshedToken {
+            token,
+            refresh: Some(new_refresh),
+            until,
+            token_type: TokenType::Bearer,
+        })
     }
 
     async fn recover_token(&mut self, _: &str) -> Result<Option<Grant>, ()> {
         Ok(None)
     }
 
-    async fn recover_refresh(&mut self, _: &str) -> Result<Option<Grant>, ()> {
-        Ok(None)
+    async fn recover_refresh(&mut self, token: &str) -> Result<Option<Grant>, ()> {
+        let presented = refresh::find(&self.config.db, token)
+            .await
+            .map_err(|e| tracing::error!("cannot look up a refresh token: {e}"))?;
+        let record = match presented {
+            Presented::Live(record) => record,
+            Presented::Spent(record) => {
+                // RFC 9700 §4.14.2: reuse means the token leaked; end the family.
+                self.refresh_failure = Some(RefreshFailure::Reused);
+                refresh::revoke_family(&self.config.db, record.family_id)
+                    .await
+                    .map_err(|e| tracing::error!("cannot revoke a refresh family: {e}"))?;
+                tracing::warn!(family = %record.family_id, client = %record.client_id, "spent refresh token presented again: family revoked");
+                return Ok(None);
+            }
+            Presented::Dead => {
+                self.refresh_failure = Some(RefreshFailure::Invalid);
+                return Ok(None);
+            }
+        };
+        // The requesting client was authenticated before this flow began; a token
+        // of any other client is not its to use.
+        if record.client_id != self.client_id {
+            self.refresh_failure = Some(RefreshFailure::WrongClient);
+            return Ok(None);
+        }
+        let mut extensions = oxide_auth::primitives::grant::Extensions::new();
+        if let Some(session) = refresh::session_of(&record) {
+            let json = serde_json::to_string(&session).map_err(|_| ())?;
+            extensions.set_raw(
+                EXT_SESSION.to_owned(),
+                oxide_auth::primitives::grant::Value::private(Some(json)),
+            );
+        }
+        let grant = Grant {
+            owner_id: record
+                .user_id
+                .map_or_else(|| record.client_id.clone(), |u| u.to_string()),
+            client_id: record.client_id.clone(),
+            scope: record.scope.parse().map_err(|_| ())?,
+            // Refresh grants carry no redirect; oxide-auth's type wants one.
+            redirect_uri: self.config.issuer.parse().map_err(|_| ())?,
+            until: refresh::expires(&record),
+            extensions,
+        };
+        self.presented = Some(record);
+        Ok(Some(grant))
     }
 }

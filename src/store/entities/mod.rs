@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod consent;
+pub mod refresh_token;
 pub mod session;
 pub mod signing_key;
 pub mod user;

@@ -1,0 +1,202 @@
+//! Refresh tokens: 256 random bits handed out once, stored as SHA-256 digests.
+//!
+//! Every use rotates (RFC 9700 §4.14.2): the presented token is marked spent and a
+//! new one of the same family issued, in one transaction. The spend is a
+//! conditional update, so of two concurrent refreshes with one token exactly one
+//! wins. Presenting a spent token is reuse: the whole family is revoked.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
+    TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::codes::SessionContext;
+use super::digest;
+use crate::identity::sessions::random_token;
+use crate::store::entities::refresh_token;
+
+pub use refresh_token::Model as RefreshRecord;
+
+/// How long refresh tokens live.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    /// A token unused this long expires.
+    pub idle: Duration,
+    /// A family ends this long after the original grant, however active.
+    pub absolute: Duration,
+}
+
+fn chrono(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+/// What a new family is bound to.
+pub struct NewFamily<'a> {
+    pub client_id: &'a str,
+    pub user_id: Option<Uuid>,
+    pub session: Option<&'a SessionContext>,
+    pub scope: &'a str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error("storage: {0}")]
+    Storage(#[from] sea_orm::DbErr),
+    #[error("randomness: {0}")]
+    Random(String),
+}
+
+/// Starts a family; returns the token (shown to the client once) and the family id.
+pub async fn issue_family(
+    db: &DatabaseConnection,
+    new: NewFamily<'_>,
+    lifetimes: Lifetimes,
+) -> Result<(String, Uuid), RefreshError> {
+    let token = random_token().map_err(|e| RefreshError::Random(e.to_string()))?;
+    let now = Utc::now();
+    let family_id = Uuid::now_v7();
+    let family_expires_at = now + chrono(lifetimes.absolute);
+    refresh_token::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        token_hash: Set(digest(&token)),
+        family_id: Set(family_id),
+        client_id: Set(new.client_id.to_owned()),
+        user_id: Set(new.user_id),
+        session_id: Set(new.session.map(|s| s.session_id)),
+        scope: Set(new.scope.to_owned()),
+        auth_time: Set(new.session.map(|s| s.auth_time)),
+        amr: Set(new.session.map(|s| s.amr.join(" ")).unwrap_or_default()),
+        created_at: Set(now),
+        expires_at: Set((now + chrono(lifetimes.idle)).min(family_expires_at)),
+        family_expires_at: Set(family_expires_at),
+        spent_at: Set(None),
+        revoked_at: Set(None),
+    }
+    .insert(db)
+    .await?;
+    Ok((token, family_id))
+}
+
+/// What a presented refresh token turned out to be.
+#[derive(Debug)]
+pub enum Presented {
+    Live(RefreshRecord),
+    /// Already rotated: reuse.
+    Spent(RefreshRecord),
+    /// Unknown, expired or revoked.
+    Dead,
+}
+
+pub async fn find(db: &DatabaseConnection, token: &str) -> Result<Presented, RefreshError> {
+    if token.is_empty() || token.len() > 128 {
+        return Ok(Presented::Dead);
+    }
+    let row = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(digest(token)))
+        .one(db)
+        .await?;
+    let now = Utc::now();
+    Ok(match row {
+        None => Presented::Dead,
+        Some(r) if r.revoked_at.is_some() => Presented::Dead,
+        Some(r) if r.spent_at.is_some() => Presented::Spent(r),
+        Some(r) if r.expires_at <= now || r.family_expires_at <= now => Presented::Dead,
+        Some(r) => Presented::Live(r),
+    })
+}
+
+/// Spends `old` and issues its successor with `scope` (equal or narrower). `None`
+/// when another request spent it first: the caller treats that as reuse.
+pub async fn rotate(
+    db: &DatabaseConnection,
+    old: &RefreshRecord,
+    scope: &str,
+    lifetimes: Lifetimes,
+) -> Result<Option<String>, RefreshError> {
+    let token = random_token().map_err(|e| RefreshError::Random(e.to_string()))?;
+    let now = Utc::now();
+    let txn = db.begin().await?;
+    let spent = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::SpentAt, Expr::value(now))
+        .filter(refresh_token::Column::Id.eq(old.id))
+        .filter(refresh_token::Column::SpentAt.is_null())
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(&txn)
+        .await?;
+    if spent.rows_affected != 1 {
+        txn.rollback().await?;
+        return Ok(None);
+    }
+    refresh_token::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        token_hash: Set(digest(&token)),
+        family_id: Set(old.family_id),
+        client_id: Set(old.client_id.clone()),
+        user_id: Set(old.user_id),
+        session_id: Set(old.session_id),
+        scope: Set(scope.to_owned()),
+        auth_time: Set(old.auth_time),
+        amr: Set(old.amr.clone()),
+        created_at: Set(now),
+        expires_at: Set((now + chrono(lifetimes.idle)).min(old.family_expires_at)),
+        family_expires_at: Set(old.family_expires_at),
+        spent_at: Set(None),
+        revoked_at: Set(None),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(Some(token))
+}
+
+/// Revokes every token of a family (on reuse, code replay, or revocation).
+pub async fn revoke_family(db: &DatabaseConnection, family_id: Uuid) -> Result<u64, RefreshError> {
+    let now = Utc::now();
+    let result = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RevokedAt, Expr::value(now))
+        .filter(refresh_token::Column::FamilyId.eq(family_id))
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// The session context recorded with a refresh token, for the tokens it mints.
+pub fn session_of(record: &RefreshRecord) -> Option<SessionContext> {
+    Some(SessionContext {
+        session_id: record.session_id?,
+        auth_time: record.auth_time?,
+        amr: record.amr.split_whitespace().map(str::to_owned).collect(),
+    })
+}
+
+/// Whether a refresh token is issued for `scope`: the client must be registered for
+/// the refresh_token grant, and an OpenID Connect request must have been granted
+/// `offline_access` (OIDC Core §11).
+pub fn wanted(client_allows_refresh: bool, scope: &str) -> bool {
+    let scopes: Vec<&str> = scope.split_whitespace().collect();
+    client_allows_refresh && (scopes.contains(&"offline_access") || !scopes.contains(&"openid"))
+}
+
+/// Absolute expiry for display or introspection.
+pub fn expires(record: &RefreshRecord) -> DateTime<Utc> {
+    record.expires_at.min(record.family_expires_at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_tokens_follow_offline_access_for_oidc_requests() {
+        assert!(wanted(true, "openid offline_access"));
+        assert!(!wanted(true, "openid profile"));
+        assert!(wanted(true, "api:read"));
+        assert!(!wanted(false, "openid offline_access"));
+    }
+}
