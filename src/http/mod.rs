@@ -21,6 +21,8 @@ pub mod paths {
     pub const AUTHORIZE: &str = "/authorize";
     pub const TOKEN: &str = "/token";
     pub const USERINFO: &str = "/userinfo";
+    pub const REVOKE: &str = "/revoke";
+    pub const INTROSPECT: &str = "/introspect";
     pub const HEALTHZ: &str = "/healthz";
     pub const READYZ: &str = "/readyz";
     pub const METRICS: &str = "/metrics";
@@ -85,6 +87,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             vec![post().to(oauth::consent_decision)],
         ),
         (paths::TOKEN, vec![post().to(oauth::token)]),
+        (paths::REVOKE, vec![post().to(oauth::revoke)]),
+        (paths::INTROSPECT, vec![post().to(oauth::introspect)]),
         (
             paths::USERINFO,
             vec![get().to(oidc::userinfo_get), post().to(oidc::userinfo_post)],

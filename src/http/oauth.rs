@@ -34,6 +34,7 @@ use crate::oauth::flows::{
     TokenRequest,
 };
 use crate::oauth::refresh::Lifetimes;
+use crate::oauth::revocation::{self, RevocationError};
 use crate::oauth::tokens::{Issued, IssuerConfig, RefreshFailure, TokenIssuer};
 use crate::oidc::id_token::{self, IdTokenRequest};
 use crate::state::AppState;
@@ -550,65 +551,104 @@ fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, Vec<u8>)>, &'s
     Ok(Some((unescape(id), unescape(secret).into_bytes())))
 }
 
-pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+/// A form-encoded request from an authenticated client (token, revocation and
+/// introspection endpoints all start here).
+struct ClientRequest {
+    client: Client,
+    params: Params,
+    basic: Option<(String, Vec<u8>)>,
+    /// The secret the client presented (Basic or body), for oxide-auth's own check.
+    secret: Option<Vec<u8>>,
+}
+
+async fn authenticated_request(
+    req: &HttpRequest,
+    state: &AppState,
+    body: &[u8],
+) -> Result<ClientRequest, HttpResponse> {
     let is_form = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     if !is_form {
-        return token_error(
+        return Err(token_error(
             "invalid_request",
             "the body must be application/x-www-form-urlencoded",
-        );
+        ));
     }
-    let Ok(pairs) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
-        return token_error("invalid_request", "the body is not valid form data");
+    let Ok(pairs) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(body) else {
+        return Err(token_error(
+            "invalid_request",
+            "the body is not valid form data",
+        ));
     };
-    let params = match Params::unique(pairs) {
-        Ok(p) => p,
-        Err(why) => return token_error("invalid_request", &why),
-    };
-    let basic = match basic_credentials(&req) {
-        Ok(b) => b,
-        Err(why) => return token_error("invalid_client", why),
-    };
+    let params = Params::unique(pairs).map_err(|why| token_error("invalid_request", &why))?;
+    let basic = basic_credentials(req).map_err(|why| token_error("invalid_client", why))?;
 
-    // Client authentication comes first, for every grant.
-    let body_id = params.get("client_id");
-    let client_id = match (&basic, body_id) {
+    let client_id = match (&basic, params.get("client_id")) {
         (Some((id, _)), Some(body)) if id != body => {
-            return token_error(
+            return Err(token_error(
                 "invalid_request",
                 "client_id differs from the authenticated client",
-            );
+            ));
         }
         (Some((id, _)), _) => id.clone(),
         (None, Some(id)) => id.to_owned(),
-        (None, None) => return token_error("invalid_client", "client authentication is required"),
+        (None, None) => {
+            return Err(token_error(
+                "invalid_client",
+                "client authentication is required",
+            ));
+        }
     };
     if basic.is_some() && params.get("client_secret").is_some() {
-        return token_error(
+        return Err(token_error(
             "invalid_request",
             "use one client authentication method, not two",
-        );
+        ));
     }
     let client = match clients::find(&state.db, &client_id).await {
         Ok(Some(c)) => c,
-        Ok(None) => return token_error("invalid_client", "unknown client or wrong credentials"),
+        Ok(None) => {
+            return Err(token_error(
+                "invalid_client",
+                "unknown client or wrong credentials",
+            ));
+        }
         Err(e) => {
-            tracing::error!("token endpoint: {e}");
-            return token_error("temporarily_unavailable", "try again shortly");
+            tracing::error!("client lookup: {e}");
+            return Err(token_error("temporarily_unavailable", "try again shortly"));
         }
     };
     let secret = basic
         .as_ref()
-        .map(|(_, s)| s.as_slice())
-        .or(params.get("client_secret").map(str::as_bytes));
-    if !client.authenticates(secret) {
-        return token_error("invalid_client", "unknown client or wrong credentials");
+        .map(|(_, s)| s.clone())
+        .or(params.get("client_secret").map(|s| s.as_bytes().to_vec()));
+    if !client.authenticates(secret.as_deref()) {
+        return Err(token_error(
+            "invalid_client",
+            "unknown client or wrong credentials",
+        ));
     }
+    Ok(ClientRequest {
+        client,
+        params,
+        basic,
+        secret,
+    })
+}
 
+pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+    let ClientRequest {
+        client,
+        params,
+        basic,
+        secret,
+    } = match authenticated_request(&req, &state, &body).await {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
     let Some(grant_type) = params.get("grant_type") else {
         return token_error("invalid_request", "grant_type is required");
     };
@@ -624,11 +664,80 @@ pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Byte
             "this client may not use this grant type",
         );
     }
-    let credentials = secret.map(|s| (client.client_id.clone(), s.to_vec()));
+    let credentials = secret.map(|s| (client.client_id.clone(), s));
     if grant_type == GRANT_REFRESH_TOKEN {
         refresh_grant(&state, client, &params, credentials).await
     } else {
         exchange_code(&state, client, &params, basic).await
+    }
+}
+
+/// RFC 7009 revocation: 200 with an empty body for every token the client may
+/// revoke, known or not.
+pub async fn revoke(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let request = match authenticated_request(&req, &state, &body).await {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    let Some(token) = request.params.get("token") else {
+        return token_error("invalid_request", "token is required");
+    };
+    let hint = request.params.get("token_type_hint");
+    match revocation::revoke(
+        &issuer_config(&state),
+        &request.client.client_id,
+        token,
+        hint,
+    )
+    .await
+    {
+        Ok(()) => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish(),
+        Err(RevocationError::NotOwner) => token_error(
+            "unauthorized_client",
+            "the token was issued to another client",
+        ),
+        Err(RevocationError::Storage(e)) => {
+            tracing::error!("revocation: {e}");
+            token_error("temporarily_unavailable", "try again shortly")
+        }
+    }
+}
+
+/// RFC 7662 introspection for authenticated clients.
+pub async fn introspect(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let request = match authenticated_request(&req, &state, &body).await {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    let Some(token) = request.params.get("token") else {
+        return token_error("invalid_request", "token is required");
+    };
+    let hint = request.params.get("token_type_hint");
+    match revocation::introspect(
+        &issuer_config(&state),
+        &request.client.client_id,
+        token,
+        hint,
+    )
+    .await
+    {
+        Ok(answer) => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(answer),
+        Err(e) => {
+            tracing::error!("introspection: {e}");
+            token_error("temporarily_unavailable", "try again shortly")
+        }
     }
 }
 

@@ -26,6 +26,8 @@ struct ProviderMetadata<'a> {
     authorization_endpoint: String,
     token_endpoint: String,
     userinfo_endpoint: String,
+    revocation_endpoint: String,
+    introspection_endpoint: String,
     jwks_uri: String,
     response_types_supported: &'static [&'static str],
     response_modes_supported: &'static [&'static str],
@@ -33,6 +35,8 @@ struct ProviderMetadata<'a> {
     subject_types_supported: &'static [&'static str],
     id_token_signing_alg_values_supported: Vec<&'static str>,
     token_endpoint_auth_methods_supported: &'static [&'static str],
+    revocation_endpoint_auth_methods_supported: &'static [&'static str],
+    introspection_endpoint_auth_methods_supported: &'static [&'static str],
     /// RFC 7636; `plain` is never accepted.
     code_challenge_methods_supported: &'static [&'static str],
     /// RFC 9207.
@@ -44,6 +48,9 @@ struct ProviderMetadata<'a> {
     claims_parameter_supported: bool,
 }
 
+/// Client authentication methods, the same at every client-facing endpoint.
+const AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none"];
+
 impl Discovery {
     pub fn new(settings: &Settings) -> Self {
         let metadata = ProviderMetadata {
@@ -51,6 +58,8 @@ impl Discovery {
             authorization_endpoint: settings.endpoint(paths::AUTHORIZE),
             token_endpoint: settings.endpoint(paths::TOKEN),
             userinfo_endpoint: settings.endpoint(paths::USERINFO),
+            revocation_endpoint: settings.endpoint(paths::REVOKE),
+            introspection_endpoint: settings.endpoint(paths::INTROSPECT),
             jwks_uri: settings.endpoint(paths::JWKS),
             response_types_supported: &["code"],
             response_modes_supported: &["query", "form_post"],
@@ -61,11 +70,9 @@ impl Discovery {
                 Algorithm::Rs256.as_str(),
                 Algorithm::Es256.as_str(),
             ],
-            token_endpoint_auth_methods_supported: &[
-                "client_secret_basic",
-                "client_secret_post",
-                "none",
-            ],
+            token_endpoint_auth_methods_supported: AUTH_METHODS,
+            revocation_endpoint_auth_methods_supported: AUTH_METHODS,
+            introspection_endpoint_auth_methods_supported: AUTH_METHODS,
             code_challenge_methods_supported: &["S256"],
             authorization_response_iss_parameter_supported: true,
             request_parameter_supported: false,

@@ -1,0 +1,160 @@
+//! Token revocation (RFC 7009) and introspection (RFC 7662).
+
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{Map, Value, json};
+
+use super::codes::revoked_jti_key;
+use super::refresh::{self, Presented};
+use super::tokens::{BearerError, IssuerConfig, verify_access_token};
+use crate::store::cache::CacheError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RevocationError {
+    #[error("the token was issued to another client")]
+    NotOwner,
+    #[error("storage: {0}")]
+    Storage(String),
+}
+
+impl From<refresh::RefreshError> for RevocationError {
+    fn from(e: refresh::RefreshError) -> Self {
+        RevocationError::Storage(e.to_string())
+    }
+}
+
+impl From<CacheError> for RevocationError {
+    fn from(e: CacheError) -> Self {
+        RevocationError::Storage(e.to_string())
+    }
+}
+
+/// Which kind to look for first (RFC 7009 §2.1 `token_type_hint`; only a hint).
+fn refresh_first(hint: Option<&str>) -> bool {
+    hint != Some("access_token")
+}
+
+/// Revokes `token` for `client_id`. Unknown, expired and malformed tokens are not
+/// an error (RFC 7009 §2.2: the client's goal is met either way).
+pub async fn revoke(
+    config: &IssuerConfig,
+    client_id: &str,
+    token: &str,
+    hint: Option<&str>,
+) -> Result<(), RevocationError> {
+    let order: [bool; 2] = if refresh_first(hint) {
+        [true, false]
+    } else {
+        [false, true]
+    };
+    for as_refresh in order {
+        let done = if as_refresh {
+            revoke_refresh(config, client_id, token).await?
+        } else {
+            revoke_access(config, client_id, token).await?
+        };
+        if done {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+async fn revoke_refresh(
+    config: &IssuerConfig,
+    client_id: &str,
+    token: &str,
+) -> Result<bool, RevocationError> {
+    let record = match refresh::find(&config.db, token).await? {
+        Presented::Live(r) | Presented::Spent(r) => r,
+        Presented::Dead => return Ok(false),
+    };
+    if record.client_id != client_id {
+        return Err(RevocationError::NotOwner);
+    }
+    // RFC 7009 §2.1: revoking a refresh token invalidates the grant behind it.
+    refresh::revoke_family(&config.db, record.family_id).await?;
+    Ok(true)
+}
+
+async fn revoke_access(
+    config: &IssuerConfig,
+    client_id: &str,
+    token: &str,
+) -> Result<bool, RevocationError> {
+    let claims = match verify_access_token(&config.keys, &config.cache, &config.issuer, token).await
+    {
+        Ok(c) => c,
+        Err(BearerError::Unavailable(e)) => return Err(RevocationError::Storage(e)),
+        Err(_) => return Ok(false),
+    };
+    if claims.get("client_id").and_then(Value::as_str) != Some(client_id) {
+        return Err(RevocationError::NotOwner);
+    }
+    let (Some(jti), Some(exp)) = (
+        claims.get("jti").and_then(Value::as_str),
+        claims.get("exp").and_then(Value::as_i64),
+    ) else {
+        return Ok(false);
+    };
+    // Kept exactly as long as the token could still be presented.
+    let ttl = Duration::from_secs(
+        u64::try_from(exp - Utc::now().timestamp())
+            .unwrap_or(0)
+            .max(1),
+    );
+    config.cache.put(&revoked_jti_key(jti), b"1", ttl).await?;
+    Ok(true)
+}
+
+/// RFC 7662 §2.2: `{"active": false}` for anything not currently valid; otherwise the
+/// token's metadata. Refresh tokens are described only to the client that holds
+/// them; access tokens to any authenticated client (resource servers included).
+pub async fn introspect(
+    config: &IssuerConfig,
+    client_id: &str,
+    token: &str,
+    hint: Option<&str>,
+) -> Result<Value, RevocationError> {
+    let inactive = json!({ "active": false });
+    let order: [bool; 2] = if hint == Some("refresh_token") {
+        [true, false]
+    } else {
+        [false, true]
+    };
+    for as_refresh in order {
+        if as_refresh {
+            if let Presented::Live(record) = refresh::find(&config.db, token).await?
+                && record.client_id == client_id
+            {
+                let mut out = Map::new();
+                out.insert("active".into(), Value::Bool(true));
+                out.insert("token_type".into(), Value::from("refresh_token"));
+                out.insert("client_id".into(), Value::from(record.client_id.clone()));
+                out.insert("scope".into(), Value::from(record.scope.clone()));
+                out.insert("iss".into(), Value::from(config.issuer.clone()));
+                out.insert("iat".into(), Value::from(record.created_at.timestamp()));
+                out.insert(
+                    "exp".into(),
+                    Value::from(refresh::expires(&record).timestamp()),
+                );
+                if let Some(user) = record.user_id {
+                    out.insert("sub".into(), Value::from(user.to_string()));
+                }
+                return Ok(Value::Object(out));
+            }
+        } else {
+            match verify_access_token(&config.keys, &config.cache, &config.issuer, token).await {
+                Ok(mut claims) => {
+                    claims.insert("active".into(), Value::Bool(true));
+                    claims.insert("token_type".into(), Value::from("Bearer"));
+                    return Ok(Value::Object(claims));
+                }
+                Err(BearerError::Unavailable(e)) => return Err(RevocationError::Storage(e)),
+                Err(_) => {}
+            }
+        }
+    }
+    Ok(inactive)
+}
