@@ -744,7 +744,7 @@ async fn discovery_advertises_the_code_flow_exactly() {
     assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
     assert_eq!(
         doc["grant_types_supported"],
-        serde_json::json!(["authorization_code", "refresh_token"])
+        serde_json::json!(["authorization_code", "refresh_token", "client_credentials"])
     );
     assert_eq!(doc["request_parameter_supported"], false);
 }

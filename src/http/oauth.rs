@@ -15,6 +15,7 @@ use base64::Engine;
 use chrono::Utc;
 use oxide_auth::code_grant::accesstoken::Error as TokenError;
 use oxide_auth::code_grant::authorization::Error as AuthorizationError;
+use oxide_auth::code_grant::client_credentials::Error as ClientCredentialsError;
 use oxide_auth::code_grant::error::AccessTokenErrorType;
 use oxide_auth::code_grant::refresh::Error as RefreshError;
 use serde::Serialize;
@@ -24,14 +25,15 @@ use super::browser::{
     PageContext, PageError, SignedIn, asset_version, check_csrf, render, see_other, signed_in,
 };
 use crate::oauth::clients::{
-    self, Client, ClientRegistry, GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN,
+    self, Client, ClientRegistry, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS,
+    GRANT_REFRESH_TOKEN,
 };
 use crate::oauth::codes::{CodeFailure, CodeStore, SessionContext};
 use crate::oauth::consent;
 use crate::oauth::extensions::{AuthorizationChecks, TokenChecks};
 use crate::oauth::flows::{
-    AuthorizationFlow, AuthorizationRequest, CodeExchange, Params, RefreshExchange, RefreshRequest,
-    TokenRequest,
+    AuthorizationFlow, AuthorizationRequest, ClientCredentialsExchange, ClientCredentialsRequest,
+    CodeExchange, Params, RefreshExchange, RefreshRequest, TokenRequest,
 };
 use crate::oauth::refresh::Lifetimes;
 use crate::oauth::revocation::{self, RevocationError};
@@ -652,10 +654,16 @@ pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Byte
     let Some(grant_type) = params.get("grant_type") else {
         return token_error("invalid_request", "grant_type is required");
     };
-    if ![GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN].contains(&grant_type) {
+    if ![
+        GRANT_AUTHORIZATION_CODE,
+        GRANT_REFRESH_TOKEN,
+        GRANT_CLIENT_CREDENTIALS,
+    ]
+    .contains(&grant_type)
+    {
         return token_error(
             "unsupported_grant_type",
-            "grant_type must be authorization_code or refresh_token",
+            "grant_type must be authorization_code, refresh_token or client_credentials",
         );
     }
     if !client.allows_grant(grant_type) {
@@ -665,10 +673,66 @@ pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Byte
         );
     }
     let credentials = secret.map(|s| (client.client_id.clone(), s));
-    if grant_type == GRANT_REFRESH_TOKEN {
-        refresh_grant(&state, client, &params, credentials).await
-    } else {
-        exchange_code(&state, client, &params, basic).await
+    match grant_type {
+        GRANT_REFRESH_TOKEN => refresh_grant(&state, client, &params, credentials).await,
+        GRANT_CLIENT_CREDENTIALS => match credentials {
+            Some(credentials) => {
+                client_credentials_grant(&state, client, &params, credentials).await
+            }
+            // Only confidential clients are registered for this grant.
+            None => token_error(
+                "unauthorized_client",
+                "a public client cannot act for itself",
+            ),
+        },
+        _ => exchange_code(&state, client, &params, basic).await,
+    }
+}
+
+/// RFC 6749 §4.4: the client acts for itself; `sub` is its client_id.
+async fn client_credentials_grant(
+    state: &AppState,
+    client: Client,
+    params: &Params,
+    credentials: (String, Vec<u8>),
+) -> HttpResponse {
+    let id_token_alg = client.id_token_alg;
+    let owner = client.client_id.clone();
+    let mut flow = ClientCredentialsExchange {
+        issuer: TokenIssuer::new(issuer_config(state), &client.client_id, false),
+        registry: ClientRegistry::for_client_credentials(client),
+        codes: CodeStore::new(state.cache.clone(), None),
+        no_extension: (),
+    };
+    let request = ClientCredentialsRequest {
+        params,
+        credentials,
+    };
+    let pending = match oxide_auth_async::code_grant::client_credentials::client_credentials(
+        &mut flow, &request,
+    )
+    .await
+    {
+        Ok(pending) => pending,
+        // The client is already authenticated and bound, so oxide-auth's
+        // `Ignore` can only mean the scope negotiation found nothing to grant.
+        Err(ClientCredentialsError::Ignore | ClientCredentialsError::Invalid(_)) => {
+            return token_error(
+                "invalid_scope",
+                "none of the requested scopes is available to this client",
+            );
+        }
+        Err(ClientCredentialsError::Unauthorized(..)) => {
+            return token_error("invalid_client", "unknown client or wrong credentials");
+        }
+        Err(_) => return token_error("temporarily_unavailable", "try again shortly"),
+    };
+    match (
+        pending.issue(&mut flow, owner, false).await,
+        &flow.issuer.issued,
+    ) {
+        (Ok(_), Some(issued)) => token_success(state, issued, id_token_alg),
+        _ => token_error("temporarily_unavailable", "try again shortly"),
     }
 }
 

@@ -63,7 +63,7 @@ impl Discovery {
             jwks_uri: settings.endpoint(paths::JWKS),
             response_types_supported: &["code"],
             response_modes_supported: &["query", "form_post"],
-            grant_types_supported: &["authorization_code", "refresh_token"],
+            grant_types_supported: &["authorization_code", "refresh_token", "client_credentials"],
             subject_types_supported: &["public"],
             // RS256 first: OIDC Core §15.1 makes it the default every RP can use.
             id_token_signing_alg_values_supported: vec![

@@ -261,11 +261,32 @@ pub async fn find(
 /// handler, so binding, negotiation and authentication cost no further queries.
 pub struct ClientRegistry {
     client: Option<Client>,
+    /// The client_credentials grant: no redirect URI, and no scope that only makes
+    /// sense for a user.
+    for_itself: bool,
 }
+
+/// Scopes that describe a user; a client acting for itself cannot have them.
+const USER_ONLY_SCOPES: &[&str] = &["openid", "offline_access"];
+
+/// Stands in for the redirect URI oxide-auth's types require on grants that have
+/// none (client_credentials).
+const NO_REDIRECT: &str = "urn:ietf:params:oauth:grant-type:client_credentials";
 
 impl ClientRegistry {
     pub fn new(client: Option<Client>) -> Self {
-        Self { client }
+        Self {
+            client,
+            for_itself: false,
+        }
+    }
+
+    /// The registry for a client_credentials request.
+    pub fn for_client_credentials(client: Client) -> Self {
+        Self {
+            client: Some(client),
+            for_itself: true,
+        }
     }
 
     fn client(&self, client_id: &str) -> Result<&Client, RegistrarError> {
@@ -283,6 +304,15 @@ impl oxide_auth_async::primitives::Registrar for ClientRegistry {
         bound: ClientUrl<'a>,
     ) -> Result<BoundClient<'a>, RegistrarError> {
         let client = self.client(&bound.client_id)?;
+        if self.for_itself {
+            let none: ExactUrl = NO_REDIRECT
+                .parse()
+                .map_err(|_| RegistrarError::PrimitiveError)?;
+            return Ok(BoundClient {
+                client_id: bound.client_id,
+                redirect_uri: Cow::Owned(RegisteredUrl::Exact(none)),
+            });
+        }
         // OIDC Core §3.1.2.1 requires redirect_uri; so do we, for every client.
         let requested = bound.redirect_uri.ok_or(RegistrarError::Unspecified)?;
         if !client.redirect_allowed(requested.as_str()) {
@@ -305,7 +335,10 @@ impl oxide_auth_async::primitives::Registrar for ClientRegistry {
     ) -> Result<PreGrant, RegistrarError> {
         let client = self.client(&bound.client_id)?;
         let requested = scope.map(|s| s.to_string());
-        let granted = client.negotiate_scope(requested.as_deref());
+        let mut granted = client.negotiate_scope(requested.as_deref());
+        if self.for_itself {
+            granted.retain(|s| !USER_ONLY_SCOPES.contains(&s.as_str()));
+        }
         if granted.is_empty() {
             return Err(RegistrarError::Unspecified);
         }

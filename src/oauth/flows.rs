@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use oxide_auth::code_grant::accesstoken::Authorization;
-use oxide_auth_async::code_grant::{access_token, authorization, refresh};
+use oxide_auth_async::code_grant::{access_token, authorization, client_credentials, refresh};
 use oxide_auth_async::primitives::{Authorizer, Issuer, Registrar};
 
 use super::clients::ClientRegistry;
@@ -164,6 +164,59 @@ impl oxide_auth::code_grant::refresh::Request for RefreshRequest<'_> {
     }
     fn extension(&self, key: &str) -> Option<Cow<'_, str>> {
         self.params.get(key).map(Cow::Borrowed)
+    }
+}
+
+/// A client_credentials request as oxide-auth reads it; the client was
+/// authenticated before the flow and its credentials are passed on.
+pub struct ClientCredentialsRequest<'a> {
+    pub params: &'a Params,
+    pub credentials: (String, Vec<u8>),
+}
+
+impl oxide_auth::code_grant::client_credentials::Request for ClientCredentialsRequest<'_> {
+    fn valid(&self) -> bool {
+        true
+    }
+    fn authorization(&self) -> Option<(Cow<'_, str>, Cow<'_, [u8]>)> {
+        Some((
+            Cow::Borrowed(&self.credentials.0),
+            Cow::Borrowed(&self.credentials.1),
+        ))
+    }
+    fn scope(&self) -> Option<Cow<'_, str>> {
+        self.params.get("scope").map(Cow::Borrowed)
+    }
+    fn grant_type(&self) -> Option<Cow<'_, str>> {
+        self.params.get("grant_type").map(Cow::Borrowed)
+    }
+    fn extension(&self, key: &str) -> Option<Cow<'_, str>> {
+        self.params.get(key).map(Cow::Borrowed)
+    }
+}
+
+/// Everything one client_credentials request touches. It issues no codes, but
+/// oxide-auth's endpoint shape asks for an authorizer.
+pub struct ClientCredentialsExchange {
+    pub registry: ClientRegistry,
+    pub codes: CodeStore,
+    pub issuer: TokenIssuer,
+    /// This grant carries no extension data (`()` is oxide-auth's empty extension).
+    pub no_extension: (),
+}
+
+impl client_credentials::Endpoint for ClientCredentialsExchange {
+    fn registrar(&self) -> &(dyn Registrar + Sync) {
+        &self.registry
+    }
+    fn authorizer(&mut self) -> &mut (dyn Authorizer + Send) {
+        &mut self.codes
+    }
+    fn issuer(&mut self) -> &mut (dyn Issuer + Send) {
+        &mut self.issuer
+    }
+    fn extension(&mut self) -> &mut (dyn client_credentials::Extension + Send) {
+        &mut self.no_extension
     }
 }
 
