@@ -53,6 +53,9 @@ enum ClientCommand {
         /// An exact redirect URI (repeatable).
         #[arg(long = "redirect-uri", value_name = "URI")]
         redirect_uris: Vec<String>,
+        /// Where RP-initiated logout may return to (repeatable, exact).
+        #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+        post_logout_redirect_uris: Vec<String>,
         /// A public client (no secret; token_endpoint_auth_method none; PKCE as always).
         #[arg(long)]
         public: bool,
@@ -373,6 +376,7 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
         ClientCommand::Create {
             name,
             redirect_uris,
+            post_logout_redirect_uris,
             public,
             native,
             grant_types,
@@ -395,6 +399,7 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
                 first_party,
                 native,
                 id_token_alg,
+                post_logout_redirect_uris,
             };
             let (client, secret) = clients::create(&db, new).await.map_err(refused)?;
             if json {

@@ -63,6 +63,7 @@ async fn the_openidconnect_crate_completes_the_flow_validates_tokens_reads_useri
             first_party: false,
             native: false,
             id_token_alg: Algorithm::Rs256,
+            post_logout_redirect_uris: vec![],
         },
     )
     .await

@@ -23,6 +23,7 @@ pub mod paths {
     pub const USERINFO: &str = "/userinfo";
     pub const REVOKE: &str = "/revoke";
     pub const INTROSPECT: &str = "/introspect";
+    pub const END_SESSION: &str = "/end_session";
     pub const HEALTHZ: &str = "/healthz";
     pub const READYZ: &str = "/readyz";
     pub const METRICS: &str = "/metrics";
@@ -89,6 +90,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         (paths::TOKEN, vec![post().to(oauth::token)]),
         (paths::REVOKE, vec![post().to(oauth::revoke)]),
         (paths::INTROSPECT, vec![post().to(oauth::introspect)]),
+        (
+            paths::END_SESSION,
+            vec![
+                get().to(oidc::end_session_get),
+                post().to(oidc::end_session_post),
+            ],
+        ),
+        (
+            "/end_session/confirm",
+            vec![post().to(oidc::end_session_confirm)],
+        ),
         (
             paths::USERINFO,
             vec![get().to(oidc::userinfo_get), post().to(oidc::userinfo_post)],

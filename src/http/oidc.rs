@@ -138,3 +138,212 @@ async fn userinfo(req: &HttpRequest, state: &AppState, body: Option<&[u8]>) -> H
         }
     }
 }
+
+// ------------------------------------------------- RP-initiated logout
+
+use askama::Template;
+
+use super::browser::{
+    PageContext, PageError, asset_version, check_csrf, expired_session_cookie, render, signed_in,
+};
+use crate::oauth::clients;
+use crate::oauth::flows::Params;
+use crate::oauth::refresh;
+
+#[derive(Template)]
+#[template(path = "logout.html")]
+struct LogoutPage {
+    page: PageContext,
+    confirm: bool,
+    requester: String,
+    params: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct LogoutErrorPage<'a> {
+    page: PageContext,
+    title: &'a str,
+    message: String,
+    back_to: &'a str,
+}
+
+fn logout_refusal(message: &str) -> HttpResponse {
+    render(
+        &LogoutErrorPage {
+            page: PageContext {
+                asset_version: asset_version(),
+                csrf: String::new(),
+                signed_in_as: None,
+            },
+            title: "This sign-out link is not valid",
+            message: message.to_owned(),
+            back_to: "/account",
+        },
+        StatusCode::BAD_REQUEST,
+    )
+}
+
+pub async fn end_session_get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    end_session(&req, &state, query.into_inner(), false).await
+}
+
+pub async fn end_session_post(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    end_session(&req, &state, form.into_inner(), false).await
+}
+
+/// The person confirmed on the page: CSRF-checked, then signed out.
+pub async fn end_session_confirm(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let mut pairs = form.into_inner();
+    let csrf = pairs
+        .iter()
+        .position(|(k, _)| k == "csrf")
+        .map(|at| pairs.remove(at).1)
+        .unwrap_or_default();
+    let current = signed_in(&req, &state).await?;
+    check_csrf(&req, current.as_ref().map(|s| s.token.as_str()), &csrf)?;
+    end_session(&req, &state, pairs, true).await
+}
+
+/// OIDC RP-Initiated Logout 1.0. A post-logout redirect goes only to a URI the
+/// client registered; a request not tied to this session by its `id_token_hint`
+/// is confirmed by the person first, so no site can sign users out behind
+/// their backs.
+async fn end_session(
+    req: &HttpRequest,
+    state: &AppState,
+    pairs: Vec<(String, String)>,
+    confirmed: bool,
+) -> Result<HttpResponse, PageError> {
+    let Ok(params) = Params::unique(pairs) else {
+        return Ok(logout_refusal("The request repeats a parameter."));
+    };
+    let hint = match params.get("id_token_hint") {
+        None => None,
+        Some(token) => match state.keys.keys().verify_ignoring_expiry(
+            token,
+            "JWT",
+            state.settings.issuer_str(),
+            chrono::Utc::now(),
+        ) {
+            Ok(claims) => Some(claims),
+            Err(_) => {
+                return Ok(logout_refusal(
+                    "The id_token_hint was not issued by this server.",
+                ));
+            }
+        },
+    };
+    let hint_client = hint
+        .as_ref()
+        .and_then(|c| c.get("aud"))
+        .and_then(|v| v.as_str());
+    let client_id = match (hint_client, params.get("client_id")) {
+        (Some(a), Some(b)) if a != b => {
+            return Ok(logout_refusal(
+                "client_id does not match the id_token_hint.",
+            ));
+        }
+        (Some(id), _) | (None, Some(id)) => Some(id.to_owned()),
+        (None, None) => None,
+    };
+    let client = match &client_id {
+        Some(id) => clients::find(&state.db, id).await.map_err(|e| {
+            tracing::error!("logout: {e}");
+            PageError::Unavailable
+        })?,
+        None => None,
+    };
+    let redirect = match params.get("post_logout_redirect_uri") {
+        None => None,
+        Some(uri) => {
+            let registered = client
+                .as_ref()
+                .is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri));
+            match url::Url::parse(uri) {
+                Ok(url) if registered => Some(url),
+                _ => {
+                    return Ok(logout_refusal(
+                        "The return address is not registered for this application.",
+                    ));
+                }
+            }
+        }
+    };
+
+    if let Some(current) = signed_in(req, state).await? {
+        let session = &current.session;
+        let hinted_here = hint.as_ref().is_some_and(|claims| {
+            let sid = claims.get("sid").and_then(|v| v.as_str());
+            let sub = claims.get("sub").and_then(|v| v.as_str());
+            sid == Some(session.id.to_string().as_str())
+                || (sid.is_none() && sub == Some(session.user_id.to_string().as_str()))
+        });
+        if !(confirmed || hinted_here) {
+            let page = LogoutPage {
+                page: PageContext {
+                    asset_version: asset_version(),
+                    csrf: current.csrf(),
+                    signed_in_as: Some(session.email.clone()),
+                },
+                confirm: true,
+                requester: client
+                    .as_ref()
+                    .map_or_else(|| "An application".to_owned(), |c| c.name.clone()),
+                params: params.pairs().to_vec(),
+            };
+            return Ok(render(&page, StatusCode::OK));
+        }
+        let unavailable = |e: &dyn std::fmt::Display| {
+            tracing::error!("logout: {e}");
+            PageError::Unavailable
+        };
+        state
+            .sessions
+            .end(&current.token)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        refresh::revoke_for_session(&state.db, session.id)
+            .await
+            .map_err(|e| unavailable(&e))?;
+    }
+
+    let mut response = match redirect {
+        Some(mut url) => {
+            if let Some(s) = params.get("state") {
+                url.query_pairs_mut().append_pair("state", s);
+            }
+            HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, url.as_str()))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish()
+        }
+        None => render(
+            &LogoutPage {
+                page: PageContext {
+                    asset_version: asset_version(),
+                    csrf: String::new(),
+                    signed_in_as: None,
+                },
+                confirm: false,
+                requester: String::new(),
+                params: Vec::new(),
+            },
+            StatusCode::OK,
+        ),
+    };
+    let _ = response.add_cookie(&expired_session_cookie(&state.settings));
+    Ok(response)
+}

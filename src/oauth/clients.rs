@@ -52,6 +52,7 @@ pub struct Client {
     pub native: bool,
     pub first_party: bool,
     pub id_token_alg: Algorithm,
+    pub post_logout_redirect_uris: Vec<String>,
 }
 
 impl Client {
@@ -70,6 +71,8 @@ impl Client {
             native: row.application_type == "native",
             first_party: row.first_party,
             id_token_alg: row.id_token_alg.parse().unwrap_or(Algorithm::Rs256),
+            post_logout_redirect_uris: serde_json::from_str(&row.post_logout_redirect_uris)
+                .unwrap_or_default(),
         }
     }
 
@@ -152,6 +155,7 @@ pub struct NewClient {
     pub first_party: bool,
     pub native: bool,
     pub id_token_alg: Algorithm,
+    pub post_logout_redirect_uris: Vec<String>,
 }
 
 fn check_redirect_uri(uri: &str, native: bool) -> Result<(), ClientError> {
@@ -215,7 +219,11 @@ pub async fn create(
     {
         return Err(ClientError::PublicClientCredentials);
     }
-    for uri in &new.redirect_uris {
+    for uri in new
+        .redirect_uris
+        .iter()
+        .chain(&new.post_logout_redirect_uris)
+    {
         check_redirect_uri(uri, new.native)?;
     }
     let secret = if new.public {
@@ -237,6 +245,9 @@ pub async fn create(
         first_party: Set(new.first_party),
         id_token_alg: Set(new.id_token_alg.as_str().to_owned()),
         created_at: Set(Utc::now()),
+        post_logout_redirect_uris: Set(
+            serde_json::to_string(&new.post_logout_redirect_uris).unwrap_or_else(|_| "[]".into())
+        ),
     }
     .insert(db)
     .await?;
@@ -382,6 +393,7 @@ mod tests {
             native,
             first_party: false,
             id_token_alg: Algorithm::Rs256,
+            post_logout_redirect_uris: Vec::new(),
         }
     }
 

@@ -166,6 +166,21 @@ pub async fn revoke_family(db: &DatabaseConnection, family_id: Uuid) -> Result<u
     Ok(result.rows_affected)
 }
 
+/// Revokes the refresh tokens granted during a browser session (RP-initiated
+/// logout ends what the session started).
+pub async fn revoke_for_session(
+    db: &DatabaseConnection,
+    session_id: Uuid,
+) -> Result<u64, RefreshError> {
+    let result = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RevokedAt, Expr::value(Utc::now()))
+        .filter(refresh_token::Column::SessionId.eq(session_id))
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
+
 /// The session context recorded with a refresh token, for the tokens it mints.
 pub fn session_of(record: &RefreshRecord) -> Option<SessionContext> {
     Some(SessionContext {

@@ -305,10 +305,28 @@ pub enum TokenRejection {
 }
 
 impl KeySet {
-    /// Verifies a JWS signed by one of our published keys and returns its claims.
-    /// The algorithm is the one our key record says, never the token's own claim,
-    /// so `alg: none` or an HMAC keyed with a public key cannot pass.
+    /// Verifies a JWS signed by one of our published keys and returns its claims,
+    /// refusing expired tokens.
     pub fn verify(
+        &self,
+        token: &str,
+        typ: &str,
+        issuer: &str,
+        now: DateTime<Utc>,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, TokenRejection> {
+        let claims = self.verify_ignoring_expiry(token, typ, issuer, now)?;
+        match claims.get("exp").and_then(serde_json::Value::as_i64) {
+            Some(exp) if exp > now.timestamp() => Ok(claims),
+            Some(_) => Err(TokenRejection::Expired),
+            None => Err(TokenRejection::Malformed),
+        }
+    }
+
+    /// As [`KeySet::verify`], but an expired token passes: id_token hints are
+    /// accepted after they expire (OIDC RP-Initiated Logout §2). The algorithm is
+    /// the one our key record says, never the token's own claim, so `alg: none` or
+    /// an HMAC keyed with a public key cannot pass.
+    pub fn verify_ignoring_expiry(
         &self,
         token: &str,
         typ: &str,
@@ -342,11 +360,7 @@ impl KeySet {
         if claims.get("iss").and_then(|v| v.as_str()) != Some(issuer) {
             return Err(TokenRejection::WrongIssuer);
         }
-        match claims.get("exp").and_then(serde_json::Value::as_i64) {
-            Some(exp) if exp > now.timestamp() => Ok(claims),
-            Some(_) => Err(TokenRejection::Expired),
-            None => Err(TokenRejection::Malformed),
-        }
+        Ok(claims)
     }
 }
 

@@ -25,6 +25,7 @@ pub fn new_client() -> NewClient {
         first_party: false,
         native: false,
         id_token_alg: Algorithm::Rs256,
+        post_logout_redirect_uris: vec![],
     }
 }
 

@@ -25,6 +25,8 @@ pub struct Model {
     /// `id_token_signed_response_alg`: `RS256` unless the client chose `ES256`.
     pub id_token_alg: String,
     pub created_at: DateTimeUtc,
+    /// JSON array of URIs an RP-initiated logout may return to, compared exactly.
+    pub post_logout_redirect_uris: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
