@@ -349,3 +349,73 @@ async fn a_token_revoked_by_code_replay_stops_working_at_userinfo() {
         .unwrap();
     assert_eq!(revoked.status(), 401);
 }
+
+#[tokio::test]
+async fn id_token_hint_with_prompt_none_succeeds_silently_for_the_same_user_only() {
+    let app = common::spawn_app().await;
+    let (tokens, client) = tokens(&app, Algorithm::Rs256, "openid", None).await;
+    let hint = tokens.id_token.unwrap();
+    // Ada's browser still has her session from `tokens`; make a fresh one to drive.
+    let ada = Browser::new(&app);
+    ada.sign_in("ada@example.com", PASSWORD).await;
+    let (_, challenge) = pkce();
+    let silent = ada
+        .get(&authorize_path(
+            &client.id,
+            &challenge,
+            &[("prompt", "none"), ("id_token_hint", &hint)],
+        ))
+        .await;
+    assert!(param(&redirect_params(&silent), "code").is_some());
+
+    let bob = Browser::new(&app);
+    bob.sign_up("bob@example.com", PASSWORD).await;
+    let other = bob
+        .get(&authorize_path(
+            &client.id,
+            &challenge,
+            &[("prompt", "none"), ("id_token_hint", &hint)],
+        ))
+        .await;
+    assert_eq!(
+        param(&redirect_params(&other), "error"),
+        Some("login_required")
+    );
+
+    let forged = ada
+        .get(&authorize_path(
+            &client.id,
+            &challenge,
+            &[("id_token_hint", "eyJhbGciOiJub25lIn0.e30.")],
+        ))
+        .await;
+    assert_eq!(
+        param(&redirect_params(&forged), "error"),
+        Some("invalid_request")
+    );
+}
+
+#[tokio::test]
+async fn locale_display_and_acr_parameters_are_accepted_without_error() {
+    let app = common::spawn_app().await;
+    let browser = Browser::new(&app);
+    browser.sign_up("ada@example.com", PASSWORD).await;
+    let mut new = new_client();
+    new.first_party = true;
+    let client = register(&app, new).await;
+    let (_, challenge) = pkce();
+    let page = browser
+        .get(&authorize_path(
+            &client.id,
+            &challenge,
+            &[
+                ("display", "popup"),
+                ("ui_locales", "fr-CA fr en"),
+                ("claims_locales", "de"),
+                ("acr_values", "urn:mace:incommon:iap:silver"),
+                ("nonce", ""),
+            ],
+        ))
+        .await;
+    assert!(param(&redirect_params(&page), "code").is_some());
+}

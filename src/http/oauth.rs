@@ -374,8 +374,35 @@ async fn authorize(
     let stale = |s: &SignedIn| {
         max_age.is_some_and(|age| now - s.session.auth_time > chrono::Duration::seconds(age))
     };
+    // OIDC Core §3.1.2.1: `id_token_hint` names who the client expects; a session of
+    // anyone else does not count.
+    let hinted_sub = match params.get("id_token_hint") {
+        None => None,
+        Some(hint) => {
+            let claims = state.keys.keys().verify_ignoring_expiry(
+                hint,
+                "JWT",
+                state.settings.issuer_str(),
+                now,
+            );
+            match claims {
+                Ok(c) => c.get("sub").and_then(|v| v.as_str()).map(str::to_owned),
+                Err(_) => {
+                    return Ok(redirect.error(
+                        "invalid_request",
+                        "id_token_hint is not an id_token of this server",
+                    ));
+                }
+            }
+        }
+    };
+    let someone_else = |s: &SignedIn| {
+        hinted_sub
+            .as_deref()
+            .is_some_and(|sub| sub != s.session.user_id.to_string())
+    };
     let current = match current {
-        Some(s) if !prompt.login && !stale(&s) => s,
+        Some(s) if !prompt.login && !stale(&s) && !someone_else(&s) => s,
         _ if prompt.none => {
             return Ok(redirect.error("login_required", "the user is not signed in"));
         }
