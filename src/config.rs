@@ -111,6 +111,8 @@ pub struct Settings {
     pub login_lockout: Duration,
     /// `aud` of access tokens when the request names no resource (RFC 9068 §3).
     pub default_audience: String,
+    /// Resource indicators (RFC 8707) clients may ask tokens for; each becomes `aud`.
+    pub resources: Vec<String>,
 }
 
 /// Argon2id cost parameters for new password hashes.
@@ -149,6 +151,7 @@ const SETTINGS: &[&str] = &[
     "login_lockout",
     "default_audience",
     "refresh_token_idle_ttl",
+    "resources",
 ];
 
 /// `DATABASE_URL` and `REDIS_URL` keep their conventional names; the rest are
@@ -413,6 +416,24 @@ impl Settings {
                 ));
             }
         };
+        let mut resources = Vec::new();
+        for item in layer
+            .get("resources")
+            .unwrap_or_default()
+            .split([',', ' '])
+            .filter(|s| !s.is_empty())
+        {
+            // RFC 8707 §2: an absolute URI without a fragment.
+            match Url::parse(item) {
+                Ok(url) if url.fragment().is_none() => resources.push(item.to_owned()),
+                _ => {
+                    return Err(ConfigError::new(
+                        "TESSERA_RESOURCES",
+                        format!("`{item}` is not an absolute URI without a fragment"),
+                    ));
+                }
+            }
+        }
         let login_max_failures = layer.number("login_max_failures", 5, 1, 1000)?;
         let login_max_failures_per_ip =
             layer.number("login_max_failures_per_ip", 50, 1, 100_000)?;
@@ -441,6 +462,7 @@ impl Settings {
             login_max_failures_per_ip,
             login_lockout,
             default_audience,
+            resources,
         })
     }
 

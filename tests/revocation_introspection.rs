@@ -240,6 +240,22 @@ async fn revocation_and_introspection_need_client_authentication() {
 }
 
 #[tokio::test]
+async fn public_clients_cannot_introspect() {
+    let app = common::spawn_app().await;
+    let mut new = new_client();
+    new.public = true;
+    let public = register(&app, new).await;
+    let response = app
+        .client
+        .post(app.url("/introspect"))
+        .form(&[("token", "x"), ("client_id", public.id.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+}
+
+#[tokio::test]
 async fn discovery_lists_revocation_and_introspection() {
     let app = common::spawn_app().await;
     let doc = app

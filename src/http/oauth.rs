@@ -30,7 +30,7 @@ use crate::oauth::clients::{
 };
 use crate::oauth::codes::{CodeFailure, CodeStore, SessionContext};
 use crate::oauth::consent;
-use crate::oauth::extensions::{AuthorizationChecks, TokenChecks};
+use crate::oauth::extensions::{AuthorizationChecks, RESOURCE_NOT_GRANTED, TokenChecks};
 use crate::oauth::flows::{
     AuthorizationFlow, AuthorizationRequest, ClientCredentialsExchange, ClientCredentialsRequest,
     CodeExchange, Params, RefreshExchange, RefreshRequest, TokenRequest,
@@ -162,6 +162,18 @@ impl ClientRedirect {
                 response
             }
         }
+    }
+}
+
+/// RFC 8707 §2: a `resource` must be one this server issues tokens for.
+fn allowed_resource(
+    requested: Option<&str>,
+    settings: &crate::Settings,
+) -> Result<Option<String>, &'static str> {
+    match requested {
+        None => Ok(None),
+        Some(r) if settings.resources.iter().any(|allowed| allowed == r) => Ok(Some(r.to_owned())),
+        Some(_) => Err("the resource is not one this server issues tokens for"),
     }
 }
 
@@ -345,11 +357,16 @@ async fn authorize(
         ));
     }
 
+    let resource = match allowed_resource(params.get("resource"), &state.settings) {
+        Ok(r) => r,
+        Err(why) => return Ok(redirect.error("invalid_target", why)),
+    };
     let mut flow = AuthorizationFlow {
         registry: ClientRegistry::new(Some(client.clone())),
         codes: CodeStore::new(state.cache.clone(), None),
         checks: AuthorizationChecks::default(),
     };
+    flow.checks.resource = resource;
     let request = AuthorizationRequest(&params);
     let pending =
         match oxide_auth_async::code_grant::authorization::authorization_code(&mut flow, &request)
@@ -700,11 +717,21 @@ pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Byte
         );
     }
     let credentials = secret.map(|s| (client.client_id.clone(), s));
+    let resource = match allowed_resource(params.get("resource"), &state.settings) {
+        Ok(r) => r,
+        Err(why) => return token_error("invalid_target", why),
+    };
+    let mut issuer = TokenIssuer::new(
+        issuer_config(&state),
+        &client.client_id,
+        grant_type == GRANT_AUTHORIZATION_CODE && client.allows_grant(GRANT_REFRESH_TOKEN),
+    );
+    issuer.resource = resource;
     match grant_type {
-        GRANT_REFRESH_TOKEN => refresh_grant(&state, client, &params, credentials).await,
+        GRANT_REFRESH_TOKEN => refresh_grant(&state, issuer, client, &params, credentials).await,
         GRANT_CLIENT_CREDENTIALS => match credentials {
             Some(credentials) => {
-                client_credentials_grant(&state, client, &params, credentials).await
+                client_credentials_grant(&state, issuer, client, &params, credentials).await
             }
             // Only confidential clients are registered for this grant.
             None => token_error(
@@ -712,13 +739,14 @@ pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Byte
                 "a public client cannot act for itself",
             ),
         },
-        _ => exchange_code(&state, client, &params, basic).await,
+        _ => exchange_code(&state, issuer, client, &params, basic).await,
     }
 }
 
 /// RFC 6749 §4.4: the client acts for itself; `sub` is its client_id.
 async fn client_credentials_grant(
     state: &AppState,
+    issuer: TokenIssuer,
     client: Client,
     params: &Params,
     credentials: (String, Vec<u8>),
@@ -726,7 +754,7 @@ async fn client_credentials_grant(
     let id_token_alg = client.id_token_alg;
     let owner = client.client_id.clone();
     let mut flow = ClientCredentialsExchange {
-        issuer: TokenIssuer::new(issuer_config(state), &client.client_id, false),
+        issuer,
         registry: ClientRegistry::for_client_credentials(client),
         codes: CodeStore::new(state.cache.clone(), None),
         no_extension: (),
@@ -800,7 +828,8 @@ pub async fn revoke(
     }
 }
 
-/// RFC 7662 introspection for authenticated clients.
+/// RFC 7662 introspection for authenticated confidential clients: a public client
+/// proves nothing but its id, so it may not inspect tokens.
 pub async fn introspect(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -810,6 +839,12 @@ pub async fn introspect(
         Ok(r) => r,
         Err(response) => return response,
     };
+    if request.client.is_public() {
+        return token_error(
+            "invalid_client",
+            "introspection needs a confidential client",
+        );
+    }
     let Some(token) = request.params.get("token") else {
         return token_error("invalid_request", "token is required");
     };
@@ -850,21 +885,19 @@ fn issuer_config(state: &AppState) -> IssuerConfig {
 
 async fn exchange_code(
     state: &AppState,
+    issuer: TokenIssuer,
     client: Client,
     params: &Params,
     basic: Option<(String, Vec<u8>)>,
 ) -> HttpResponse {
     let id_token_alg = client.id_token_alg;
-    let issuer = TokenIssuer::new(
-        issuer_config(state),
-        &client.client_id,
-        client.allows_grant(GRANT_REFRESH_TOKEN),
-    );
+    let mut checks = TokenChecks::default();
+    checks.resource = issuer.resource.clone();
     let mut flow = CodeExchange {
         registry: ClientRegistry::new(Some(client)),
         codes: CodeStore::new(state.cache.clone(), Some(state.db.clone())),
         issuer,
-        checks: TokenChecks::default(),
+        checks,
     };
     // With Basic authentication the body's client_id (already checked equal) would
     // count as a second credential to oxide-auth.
@@ -887,12 +920,12 @@ async fn exchange_code(
 
 async fn refresh_grant(
     state: &AppState,
+    issuer: TokenIssuer,
     client: Client,
     params: &Params,
     credentials: Option<(String, Vec<u8>)>,
 ) -> HttpResponse {
     let id_token_alg = client.id_token_alg;
-    let issuer = TokenIssuer::new(issuer_config(state), &client.client_id, true);
     let mut flow = RefreshExchange {
         registry: ClientRegistry::new(Some(client)),
         issuer,
@@ -988,7 +1021,9 @@ fn exchange_error(mut error: TokenError, flow: &CodeExchange) -> HttpResponse {
     }
     if let Some(why) = flow.checks.refusal {
         // RFC 7636 §4.6: a verifier that does not match is an invalid grant.
-        let code = if why.contains("does not match") {
+        let code = if why == RESOURCE_NOT_GRANTED {
+            "invalid_target"
+        } else if why.contains("does not match") {
             "invalid_grant"
         } else {
             "invalid_request"

@@ -74,7 +74,10 @@ impl Discovery {
             ],
             token_endpoint_auth_methods_supported: AUTH_METHODS,
             revocation_endpoint_auth_methods_supported: AUTH_METHODS,
-            introspection_endpoint_auth_methods_supported: AUTH_METHODS,
+            introspection_endpoint_auth_methods_supported: &[
+                "client_secret_basic",
+                "client_secret_post",
+            ],
             code_challenge_methods_supported: &["S256"],
             authorization_response_iss_parameter_supported: true,
             request_parameter_supported: false,

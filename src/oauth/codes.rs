@@ -25,6 +25,7 @@ const SPENT_MEMORY: Duration = Duration::from_secs(24 * 3600);
 pub const EXT_SESSION: &str = "tessera.session";
 pub const EXT_NONCE: &str = "tessera.nonce";
 pub const EXT_CODE: &str = "tessera.code";
+pub const EXT_RESOURCE: &str = "tessera.resource";
 
 /// The browser session behind a grant: what `auth_time`, `amr` and `sid` report.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

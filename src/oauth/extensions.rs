@@ -8,7 +8,7 @@ use oxide_auth::code_grant::authorization::Request as AuthorizationRequest;
 use oxide_auth::frontends::simple::extensions::Pkce;
 use oxide_auth::primitives::grant::{Extensions, Value};
 
-use super::codes::EXT_NONCE;
+use super::codes::{EXT_NONCE, EXT_RESOURCE};
 
 /// RFC 7636 §4.1: 43 to 128 characters from the unreserved set.
 fn is_pkce_string(s: &str) -> bool {
@@ -23,6 +23,8 @@ const MAX_NONCE: usize = 512;
 /// Applied to authorization requests.
 pub struct AuthorizationChecks {
     pkce: Pkce,
+    /// The RFC 8707 resource the request asked for, already checked as allowed.
+    pub resource: Option<String>,
     pub refusal: Option<&'static str>,
 }
 
@@ -31,6 +33,7 @@ impl Default for AuthorizationChecks {
         Self {
             // Required, and `plain` stays off: OAuth 2.1 §4.1.1, RFC 9700 §2.1.1.
             pkce: Pkce::required(),
+            resource: None,
             refusal: None,
         }
     }
@@ -72,6 +75,12 @@ impl oxide_auth_async::code_grant::authorization::Extension for AuthorizationChe
                 Value::private(Some(nonce.into_owned())),
             );
         }
+        if let Some(resource) = &self.resource {
+            extensions.set_raw(
+                EXT_RESOURCE.to_owned(),
+                Value::private(Some(resource.clone())),
+            );
+        }
         Ok(extensions)
     }
 }
@@ -79,6 +88,8 @@ impl oxide_auth_async::code_grant::authorization::Extension for AuthorizationChe
 /// Applied to token requests for the authorization_code grant.
 pub struct TokenChecks {
     pkce: Pkce,
+    /// The RFC 8707 resource named at the token endpoint, if any.
+    pub resource: Option<String>,
     pub refusal: Option<&'static str>,
 }
 
@@ -86,10 +97,14 @@ impl Default for TokenChecks {
     fn default() -> Self {
         Self {
             pkce: Pkce::required(),
+            resource: None,
             refusal: None,
         }
     }
 }
+
+/// The refusal text for a token-endpoint resource the grant did not cover.
+pub const RESOURCE_NOT_GRANTED: &str = "the resource differs from the one authorized";
 
 #[async_trait]
 impl oxide_auth_async::code_grant::access_token::Extension for TokenChecks {
@@ -110,6 +125,21 @@ impl oxide_auth_async::code_grant::access_token::Extension for TokenChecks {
         let challenge = data.remove(&self.pkce);
         if self.pkce.verify(challenge, Some(verifier)).is_err() {
             self.refusal = Some("code_verifier does not match the code_challenge");
+            return Err(());
+        }
+        // RFC 8707 §2.2: the token request may name the authorized resource, not another.
+        let authorized = data
+            .private()
+            .find(|(k, _)| *k == EXT_RESOURCE)
+            .and_then(|(_, v)| v.map(str::to_owned));
+        if let (Some(asked), Some(granted)) = (&self.resource, &authorized)
+            && asked != granted
+        {
+            self.refusal = Some(RESOURCE_NOT_GRANTED);
+            return Err(());
+        }
+        if let (Some(_), None) = (&self.resource, &authorized) {
+            self.refusal = Some(RESOURCE_NOT_GRANTED);
             return Err(());
         }
         // Everything else recorded at authorization travels on to the issuer.

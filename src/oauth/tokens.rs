@@ -14,7 +14,8 @@ use uuid::Uuid;
 use sea_orm::DatabaseConnection;
 
 use super::codes::{
-    EXT_CODE, EXT_NONCE, EXT_SESSION, IssuedFromCode, SessionContext, issued_key, revoked_jti_key,
+    EXT_CODE, EXT_NONCE, EXT_RESOURCE, EXT_SESSION, IssuedFromCode, SessionContext, issued_key,
+    revoked_jti_key,
 };
 use super::refresh::{self, Lifetimes, Presented, RefreshRecord};
 use crate::store::cache::Cache;
@@ -112,6 +113,8 @@ pub struct TokenIssuer {
     /// Whether this client is registered for the refresh_token grant.
     client_refreshes: bool,
     presented: Option<RefreshRecord>,
+    /// The RFC 8707 resource named at the token endpoint (already allowed).
+    pub resource: Option<String>,
     pub issued: Option<Issued>,
     pub refresh_failure: Option<RefreshFailure>,
 }
@@ -123,6 +126,7 @@ impl TokenIssuer {
             client_id: client_id.to_owned(),
             client_refreshes,
             presented: None,
+            resource: None,
             issued: None,
             refresh_failure: None,
         }
@@ -139,10 +143,17 @@ impl TokenIssuer {
             now.timestamp() + i64::try_from(self.config.access_ttl.as_secs()).map_err(|_| ())?;
         let jti = Uuid::now_v7().to_string();
         let scope = sorted_scope(grant);
+        // RFC 9068 §3: the resource asked for now, else the one authorized, else
+        // the configured default.
+        let audience = self
+            .resource
+            .clone()
+            .or_else(|| private_ext(grant, EXT_RESOURCE))
+            .unwrap_or_else(|| self.config.audience.clone());
         let claims = AccessClaims {
             iss: &self.config.issuer,
             sub: &grant.owner_id,
-            aud: &self.config.audience,
+            aud: &audience,
             client_id: &grant.client_id,
             scope: &scope,
             iat: now.timestamp(),
