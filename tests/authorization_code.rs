@@ -748,3 +748,24 @@ async fn discovery_advertises_the_code_flow_exactly() {
     );
     assert_eq!(doc["request_parameter_supported"], false);
 }
+
+#[tokio::test]
+async fn a_public_client_without_pkce_is_refused() {
+    let app = common::spawn_app().await;
+    let browser = signed_in_browser(&app).await;
+    let mut new = new_client();
+    new.public = true;
+    new.first_party = true;
+    let client = register(&app, new).await;
+    let (_, challenge) = pkce();
+    let page = browser
+        .get(&authorize_path(
+            &client.id,
+            &challenge,
+            &[("code_challenge", ""), ("code_challenge_method", "")],
+        ))
+        .await;
+    let params = redirect_params(&page);
+    assert_eq!(param(&params, "error"), Some("invalid_request"));
+    assert!(param(&params, "code").is_none());
+}
