@@ -419,3 +419,55 @@ async fn locale_display_and_acr_parameters_are_accepted_without_error() {
         .await;
     assert!(param(&redirect_params(&page), "code").is_some());
 }
+
+#[tokio::test]
+async fn max_age_forces_a_new_sign_in_with_a_later_auth_time() {
+    let app = common::spawn_app().await;
+    let (first, client) = tokens(&app, Algorithm::Rs256, "openid", None).await;
+    let first_auth = jsonwebtoken::dangerous::insecure_decode::<Value>(first.id_token.unwrap())
+        .unwrap()
+        .claims["auth_time"]
+        .as_i64()
+        .unwrap();
+    let browser = Browser::new(&app);
+    browser.sign_in("ada@example.com", PASSWORD).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    let (verifier, challenge) = pkce();
+    let to_login = browser
+        .get(&authorize_path(&client.id, &challenge, &[("max_age", "1")]))
+        .await;
+    let login = browser
+        .get(to_login.location().expect("sent to sign in again"))
+        .await;
+    let return_to = common::oauth::hidden_fields(&login.body)
+        .into_iter()
+        .find(|(k, _)| k == "return_to")
+        .unwrap()
+        .1;
+    let signed = browser
+        .post(
+            "/login",
+            &[
+                ("csrf", &login.csrf()),
+                ("email", "ada@example.com"),
+                ("password", PASSWORD),
+                ("return_to", &return_to),
+            ],
+        )
+        .await;
+    let back = browser.get(signed.location().unwrap()).await;
+    let code = param(&redirect_params(&back), "code").unwrap().to_owned();
+    let body: Value = exchange(&app, &client, &code, &verifier)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let second_auth =
+        jsonwebtoken::dangerous::insecure_decode::<Value>(body["id_token"].as_str().unwrap())
+            .unwrap()
+            .claims["auth_time"]
+            .as_i64()
+            .unwrap();
+    assert!(second_auth > first_auth, "{second_auth} > {first_auth}");
+}

@@ -423,7 +423,9 @@ async fn authorize(
         _ if prompt.none => {
             return Ok(redirect.error("login_required", "the user is not signed in"));
         }
-        _ => return Ok(send_to_login(&params, prompt.login)),
+        // A session that exists but does not do (too old, another user, or a fresh
+        // sign-in asked for) must not bounce straight back from the sign-in page.
+        existing => return Ok(send_to_login(&params, existing.is_some())),
     };
 
     // 4. Consent.
@@ -482,8 +484,9 @@ async fn authorize(
 }
 
 /// To the sign-in page, then back to this same request. `prompt=login` is dropped
-/// from the way back, or the fresh sign-in would be asked for again.
-fn send_to_login(params: &Params, force: bool) -> HttpResponse {
+/// from the way back, or the fresh sign-in would be asked for again. `fresh` shows
+/// the form even to a signed-in browser.
+fn send_to_login(params: &Params, fresh: bool) -> HttpResponse {
     let mut back = params.clone();
     if let Some(prompt) = params.get("prompt") {
         let rest: Vec<&str> = prompt
@@ -498,7 +501,7 @@ fn send_to_login(params: &Params, force: bool) -> HttpResponse {
     let return_to = format!("/authorize?{}", back.to_query());
     let mut login = url::form_urlencoded::Serializer::new(String::new());
     login.append_pair("return_to", &return_to);
-    if force {
+    if fresh {
         login.append_pair("prompt", "login");
     }
     if let Some(hint) = params.get("login_hint") {
