@@ -11,6 +11,7 @@ pub mod identity;
 pub mod metrics;
 pub mod oauth;
 pub mod oidc;
+pub mod orgs;
 pub mod state;
 pub mod store;
 pub mod telemetry;

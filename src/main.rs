@@ -41,6 +41,61 @@ enum Command {
     /// Manage OAuth clients.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Manage organizations and their members.
+    #[command(subcommand)]
+    Org(OrgCommand),
+}
+
+#[derive(Subcommand)]
+enum OrgCommand {
+    /// Create an organization.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// URL-safe identifier; derived from the name when omitted.
+        #[arg(long)]
+        slug: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List organizations.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a user to an organization.
+    AddMember {
+        /// Organization id or slug.
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        email: String,
+        /// owner, admin or member.
+        #[arg(long, default_value = "member")]
+        role: tessera::orgs::Role,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a user from an organization (never its last owner).
+    RemoveMember {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a member's role (the last owner stays an owner).
+    SetRole {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: tessera::orgs::Role,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -179,6 +234,7 @@ fn main() -> ExitCode {
             }
             Command::User(command) => user_command(settings, command).await,
             Command::Client(command) => client_command(settings, command).await,
+            Command::Org(command) => org_command(settings, command).await,
         }
     });
     match outcome {
@@ -421,6 +477,109 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
                     println!("(the secret is shown only now; Tessera keeps only its digest)");
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+async fn org_command(settings: Settings, command: OrgCommand) -> Result<(), StartupError> {
+    use tessera::orgs;
+    let db = store::connect(&settings.database_url)
+        .await
+        .map_err(StartupError::Database)?;
+    store::migrate(&db).await.map_err(StartupError::Database)?;
+    let org_by = |key: String| {
+        let db = db.clone();
+        async move {
+            orgs::find(&db, &key)
+                .await
+                .map_err(refused)?
+                .ok_or_else(|| refused(format!("no organization `{key}`")))
+        }
+    };
+    let user_by = |email: String| {
+        let db = db.clone();
+        async move {
+            users::find_by_email(&db, &email)
+                .await
+                .map_err(refused)?
+                .ok_or_else(|| refused(format!("no account with email `{email}`")))
+        }
+    };
+    let print = |json: bool, value: serde_json::Value, text: String| {
+        if json {
+            println!("{value}");
+        } else {
+            println!("{text}");
+        }
+    };
+    match command {
+        OrgCommand::Create { name, slug, json } => {
+            let org = orgs::create(&db, &name, slug.as_deref())
+                .await
+                .map_err(refused)?;
+            print(
+                json,
+                serde_json::json!({"id": org.id, "name": org.name, "slug": org.slug}),
+                format!("created {} ({}) {}", org.name, org.slug, org.id),
+            );
+        }
+        OrgCommand::List { json } => {
+            let all = orgs::list(&db).await.map_err(refused)?;
+            if json {
+                let items: Vec<_> = all
+                    .iter()
+                    .map(|o| serde_json::json!({"id": o.id, "name": o.name, "slug": o.slug}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(items));
+            } else {
+                for o in all {
+                    println!("{:<36}  {:<24} {}", o.id, o.slug, o.name);
+                }
+            }
+        }
+        OrgCommand::AddMember {
+            org,
+            email,
+            role,
+            json,
+        } => {
+            let (org, user) = (org_by(org).await?, user_by(email).await?);
+            orgs::add_member(&db, org.id, user.id, role)
+                .await
+                .map_err(refused)?;
+            print(
+                json,
+                serde_json::json!({"org": org.slug, "email": user.email, "role": role}),
+                format!("{} is now {role} of {}", user.email, org.slug),
+            );
+        }
+        OrgCommand::RemoveMember { org, email, json } => {
+            let (org, user) = (org_by(org).await?, user_by(email).await?);
+            orgs::remove_member(&db, org.id, user.id)
+                .await
+                .map_err(refused)?;
+            print(
+                json,
+                serde_json::json!({"org": org.slug, "email": user.email, "removed": true}),
+                format!("{} removed from {}", user.email, org.slug),
+            );
+        }
+        OrgCommand::SetRole {
+            org,
+            email,
+            role,
+            json,
+        } => {
+            let (org, user) = (org_by(org).await?, user_by(email).await?);
+            orgs::set_role(&db, org.id, user.id, role)
+                .await
+                .map_err(refused)?;
+            print(
+                json,
+                serde_json::json!({"org": org.slug, "email": user.email, "role": role}),
+                format!("{} is now {role} of {}", user.email, org.slug),
+            );
         }
     }
     Ok(())

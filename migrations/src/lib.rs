@@ -9,6 +9,7 @@ mod m20261122_000002_users_sessions;
 mod m20261122_000003_clients_consents;
 mod m20261122_000004_refresh_tokens;
 mod m20261122_000005_post_logout_redirects;
+mod m20261122_000006_organizations;
 
 /// All migrations, in the order they apply.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_clients_consents::Migration),
             Box::new(m20261122_000004_refresh_tokens::Migration),
             Box::new(m20261122_000005_post_logout_redirects::Migration),
+            Box::new(m20261122_000006_organizations::Migration),
         ]
     }
 }

@@ -87,6 +87,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/authorize/consent",
             vec![post().to(oauth::consent_decision)],
         ),
+        ("/authorize/org", vec![post().to(oauth::org_decision)]),
         (paths::TOKEN, vec![post().to(oauth::token)]),
         (paths::REVOKE, vec![post().to(oauth::revoke)]),
         (paths::INTROSPECT, vec![post().to(oauth::introspect)]),

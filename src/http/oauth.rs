@@ -39,6 +39,7 @@ use crate::oauth::refresh::Lifetimes;
 use crate::oauth::revocation::{self, RevocationError};
 use crate::oauth::tokens::{Issued, IssuerConfig, RefreshFailure, TokenIssuer};
 use crate::oidc::id_token::{self, IdTokenRequest};
+use crate::orgs;
 use crate::state::AppState;
 use crate::tokens::Algorithm;
 
@@ -232,12 +233,23 @@ fn describe_scope(scope: &str) -> String {
     }
 }
 
+/// The field our own forms use to carry the person's organization choice; a
+/// client cannot make the choice by adding it to its request.
+const ORG_CHOICE: &str = "org_choice";
+
+fn take_field(pairs: &mut Vec<(String, String)>, name: &str) -> Option<String> {
+    let at = pairs.iter().position(|(n, _)| n == name)?;
+    Some(pairs.remove(at).1)
+}
+
 pub async fn authorize_get(
     req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    authorize(&req, &state, query.into_inner(), None).await
+    let mut pairs = query.into_inner();
+    pairs.retain(|(n, _)| n != ORG_CHOICE);
+    authorize(&req, &state, pairs, None, None).await
 }
 
 pub async fn authorize_post(
@@ -245,7 +257,23 @@ pub async fn authorize_post(
     state: web::Data<AppState>,
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    authorize(&req, &state, form.into_inner(), None).await
+    let mut pairs = form.into_inner();
+    pairs.retain(|(n, _)| n != ORG_CHOICE);
+    authorize(&req, &state, pairs, None, None).await
+}
+
+/// The organization picker posts back the whole request plus the choice.
+pub async fn org_decision(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let mut pairs = form.into_inner();
+    let csrf = take_field(&mut pairs, "csrf").unwrap_or_default();
+    let choice = take_field(&mut pairs, ORG_CHOICE).and_then(|c| uuid::Uuid::parse_str(&c).ok());
+    let current = signed_in(&req, &state).await?;
+    check_csrf(&req, current.as_ref().map(|s| s.token.as_str()), &csrf)?;
+    authorize(&req, &state, pairs, None, choice).await
 }
 
 /// The consent form posts back the whole request plus the decision and CSRF token.
@@ -255,12 +283,9 @@ pub async fn consent_decision(
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
     let mut pairs = form.into_inner();
-    let take = |pairs: &mut Vec<(String, String)>, name: &str| {
-        let at = pairs.iter().position(|(n, _)| n == name)?;
-        Some(pairs.remove(at).1)
-    };
-    let csrf = take(&mut pairs, "csrf").unwrap_or_default();
-    let decision = match take(&mut pairs, "decision").as_deref() {
+    let csrf = take_field(&mut pairs, "csrf").unwrap_or_default();
+    let choice = take_field(&mut pairs, ORG_CHOICE).and_then(|c| uuid::Uuid::parse_str(&c).ok());
+    let decision = match take_field(&mut pairs, "decision").as_deref() {
         Some("allow") => Decision::Allow,
         Some("deny") => Decision::Deny,
         _ => {
@@ -271,7 +296,7 @@ pub async fn consent_decision(
     };
     let current = signed_in(&req, &state).await?;
     check_csrf(&req, current.as_ref().map(|s| s.token.as_str()), &csrf)?;
-    authorize(&req, &state, pairs, Some(decision)).await
+    authorize(&req, &state, pairs, Some(decision), choice).await
 }
 
 async fn authorize(
@@ -279,6 +304,7 @@ async fn authorize(
     state: &AppState,
     pairs: Vec<(String, String)>,
     decision: Option<Decision>,
+    org_choice: Option<uuid::Uuid>,
 ) -> Result<HttpResponse, PageError> {
     let params = match Params::unique(pairs) {
         Ok(p) => p,
@@ -428,6 +454,37 @@ async fn authorize(
         existing => return Ok(send_to_login(&params, existing.is_some())),
     };
 
+    // 3b. The organization, when the client asks for one (`org` or `org:{uuid}`).
+    let granted = crate::oauth::scope_list(&pending.pre_grant().scope.to_string());
+    let memberships = if granted.iter().any(|s| s == "org" || s.starts_with("org:")) {
+        Some(
+            orgs::memberships_of(&state.db, current.session.user_id)
+                .await
+                .map_err(|e| unavailable(&e))?,
+        )
+    } else {
+        None
+    };
+    let chosen_org = match memberships {
+        None => None,
+        Some(memberships) => match choose_org(&granted, &memberships, org_choice) {
+            OrgChoice::Chosen(id) => Some(id),
+            OrgChoice::Refused(why) => return Ok(redirect.error("access_denied", why)),
+            OrgChoice::Ask if prompt.none => {
+                return Ok(redirect.error(
+                    "interaction_required",
+                    "the user must choose an organization",
+                ));
+            }
+            OrgChoice::Ask => return Ok(picker_page(&client, &current, &params, &memberships)),
+        },
+    };
+    // Our own forms carry the choice on to the consent page.
+    let params = match chosen_org {
+        Some(org) if org_choice.is_some() => params.with(ORG_CHOICE, &org.to_string()),
+        _ => params,
+    };
+
     // 4. Consent.
     let scope = crate::oauth::scope_list(&pending.pre_grant().scope.to_string()).join(" ");
     match decision {
@@ -471,6 +528,7 @@ async fn authorize(
     }
 
     // 5. The code.
+    flow.codes.org = chosen_org;
     flow.codes.session = Some(SessionContext {
         session_id: current.session.id,
         auth_time: current.session.auth_time,
@@ -481,6 +539,62 @@ async fn authorize(
         Ok(url) => Ok(redirect.deliver(url)),
         Err(_) => Err(PageError::Unavailable),
     }
+}
+
+enum OrgChoice {
+    Chosen(uuid::Uuid),
+    Refused(&'static str),
+    Ask,
+}
+
+/// Which organization a grant is made in: the one `org:{uuid}` names (if the user
+/// is a member), the only one the user has, or the one they picked.
+fn choose_org(
+    granted: &[String],
+    memberships: &[orgs::Membership],
+    picked: Option<uuid::Uuid>,
+) -> OrgChoice {
+    let member = |id: uuid::Uuid| memberships.iter().any(|m| m.id == id);
+    if let Some(named) = granted.iter().find_map(|s| s.strip_prefix("org:")) {
+        return match uuid::Uuid::parse_str(named).ok().filter(|id| member(*id)) {
+            Some(id) => OrgChoice::Chosen(id),
+            None => OrgChoice::Refused("the user is not a member of the requested organization"),
+        };
+    }
+    match (memberships, picked) {
+        ([], _) => OrgChoice::Refused("the user belongs to no organization"),
+        ([only], _) => OrgChoice::Chosen(only.id),
+        (_, Some(id)) if member(id) => OrgChoice::Chosen(id),
+        _ => OrgChoice::Ask,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "picker.html")]
+struct PickerPage<'a> {
+    page: PageContext,
+    client_name: &'a str,
+    params: Vec<(String, String)>,
+    orgs: &'a [orgs::Membership],
+}
+
+fn picker_page(
+    client: &Client,
+    current: &SignedIn,
+    params: &Params,
+    memberships: &[orgs::Membership],
+) -> HttpResponse {
+    let page = PickerPage {
+        page: PageContext {
+            asset_version: asset_version(),
+            csrf: current.csrf(),
+            signed_in_as: Some(current.session.email.clone()),
+        },
+        client_name: &client.name,
+        params: params.pairs().to_vec(),
+        orgs: memberships,
+    };
+    render(&page, StatusCode::OK)
 }
 
 /// To the sign-in page, then back to this same request. `prompt=login` is dropped
@@ -945,6 +1059,9 @@ async fn refresh_grant(
             RefreshFailure::Reused => {
                 "the refresh token was already used; every token descended from it is revoked"
             }
+            RefreshFailure::MembershipGone => {
+                "the user is no longer a member of the organization this grant was made in"
+            }
         };
         return token_error("invalid_grant", description);
     }
@@ -983,6 +1100,7 @@ fn token_success(state: &AppState, issued: &Issued, id_token_alg: Algorithm) -> 
             access_token: &issued.access_token,
             alg: id_token_alg,
             ttl: settings.id_token_ttl,
+            org: &issued.org_claims,
         };
         match id_token::sign(&state.keys.keys(), &request, Utc::now()) {
             Ok(token) => Some(token),
@@ -1010,6 +1128,12 @@ fn token_success(state: &AppState, issued: &Issued, id_token_alg: Algorithm) -> 
 
 /// Turns oxide-auth's verdict into the precise RFC 6749 §5.2 answer.
 fn exchange_error(mut error: TokenError, flow: &CodeExchange) -> HttpResponse {
+    if flow.issuer.refresh_failure == Some(RefreshFailure::MembershipGone) {
+        return token_error(
+            "invalid_grant",
+            "the user is no longer a member of the organization chosen for this code",
+        );
+    }
     match flow.codes.failure {
         Some(CodeFailure::Replayed) => {
             return token_error(

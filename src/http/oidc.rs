@@ -121,7 +121,8 @@ async fn userinfo(req: &HttpRequest, state: &AppState, body: Option<&[u8]>) -> H
         .get("sub")
         .and_then(|v| v.as_str())
         .unwrap_or_default();
-    match userinfo::claims(&state.db, sub, scope).await {
+    let org = claims.get("org_id").and_then(|v| v.as_str());
+    match userinfo::claims(&state.db, sub, scope, org).await {
         Ok(Some(info)) => HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(info),

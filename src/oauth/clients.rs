@@ -128,9 +128,13 @@ impl Client {
     pub fn negotiate_scope(&self, requested: Option<&str>) -> Vec<String> {
         match requested {
             None => self.scope.clone(),
+            // `org:{uuid}` names one organization; it is allowed wherever `org` is.
             Some(asked) => scope_list(asked)
                 .into_iter()
-                .filter(|s| self.scope.contains(s))
+                .filter(|s| {
+                    self.scope.contains(s)
+                        || (s.starts_with("org:") && self.scope.iter().any(|c| c == "org"))
+                })
                 .collect(),
         }
     }

@@ -26,6 +26,7 @@ pub const EXT_SESSION: &str = "tessera.session";
 pub const EXT_NONCE: &str = "tessera.nonce";
 pub const EXT_CODE: &str = "tessera.code";
 pub const EXT_RESOURCE: &str = "tessera.resource";
+pub const EXT_ORG: &str = "tessera.org";
 
 /// The browser session behind a grant: what `auth_time`, `amr` and `sid` report.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -102,6 +103,8 @@ pub struct CodeStore {
     db: Option<sea_orm::DatabaseConnection>,
     /// The session on whose behalf the next code is issued.
     pub session: Option<SessionContext>,
+    /// The organization chosen for the next code.
+    pub org: Option<Uuid>,
     pub failure: Option<CodeFailure>,
 }
 
@@ -130,6 +133,7 @@ impl CodeStore {
             cache,
             db,
             session: None,
+            org: None,
             failure: None,
         }
     }
@@ -172,6 +176,11 @@ impl oxide_auth_async::primitives::Authorizer for CodeStore {
             grant
                 .extensions
                 .set_raw(EXT_SESSION.to_owned(), Value::private(Some(json)));
+        }
+        if let Some(org) = self.org {
+            grant
+                .extensions
+                .set_raw(EXT_ORG.to_owned(), Value::private(Some(org.to_string())));
         }
         grant.until = Utc::now() + chrono::Duration::from_std(CODE_TTL).map_err(|_| ())?;
         let code = random_token().map_err(|_| ())?;

@@ -41,6 +41,7 @@ pub struct NewFamily<'a> {
     pub user_id: Option<Uuid>,
     pub session: Option<&'a SessionContext>,
     pub scope: &'a str,
+    pub org_id: Option<Uuid>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +77,7 @@ pub async fn issue_family(
         family_expires_at: Set(family_expires_at),
         spent_at: Set(None),
         revoked_at: Set(None),
+        org_id: Set(new.org_id),
     }
     .insert(db)
     .await?;
@@ -147,6 +149,7 @@ pub async fn rotate(
         family_expires_at: Set(old.family_expires_at),
         spent_at: Set(None),
         revoked_at: Set(None),
+        org_id: Set(old.org_id),
     }
     .insert(&txn)
     .await?;

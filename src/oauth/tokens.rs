@@ -14,8 +14,8 @@ use uuid::Uuid;
 use sea_orm::DatabaseConnection;
 
 use super::codes::{
-    EXT_CODE, EXT_NONCE, EXT_RESOURCE, EXT_SESSION, IssuedFromCode, SessionContext, issued_key,
-    revoked_jti_key,
+    EXT_CODE, EXT_NONCE, EXT_ORG, EXT_RESOURCE, EXT_SESSION, IssuedFromCode, SessionContext,
+    issued_key, revoked_jti_key,
 };
 use super::refresh::{self, Lifetimes, Presented, RefreshRecord};
 use crate::store::cache::Cache;
@@ -68,6 +68,9 @@ struct AccessClaims<'a> {
     auth_time: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     amr: Option<&'a [String]>,
+    /// Organization claims (`org_id`, `org_slug`, `org_role`, `orgs`).
+    #[serde(flatten)]
+    org: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 /// What was issued, for the token response and the id_token.
@@ -81,6 +84,8 @@ pub struct Issued {
     pub client_id: String,
     pub session: Option<SessionContext>,
     pub nonce: Option<String>,
+    /// Organization claims, repeated in the id_token.
+    pub org_claims: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Why a refresh token was not accepted.
@@ -92,6 +97,8 @@ pub enum RefreshFailure {
     WrongClient,
     /// Already spent (or spent concurrently): its family is now revoked.
     Reused,
+    /// The user is no longer a member of the grant's organization.
+    MembershipGone,
 }
 
 /// Settings shared by every issuer.
@@ -137,6 +144,7 @@ impl TokenIssuer {
         &self,
         grant: &Grant,
         session: Option<&SessionContext>,
+        org: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<(String, String, i64), ()> {
         let now = Utc::now();
         let exp =
@@ -161,6 +169,7 @@ impl TokenIssuer {
             jti: &jti,
             auth_time: session.map(|s| s.auth_time.timestamp()),
             amr: session.map(|s| s.amr.as_slice()),
+            org,
         };
         let payload = serde_json::to_vec(&claims).map_err(|_| ())?;
         let token = self
@@ -184,6 +193,33 @@ impl TokenIssuer {
             .map_err(|e| tracing::error!("cannot link tokens to their code: {e}"))
     }
 
+    /// Organization claims for a user's grant, fresh from the database. Fails with
+    /// `MembershipGone` when the grant's organization no longer has the user.
+    async fn org_claims(
+        &mut self,
+        grant: &Grant,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, ()> {
+        let Ok(user) = Uuid::parse_str(&grant.owner_id) else {
+            return Ok(serde_json::Map::new());
+        };
+        let chosen = private_ext(grant, EXT_ORG).and_then(|id| Uuid::parse_str(&id).ok());
+        let with_all = sorted_scope(grant).split(' ').any(|s| s == "orgs");
+        if chosen.is_none() && !with_all {
+            return Ok(serde_json::Map::new());
+        }
+        match crate::orgs::claims(&self.config.db, user, chosen, with_all).await {
+            Ok(claims) => Ok(claims),
+            Err(crate::orgs::OrgError::NotMember) => {
+                self.refresh_failure = Some(RefreshFailure::MembershipGone);
+                Err(())
+            }
+            Err(e) => {
+                tracing::error!("cannot read organization claims: {e}");
+                Err(())
+            }
+        }
+    }
+
     fn record(
         &mut self,
         access_token: String,
@@ -191,6 +227,7 @@ impl TokenIssuer {
         grant: &Grant,
         session: Option<SessionContext>,
         nonce: Option<String>,
+        org_claims: serde_json::Map<String, serde_json::Value>,
     ) {
         self.issued = Some(Issued {
             access_token,
@@ -201,6 +238,7 @@ impl TokenIssuer {
             client_id: grant.client_id.clone(),
             session,
             nonce,
+            org_claims,
         });
     }
 }
@@ -223,7 +261,8 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer {
     async fn issue(&mut self, grant: Grant) -> Result<IssuedToken, ()> {
         let session: Option<SessionContext> =
             private_ext(&grant, EXT_SESSION).and_then(|json| serde_json::from_str(&json).ok());
-        let (token, jti, exp) = self.sign(&grant, session.as_ref())?;
+        let org = self.org_claims(&grant).await?;
+        let (token, jti, exp) = self.sign(&grant, session.as_ref(), &org)?;
         let scope = sorted_scope(&grant);
         let (refresh_token, family) = if refresh::wanted(self.client_refreshes, &scope) {
             let new = refresh::NewFamily {
@@ -231,6 +270,7 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer {
                 user_id: uuid::Uuid::parse_str(&grant.owner_id).ok(),
                 session: session.as_ref(),
                 scope: &scope,
+                org_id: private_ext(&grant, EXT_ORG).and_then(|id| Uuid::parse_str(&id).ok()),
             };
             let (token, family) = refresh::issue_family(&self.config.db, new, self.config.refresh)
                 .await
@@ -252,7 +292,14 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer {
         }
         let until = chrono::DateTime::from_timestamp(exp, 0).ok_or(())?;
         let nonce = private_ext(&grant, EXT_NONCE);
-        self.record(token.clone(), refresh_token.clone(), &grant, session, nonce);
+        self.record(
+            token.clone(),
+            refresh_token.clone(),
+            &grant,
+            session,
+            nonce,
+            org,
+        );
         Ok(IssuedToken {
             token,
             refresh: refresh_token,
@@ -275,7 +322,8 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer {
             return Err(());
         };
         let session = refresh::session_of(&presented);
-        let (token, _, exp) = self.sign(&grant, session.as_ref())?;
+        let org = self.org_claims(&grant).await?;
+        let (token, _, exp) = self.sign(&grant, session.as_ref(), &org)?;
         let until = chrono::DateTime::from_timestamp(exp, 0).ok_or(())?;
         self.record(
             token.clone(),
@@ -283,6 +331,7 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer {
             &grant,
             session,
             None,
+            org,
         );
         Ok(RefreshedToken {
             token,
@@ -322,7 +371,24 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer {
             self.refresh_failure = Some(RefreshFailure::WrongClient);
             return Ok(None);
         }
+        // A refresh never changes organization; without the membership it fails,
+        // before anything is rotated.
+        if let (Some(org), Some(user)) = (record.org_id, record.user_id) {
+            let memberships = crate::orgs::memberships_of(&self.config.db, user)
+                .await
+                .map_err(|e| tracing::error!("cannot read memberships: {e}"))?;
+            if !memberships.iter().any(|m| m.id == org) {
+                self.refresh_failure = Some(RefreshFailure::MembershipGone);
+                return Ok(None);
+            }
+        }
         let mut extensions = oxide_auth::primitives::grant::Extensions::new();
+        if let Some(org) = record.org_id {
+            extensions.set_raw(
+                EXT_ORG.to_owned(),
+                oxide_auth::primitives::grant::Value::private(Some(org.to_string())),
+            );
+        }
         if let Some(session) = refresh::session_of(&record) {
             let json = serde_json::to_string(&session).map_err(|_| ())?;
             extensions.set_raw(

@@ -28,6 +28,8 @@ struct IdTokenClaims<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     sid: Option<String>,
     azp: &'a str,
+    #[serde(flatten)]
+    org: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 /// What an id_token says and who signs it.
@@ -40,6 +42,8 @@ pub struct IdTokenRequest<'a> {
     pub access_token: &'a str,
     pub alg: Algorithm,
     pub ttl: std::time::Duration,
+    /// Organization claims, the same as the access token's.
+    pub org: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 /// §3.1.3.6: the base64url left half of the hash of the access token's ASCII; both
@@ -67,6 +71,7 @@ pub fn sign(
         amr: request.session.map(|s| s.amr.as_slice()),
         sid: request.session.map(|s| s.session_id.to_string()),
         azp: request.client_id,
+        org: request.org,
     };
     let payload = serde_json::to_vec(&claims).map_err(|e| KeyError::Sign(e.to_string()))?;
     keys.sign(request.alg, "JWT", &payload, now)

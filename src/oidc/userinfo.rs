@@ -11,6 +11,7 @@ pub async fn claims(
     db: &DatabaseConnection,
     sub: &str,
     scope: &str,
+    org: Option<&str>,
 ) -> Result<Option<Map<String, Value>>, crate::identity::IdentityError> {
     let Ok(id) = Uuid::parse_str(sub) else {
         return Ok(None);
@@ -31,6 +32,19 @@ pub async fn claims(
             "updated_at".into(),
             Value::from(user.updated_at.timestamp()),
         );
+    }
+    // The same organization claims as the token, read fresh.
+    let chosen = org.and_then(|id| Uuid::parse_str(id).ok());
+    let with_all = scopes.contains(&"orgs");
+    if chosen.is_some() || with_all {
+        match crate::orgs::claims(db, user.id, chosen, with_all).await {
+            Ok(org_claims) => claims.extend(org_claims),
+            Err(crate::orgs::OrgError::Storage(e)) => {
+                return Err(crate::identity::IdentityError::Storage(e));
+            }
+            // The membership is gone: the token's organization claims no longer hold.
+            Err(_) => return Ok(None),
+        }
     }
     Ok(Some(claims))
 }

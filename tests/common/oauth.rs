@@ -107,10 +107,13 @@ pub async fn decide(browser: &Browser, page: &Page, decision: &str) -> Page {
     browser.post("/authorize/consent", &form).await
 }
 
-/// Every `<input type="hidden" name=… value=…>` in a page, HTML entities decoded.
+/// Every `<input type="hidden" name=… value=…>` of the page's main content (not
+/// the header's sign-out form), HTML entities decoded — what a browser submits
+/// with the page's form.
 pub fn hidden_fields(body: &str) -> Vec<(String, String)> {
+    let main = body.find("<main").map_or(body, |at| &body[at..]);
     let mut out = Vec::new();
-    for chunk in body.split("<input type=\"hidden\" name=\"").skip(1) {
+    for chunk in main.split("<input type=\"hidden\" name=\"").skip(1) {
         let Some((name, rest)) = chunk.split_once('"') else {
             continue;
         };

@@ -2,6 +2,8 @@
 
 pub mod client;
 pub mod consent;
+pub mod membership;
+pub mod organization;
 pub mod refresh_token;
 pub mod session;
 pub mod signing_key;

@@ -26,6 +26,8 @@ pub struct Model {
     /// Set when rotated; presenting it again is reuse.
     pub spent_at: Option<DateTimeUtc>,
     pub revoked_at: Option<DateTimeUtc>,
+    /// The organization the grant was made in; a refresh never changes it.
+    pub org_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,427 @@
+//! Organizations: the picker, org claims in every token, refresh after role
+//! changes and removal, last-owner protection, the `org` CLI.
+
+mod common;
+
+use common::oauth::{
+    TestClient, authorize_path, decide, exchange, hidden_fields, new_client, param, pkce,
+    redirect_params, register,
+};
+use common::{Browser, PASSWORD, Page, TestApp};
+use serde_json::Value;
+use tessera::orgs::{self, Role};
+use uuid::Uuid;
+
+const SCOPE: &str = "openid org offline_access";
+
+async fn org_client(app: &TestApp, first_party: bool) -> TestClient {
+    let mut new = new_client();
+    new.first_party = first_party;
+    new.scope = "openid profile email offline_access org orgs".into();
+    new.grant_types = vec!["authorization_code".into(), "refresh_token".into()];
+    register(app, new).await
+}
+
+async fn user_id(app: &TestApp, email: &str) -> Uuid {
+    tessera::identity::users::find_by_email(&app.state.db, email)
+        .await
+        .unwrap()
+        .unwrap()
+        .id
+}
+
+/// Creates `slug` with the user as `role`.
+async fn org_with(app: &TestApp, slug: &str, user: Uuid, role: Role) -> Uuid {
+    let org = orgs::create(&app.state.db, &format!("{slug} Inc"), Some(slug))
+        .await
+        .unwrap();
+    orgs::add_member(&app.state.db, org.id, user, role)
+        .await
+        .unwrap();
+    org.id
+}
+
+fn claims(jwt: &str) -> Value {
+    jsonwebtoken::dangerous::insecure_decode::<Value>(jwt)
+        .unwrap()
+        .claims
+}
+
+async fn ada(app: &TestApp) -> (Browser, Uuid) {
+    let browser = Browser::new(app);
+    browser.sign_up("ada@example.com", PASSWORD).await;
+    let id = user_id(app, "ada@example.com").await;
+    (browser, id)
+}
+
+/// Finishes a flow whose last page is the redirect, returning the token response.
+async fn finish(app: &TestApp, client: &TestClient, page: &Page, verifier: &str) -> Value {
+    let code = param(&redirect_params(page), "code")
+        .expect("a code")
+        .to_owned();
+    let response = exchange(app, client, &code, verifier).await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+async fn pick(browser: &Browser, picker: &Page, org: Uuid) -> Page {
+    let mut fields = hidden_fields(&picker.body);
+    fields.push(("org_choice".into(), org.to_string()));
+    let form: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    browser.post("/authorize/org", &form).await
+}
+
+#[tokio::test]
+async fn a_single_membership_is_chosen_silently_and_appears_in_every_token_and_userinfo() {
+    let app = common::spawn_app().await;
+    let (browser, ada) = ada(&app).await;
+    let acme = org_with(&app, "acme", ada, Role::Admin).await;
+    let client = org_client(&app, true).await;
+    let (verifier, challenge) = pkce();
+    let page = browser
+        .get(&authorize_path(&client.id, &challenge, &[("scope", SCOPE)]))
+        .await;
+    let tokens = finish(&app, &client, &page, &verifier).await;
+
+    for token in [
+        tokens["access_token"].as_str().unwrap(),
+        tokens["id_token"].as_str().unwrap(),
+    ] {
+        let c = claims(token);
+        assert_eq!(c["org_id"], acme.to_string());
+        assert_eq!(c["org_slug"], "acme");
+        assert_eq!(c["org_role"], "admin");
+        assert!(c.get("orgs").is_none(), "only with the orgs scope");
+    }
+    let info: Value = app
+        .client
+        .get(app.url("/userinfo"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["org_id"], acme.to_string());
+    assert_eq!(info["org_role"], "admin");
+}
+
+#[tokio::test]
+async fn several_memberships_bring_the_picker_and_the_choice_is_recorded() {
+    let app = common::spawn_app().await;
+    let (browser, ada) = ada(&app).await;
+    let acme = org_with(&app, "acme", ada, Role::Owner).await;
+    let globex = org_with(&app, "globex", ada, Role::Member).await;
+    let client = org_client(&app, false).await;
+    let (verifier, challenge) = pkce();
+
+    let picker = browser
+        .get(&authorize_path(&client.id, &challenge, &[("scope", SCOPE)]))
+        .await;
+    assert_eq!(picker.status, 200);
+    assert!(
+        picker
+            .body
+            .contains("<h1 id=\"heading\">Choose an organization</h1>")
+    );
+    assert!(picker.body.contains("acme Inc") && picker.body.contains("globex Inc"));
+    assert!(picker.body.contains(">owner<") && picker.body.contains(">member<"));
+    assert!(picker.body.contains(&acme.to_string()));
+
+    // A client cannot choose for the person by adding the picker's field.
+    let injected = browser
+        .get(&format!(
+            "{}&org_choice={globex}",
+            authorize_path(&client.id, &challenge, &[("scope", SCOPE)])
+        ))
+        .await;
+    assert!(injected.body.contains("Choose an organization"));
+
+    // Picking leads to consent (a third-party client), which keeps the choice.
+    let consent = pick(&browser, &picker, globex).await;
+    assert!(
+        consent.body.contains("Allow Example App?"),
+        "{}",
+        consent.body
+    );
+    let done = decide(&browser, &consent, "allow").await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let tokens = finish(&app, &client, &done, &verifier).await;
+    let c = claims(tokens["access_token"].as_str().unwrap());
+    assert_eq!(c["org_id"], globex.to_string());
+    assert_eq!(c["org_role"], "member");
+}
+
+#[tokio::test]
+async fn the_picker_is_csrf_protected_and_prompt_none_cannot_show_it() {
+    let app = common::spawn_app().await;
+    let (browser, ada) = ada(&app).await;
+    org_with(&app, "acme", ada, Role::Owner).await;
+    let globex = org_with(&app, "globex", ada, Role::Member).await;
+    let client = org_client(&app, true).await;
+    let (_, challenge) = pkce();
+    let picker = browser
+        .get(&authorize_path(&client.id, &challenge, &[("scope", SCOPE)]))
+        .await;
+    let mut fields = hidden_fields(&picker.body);
+    fields.retain(|(k, _)| k != "csrf");
+    fields.push(("org_choice".into(), globex.to_string()));
+    let form: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(browser.post("/authorize/org", &form).await.status, 403);
+
+    let silent = browser
+        .get(&authorize_path(
+            &client.id,
+            &challenge,
+            &[("scope", SCOPE), ("prompt", "none")],
+        ))
+        .await;
+    assert_eq!(
+        param(&redirect_params(&silent), "error"),
+        Some("interaction_required")
+    );
+}
+
+#[tokio::test]
+async fn no_membership_or_a_foreign_named_org_is_access_denied() {
+    let app = common::spawn_app().await;
+    let (browser, ada) = ada(&app).await;
+    let client = org_client(&app, true).await;
+    let (_, challenge) = pkce();
+    let none = browser
+        .get(&authorize_path(&client.id, &challenge, &[("scope", SCOPE)]))
+        .await;
+    let params = redirect_params(&none);
+    assert_eq!(param(&params, "error"), Some("access_denied"));
+    assert!(
+        param(&params, "error_description")
+            .unwrap()
+            .contains("no organization")
+    );
+
+    let mine = org_with(&app, "acme", ada, Role::Member).await;
+    let other_owner = Browser::new(&app);
+    other_owner.sign_up("bob@example.com", PASSWORD).await;
+    let foreign = org_with(
+        &app,
+        "initech",
+        user_id(&app, "bob@example.com").await,
+        Role::Owner,
+    )
+    .await;
+    let named = browser
+        .get(&authorize_path(
+            &client.id,
+            &challenge,
+            &[("scope", &format!("openid org:{foreign}"))],
+        ))
+        .await;
+    assert_eq!(
+        param(&redirect_params(&named), "error"),
+        Some("access_denied")
+    );
+
+    let (verifier, challenge) = pkce();
+    let own = browser
+        .get(&authorize_path(
+            &client.id,
+            &challenge,
+            &[("scope", &format!("openid org:{mine}"))],
+        ))
+        .await;
+    let tokens = finish(&app, &client, &own, &verifier).await;
+    assert_eq!(
+        claims(tokens["access_token"].as_str().unwrap())["org_id"],
+        mine.to_string()
+    );
+}
+
+#[tokio::test]
+async fn the_orgs_scope_lists_every_membership() {
+    let app = common::spawn_app().await;
+    let (browser, ada) = ada(&app).await;
+    let acme = org_with(&app, "acme", ada, Role::Owner).await;
+    org_with(&app, "globex", ada, Role::Member).await;
+    let client = org_client(&app, true).await;
+    let (verifier, challenge) = pkce();
+    let page = browser
+        .get(&authorize_path(
+            &client.id,
+            &challenge,
+            &[("scope", &format!("openid orgs org:{acme}"))],
+        ))
+        .await;
+    let tokens = finish(&app, &client, &page, &verifier).await;
+    let c = claims(tokens["access_token"].as_str().unwrap());
+    let list = c["orgs"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["slug"], "acme");
+    assert_eq!(list[0]["role"], "owner");
+    assert_eq!(list[1]["slug"], "globex");
+    assert_eq!(c["org_id"], acme.to_string());
+}
+
+async fn refresh(app: &TestApp, client: &TestClient, token: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/token"))
+        .basic_auth(&client.id, client.secret.as_ref())
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", token)])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_refresh_keeps_the_organization_shows_a_new_role_and_fails_after_removal() {
+    let app = common::spawn_app().await;
+    let (browser, ada) = ada(&app).await;
+    let acme = org_with(&app, "acme", ada, Role::Admin).await;
+    // Someone else stays owner so Ada can be demoted and removed.
+    let bob = Browser::new(&app);
+    bob.sign_up("bob@example.com", PASSWORD).await;
+    orgs::add_member(
+        &app.state.db,
+        acme,
+        user_id(&app, "bob@example.com").await,
+        Role::Owner,
+    )
+    .await
+    .unwrap();
+    let client = org_client(&app, true).await;
+    let (verifier, challenge) = pkce();
+    let page = browser
+        .get(&authorize_path(&client.id, &challenge, &[("scope", SCOPE)]))
+        .await;
+    let tokens = finish(&app, &client, &page, &verifier).await;
+
+    orgs::set_role(&app.state.db, acme, ada, Role::Member)
+        .await
+        .unwrap();
+    let refreshed: Value = refresh(&app, &client, tokens["refresh_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let c = claims(refreshed["access_token"].as_str().unwrap());
+    assert_eq!(c["org_id"], acme.to_string(), "never changes organization");
+    assert_eq!(
+        c["org_role"], "member",
+        "the lowered role shows at the next refresh"
+    );
+
+    orgs::remove_member(&app.state.db, acme, ada).await.unwrap();
+    let after = refresh(&app, &client, refreshed["refresh_token"].as_str().unwrap()).await;
+    let body: Value = after.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("no longer a member")
+    );
+}
+
+#[tokio::test]
+async fn an_organization_always_keeps_an_owner() {
+    let app = common::spawn_app().await;
+    let (_, ada) = ada(&app).await;
+    let acme = org_with(&app, "acme", ada, Role::Owner).await;
+    assert!(matches!(
+        orgs::remove_member(&app.state.db, acme, ada).await,
+        Err(orgs::OrgError::LastOwner)
+    ));
+    assert!(matches!(
+        orgs::set_role(&app.state.db, acme, ada, Role::Admin).await,
+        Err(orgs::OrgError::LastOwner)
+    ));
+    let bob = Browser::new(&app);
+    bob.sign_up("bob@example.com", PASSWORD).await;
+    let bob = user_id(&app, "bob@example.com").await;
+    orgs::add_member(&app.state.db, acme, bob, Role::Owner)
+        .await
+        .unwrap();
+    orgs::set_role(&app.state.db, acme, ada, Role::Admin)
+        .await
+        .unwrap();
+    assert!(matches!(
+        orgs::remove_member(&app.state.db, acme, bob).await,
+        Err(orgs::OrgError::LastOwner)
+    ));
+    assert!(matches!(
+        orgs::add_member(&app.state.db, acme, bob, Role::Member).await,
+        Err(orgs::OrgError::AlreadyMember)
+    ));
+}
+
+#[tokio::test]
+async fn the_org_cli_manages_organizations_and_members() {
+    let app = common::spawn_app().await;
+    Browser::new(&app)
+        .sign_up("ada@example.com", PASSWORD)
+        .await;
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &app.database_url)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = run(&["org", "create", "--name", "Acme Corp", "--json"]);
+    assert!(ok, "{err}");
+    let created: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(created["slug"], "acme-corp");
+    let (ok, _, err) = run(&[
+        "org",
+        "add-member",
+        "--org",
+        "acme-corp",
+        "--email",
+        "ada@example.com",
+        "--role",
+        "owner",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&[
+        "org",
+        "remove-member",
+        "--org",
+        "acme-corp",
+        "--email",
+        "ada@example.com",
+    ]);
+    assert!(!ok && err.contains("at least one owner"), "{err}");
+    let (ok, _, err) = run(&[
+        "org",
+        "set-role",
+        "--org",
+        created["id"].as_str().unwrap(),
+        "--email",
+        "ada@example.com",
+        "--role",
+        "boss",
+    ]);
+    assert!(!ok && err.contains("boss"), "{err}");
+    let (ok, out, _) = run(&["org", "list", "--json"]);
+    assert!(ok);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()[0]["slug"],
+        "acme-corp"
+    );
+    let (ok, _, err) = run(&["org", "create", "--name", "Acme Corp"]);
+    assert!(!ok && err.contains("taken"), "{err}");
+}
