@@ -13,6 +13,8 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+pub mod invitations;
+
 use crate::store::entities::{membership, organization};
 
 pub use organization::Model as Organization;

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod consent;
+pub mod invitation;
 pub mod membership;
 pub mod organization;
 pub mod refresh_token;
