@@ -115,3 +115,125 @@ async fn an_invitation_never_lowers_an_existing_role() {
         .unwrap();
     assert_eq!(role_of(&app, ada, org).await, Some(Role::Admin));
 }
+
+fn invite_link(page: &common::Page) -> String {
+    let start = page
+        .body
+        .find("<span class=\"invite-link\">")
+        .expect("a link on the page")
+        + 26;
+    let end = page.body[start..].find('<').unwrap();
+    page.body[start..start + end]
+        .replace("&#x2f;", "/")
+        .replace("&#47;", "/")
+}
+
+#[tokio::test]
+async fn an_owner_invites_from_the_account_page_and_the_invitee_signs_up_and_joins() {
+    let app = common::spawn_app().await;
+    let owner = Browser::new(&app);
+    owner.sign_up("owner@example.com", PASSWORD).await;
+    let owner_id = tessera::identity::users::find_by_email(&app.state.db, "owner@example.com")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let org = orgs::create(&app.state.db, "Acme", None).await.unwrap();
+    orgs::add_member(&app.state.db, org.id, owner_id, Role::Owner)
+        .await
+        .unwrap();
+
+    let account = owner.get("/account").await;
+    assert!(account.body.contains("Organizations") && account.body.contains("Acme"));
+    let invited = owner
+        .submit(
+            "/account",
+            &format!("/account/orgs/{}/invitations", org.id),
+            &[("email", "new@example.com"), ("role", "admin")],
+        )
+        .await;
+    assert_eq!(invited.status, 200);
+    let link = invite_link(&invited);
+    let path = link
+        .strip_prefix(&app.base)
+        .expect("a link on this server")
+        .to_owned();
+
+    // The invitee follows the link, is sent to sign in, signs up instead, comes back.
+    let invitee = Browser::new(&app);
+    let to_login = invitee.get(&path).await;
+    let login_url = to_login.location().unwrap().to_owned();
+    assert!(
+        login_url.starts_with("/login?return_to=%2Finvitations%2F"),
+        "{login_url}"
+    );
+    let return_to = format!("/invitations/{}", path.trim_start_matches("/invitations/"));
+    let signup = invitee
+        .get(&format!(
+            "/signup?return_to={}",
+            url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect::<String>()
+        ))
+        .await;
+    let done = invitee
+        .post(
+            "/signup",
+            &[
+                ("csrf", &signup.csrf()),
+                ("email", "new@example.com"),
+                ("password", PASSWORD),
+                ("return_to", &return_to),
+            ],
+        )
+        .await;
+    assert_eq!(done.location(), Some(return_to.as_str()));
+    let page = invitee.get(&return_to).await;
+    assert!(page.body.contains("Join Acme") && page.body.contains("admin"));
+    let joined = invitee.post(&return_to, &[("csrf", &page.csrf())]).await;
+    assert!(joined.body.contains("You joined Acme."), "{}", joined.body);
+
+    let again = invitee
+        .post(
+            &return_to,
+            &[("csrf", &invitee.get("/account").await.csrf())],
+        )
+        .await;
+    assert_eq!(again.status, 400);
+    assert!(again.body.contains("already been used"));
+}
+
+#[tokio::test]
+async fn members_cannot_invite_and_admins_cannot_invite_owners() {
+    let app = common::spawn_app().await;
+    let org = acme(&app).await;
+    let member = Browser::new(&app);
+    member.sign_up("member@example.com", PASSWORD).await;
+    let member_id = tessera::identity::users::find_by_email(&app.state.db, "member@example.com")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    orgs::add_member(&app.state.db, org, member_id, Role::Member)
+        .await
+        .unwrap();
+    let refused = member
+        .submit(
+            "/account",
+            &format!("/account/orgs/{org}/invitations"),
+            &[("email", "x@example.com"), ("role", "member")],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+
+    orgs::set_role(&app.state.db, org, member_id, Role::Admin)
+        .await
+        .unwrap();
+    let as_admin = member
+        .submit(
+            "/account",
+            &format!("/account/orgs/{org}/invitations"),
+            &[("email", "x@example.com"), ("role", "owner")],
+        )
+        .await;
+    assert!(as_admin.body.contains("Choose a role you may give."));
+    assert!(!as_admin.body.contains("invite-link"));
+}

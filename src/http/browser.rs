@@ -219,6 +219,8 @@ pub enum PageError {
     NotFound,
     #[error("The form could not be read ({0}). Go back and try again.")]
     BadForm(String),
+    #[error("You are not allowed to do this.")]
+    Forbidden,
 }
 
 #[derive(Template)]
@@ -237,6 +239,7 @@ impl ResponseError for PageError {
             PageError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             PageError::NotFound => StatusCode::NOT_FOUND,
             PageError::BadForm(_) => StatusCode::BAD_REQUEST,
+            PageError::Forbidden => StatusCode::FORBIDDEN,
         }
     }
 
@@ -245,7 +248,7 @@ impl ResponseError for PageError {
             PageError::Csrf => "Request refused",
             PageError::Unavailable => "Temporarily unavailable",
             PageError::NotFound => "Not found",
-            PageError::BadForm(_) => "Request refused",
+            PageError::BadForm(_) | PageError::Forbidden => "Request refused",
         };
         let mut response = render(
             &ErrorPage {

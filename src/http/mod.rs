@@ -69,6 +69,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         ("/account", vec![get().to(pages::account)]),
         ("/account/password", vec![post().to(pages::change_password)]),
         (
+            "/account/orgs/{org}/invitations",
+            vec![post().to(pages::invite)],
+        ),
+        (
+            "/invitations/{token}",
+            vec![
+                get().to(pages::invitation),
+                post().to(pages::accept_invitation),
+            ],
+        ),
+        (
             "/account/sessions/end-all",
             vec![post().to(pages::end_all_sessions)],
         ),

@@ -297,6 +297,9 @@ struct AccountPage {
     email: String,
     member_since: String,
     sessions: Vec<SessionRow>,
+    orgs: Vec<crate::orgs::Membership>,
+    /// A just-created invitation link, shown once.
+    invite_link: Option<String>,
     notice: Option<String>,
     password_error: Option<String>,
 }
@@ -327,18 +330,33 @@ fn describe_device(user_agent: Option<&str>) -> String {
     }
 }
 
+/// What the account page shows besides the basics.
+#[derive(Default)]
+struct AccountExtras {
+    notice: Option<String>,
+    password_error: Option<String>,
+    invite_link: Option<String>,
+}
+
 async fn account_page(
     state: &AppState,
     current: &SignedIn,
-    notice: Option<String>,
-    password_error: Option<String>,
+    extras: AccountExtras,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
+    let AccountExtras {
+        notice,
+        password_error,
+        invite_link,
+    } = extras;
     let user = users::find(&state.db, current.session.user_id)
         .await
         .map_err(unavailable)?
         .ok_or(PageError::NotFound)?;
     let sessions = state.sessions.list(&user).await.map_err(unavailable)?;
+    let orgs = crate::orgs::memberships_of(&state.db, user.id)
+        .await
+        .map_err(unavailable)?;
     let when = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
     let page = AccountPage {
         page: PageContext {
@@ -359,6 +377,8 @@ async fn account_page(
                 current: s.id == current.session.id,
             })
             .collect(),
+        orgs,
+        invite_link,
         notice,
         password_error,
     };
@@ -370,7 +390,9 @@ pub async fn account(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     match signed_in(&req, &state).await? {
-        Some(current) => account_page(&state, &current, None, None, StatusCode::OK).await,
+        Some(current) => {
+            account_page(&state, &current, AccountExtras::default(), StatusCode::OK).await
+        }
         None => Ok(see_other("/login?return_to=%2Faccount")),
     }
 }
@@ -446,7 +468,11 @@ pub async fn change_password(
                 .map_err(unavailable)?;
             let notice =
                 Some("Your password was changed. Other sessions were signed out.".to_owned());
-            account_page(&state, &current, notice, None, StatusCode::OK).await
+            let extras = AccountExtras {
+                notice,
+                ..AccountExtras::default()
+            };
+            account_page(&state, &current, extras, StatusCode::OK).await
         }
         Err(
             e @ (IdentityError::WrongCurrentPassword
@@ -454,16 +480,162 @@ pub async fn change_password(
             | IdentityError::PasswordTooLong
             | IdentityError::PasswordTooCommon),
         ) => {
-            account_page(
-                &state,
-                &current,
-                None,
-                Some(e.to_string()),
-                StatusCode::BAD_REQUEST,
-            )
-            .await
+            let extras = AccountExtras {
+                password_error: Some(e.to_string()),
+                ..AccountExtras::default()
+            };
+            account_page(&state, &current, extras, StatusCode::BAD_REQUEST).await
         }
         Err(e) => Err(unavailable(e)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct InviteForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    role: String,
+}
+
+/// An owner or admin invites someone; the link is shown on the page once (there
+/// is no mail server). Only owners may invite owners.
+pub async fn invite(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    form: web::Form<InviteForm>,
+) -> Result<HttpResponse, PageError> {
+    use crate::orgs::{Role, invitations};
+    let current = require_session(&req, &state, &form.csrf).await?;
+    let org = path.into_inner();
+    let memberships = crate::orgs::memberships_of(&state.db, current.session.user_id)
+        .await
+        .map_err(unavailable)?;
+    let my_role = memberships.iter().find(|m| m.id == org).map(|m| m.role);
+    let role: Option<Role> = form.role.parse().ok();
+    let refuse = |message: &str| AccountExtras {
+        notice: Some(message.to_owned()),
+        ..AccountExtras::default()
+    };
+    let extras = match (my_role, role) {
+        (Some(mine), Some(role))
+            if mine >= Role::Admin && (role < Role::Owner || mine == Role::Owner) =>
+        {
+            match invitations::invite(&state.db, org, &form.email, role).await {
+                Ok(token) => {
+                    // The link itself is a credential: shown to the inviter, never logged.
+                    tracing::info!(%org, role = role.as_str(), "invitation created");
+                    AccountExtras {
+                        notice: Some(format!(
+                            "Invitation created for {}. Send them this link:",
+                            form.email.trim()
+                        )),
+                        invite_link: Some(
+                            state.settings.endpoint(&format!("/invitations/{token}")),
+                        ),
+                        ..AccountExtras::default()
+                    }
+                }
+                Err(e @ invitations::InvitationError::InvalidEmail) => refuse(&e.to_string()),
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        (Some(mine), _) if mine >= Role::Admin => refuse("Choose a role you may give."),
+        _ => return Err(PageError::Forbidden),
+    };
+    account_page(&state, &current, extras, StatusCode::OK).await
+}
+
+#[derive(Template)]
+#[template(path = "invitation.html")]
+struct InvitationPage {
+    page: PageContext,
+    org_name: String,
+    role: String,
+    token: String,
+    error: Option<String>,
+}
+
+/// The invitation link: sign in (or up) first, then accept as the invited email.
+pub async fn invitation(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let token = path.into_inner();
+    let Some(current) = signed_in(&req, &state).await? else {
+        let back = format!("/invitations/{token}");
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("return_to", &back)
+            .finish();
+        return Ok(see_other(&format!("/login?{query}")));
+    };
+    let page = |org_name: String, role: String, error: Option<String>| InvitationPage {
+        page: PageContext {
+            asset_version: asset_version(),
+            csrf: current.csrf(),
+            signed_in_as: Some(current.session.email.clone()),
+        },
+        org_name,
+        role,
+        token: token.clone(),
+        error,
+    };
+    match crate::orgs::invitations::pending(&state.db, &token).await {
+        Ok(p) => Ok(render(
+            &page(p.organization.name, p.role.to_string(), None),
+            StatusCode::OK,
+        )),
+        Err(e @ crate::orgs::invitations::InvitationError::Org(_)) => Err(unavailable(e)),
+        Err(e) => Ok(render(
+            &page(String::new(), String::new(), Some(e.to_string())),
+            StatusCode::BAD_REQUEST,
+        )),
+    }
+}
+
+pub async fn accept_invitation(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    use crate::orgs::invitations::{self, InvitationError};
+    let current = require_session(&req, &state, &form.csrf).await?;
+    let token = path.into_inner();
+    match invitations::accept(
+        &state.db,
+        &token,
+        current.session.user_id,
+        &current.session.email,
+    )
+    .await
+    {
+        Ok(org) => {
+            let extras = AccountExtras {
+                notice: Some(format!("You joined {}.", org.name)),
+                ..AccountExtras::default()
+            };
+            account_page(&state, &current, extras, StatusCode::OK).await
+        }
+        Err(e @ InvitationError::Org(_)) => Err(unavailable(e)),
+        Err(e) => {
+            let page = InvitationPage {
+                page: PageContext {
+                    asset_version: asset_version(),
+                    csrf: current.csrf(),
+                    signed_in_as: Some(current.session.email.clone()),
+                },
+                org_name: String::new(),
+                role: String::new(),
+                token,
+                error: Some(e.to_string()),
+            };
+            Ok(render(&page, StatusCode::BAD_REQUEST))
+        }
     }
 }
 
