@@ -288,3 +288,80 @@ async fn a_person_signs_up_signs_out_signs_in_and_sees_their_account() {
 
     browser.call("DELETE", "", json!({})).await;
 }
+
+#[tokio::test]
+async fn a_person_picks_an_organization_and_allows_an_application_in_the_browser() {
+    use tessera::orgs::{self, Role};
+    let Some(browser) = Driver::start().await else {
+        return;
+    };
+    let app = common::spawn_app().await;
+    browser.goto(&app.url("/signup")).await;
+    browser.fill("Email", "grace@example.com").await;
+    browser.fill("Password", common::PASSWORD).await;
+    browser.click_button("Create account").await;
+    browser.wait_for_path("/account").await;
+
+    let grace = tessera::identity::users::find_by_email(&app.state.db, "grace@example.com")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    for (name, role) in [("Acme Corp", Role::Owner), ("Globex", Role::Member)] {
+        let org = orgs::create(&app.state.db, name, None).await.unwrap();
+        orgs::add_member(&app.state.db, org.id, grace, role)
+            .await
+            .unwrap();
+    }
+    browser.goto(&app.url("/account")).await;
+    browser.wait_for_text("Acme Corp").await;
+    browser.screenshots("account-organizations").await;
+
+    // A loopback redirect on the test server itself, so the browser can land there.
+    let callback = app.url("/healthz");
+    let mut new = common::oauth::new_client();
+    new.name = "Orders Dashboard".into();
+    new.scope = "openid profile email org".into();
+    new.redirect_uris = vec![callback.clone()];
+    let client = common::oauth::register(&app, new).await;
+    let (_, challenge) = common::oauth::pkce();
+    let changes = [
+        ("scope", "openid email org"),
+        ("redirect_uri", callback.as_str()),
+    ];
+    browser
+        .goto(&app.url(&common::oauth::authorize_path(
+            &client.id, &challenge, &changes,
+        )))
+        .await;
+    browser.wait_for_text("Choose an organization").await;
+    browser.screenshots("organization-picker").await;
+    let globex = browser
+        .find("//button[.//span[normalize-space()='Globex']]")
+        .await;
+    browser
+        .call("POST", &format!("/element/{globex}/click"), json!({}))
+        .await;
+    browser.wait_for_text("Allow Orders Dashboard?").await;
+    browser.screenshots("consent").await;
+    browser.click_button("Allow").await;
+    // The browser leaves for the client's (unreachable) redirect URI with a code.
+    let started = Instant::now();
+    loop {
+        let url = browser.call("GET", "/url", json!({})).await;
+        let url = url.as_str().unwrap_or_default().to_owned();
+        if url.starts_with(&callback) {
+            assert!(
+                url.contains("code=") && url.contains("state=st-123"),
+                "{url}"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never left for the client: {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    browser.call("DELETE", "", json!({})).await;
+}

@@ -229,6 +229,11 @@ fn describe_scope(scope: &str) -> String {
         "profile" => "See your basic profile".to_owned(),
         "email" => "See your email address".to_owned(),
         "offline_access" => "Keep access while you are not using it".to_owned(),
+        "org" => "Act in the organization you choose, with your role there".to_owned(),
+        "orgs" => "See which organizations you belong to and your roles".to_owned(),
+        s if s.starts_with("org:") => {
+            "Act in one of your organizations, with your role there".to_owned()
+        }
         other => format!("Use the “{other}” permission"),
     }
 }
