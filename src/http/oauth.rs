@@ -39,7 +39,7 @@ use crate::oauth::refresh::Lifetimes;
 use crate::oauth::revocation::{self, RevocationError};
 use crate::oauth::tokens::{Issued, IssuerConfig, RefreshFailure, TokenIssuer};
 use crate::oidc::id_token::{self, IdTokenRequest};
-use crate::orgs;
+use crate::orgs::{self, OrgChoice};
 use crate::state::AppState;
 use crate::tokens::Algorithm;
 
@@ -472,7 +472,7 @@ async fn authorize(
     };
     let chosen_org = match memberships {
         None => None,
-        Some(memberships) => match choose_org(&granted, &memberships, org_choice) {
+        Some(memberships) => match orgs::choose_for_grant(&granted, &memberships, org_choice) {
             OrgChoice::Chosen(id) => Some(id),
             OrgChoice::Refused(why) => return Ok(redirect.error("access_denied", why)),
             OrgChoice::Ask if prompt.none => {
@@ -543,34 +543,6 @@ async fn authorize(
     match pending.authorize(&mut flow, Cow::Owned(owner)).await {
         Ok(url) => Ok(redirect.deliver(url)),
         Err(_) => Err(PageError::Unavailable),
-    }
-}
-
-enum OrgChoice {
-    Chosen(uuid::Uuid),
-    Refused(&'static str),
-    Ask,
-}
-
-/// Which organization a grant is made in: the one `org:{uuid}` names (if the user
-/// is a member), the only one the user has, or the one they picked.
-fn choose_org(
-    granted: &[String],
-    memberships: &[orgs::Membership],
-    picked: Option<uuid::Uuid>,
-) -> OrgChoice {
-    let member = |id: uuid::Uuid| memberships.iter().any(|m| m.id == id);
-    if let Some(named) = granted.iter().find_map(|s| s.strip_prefix("org:")) {
-        return match uuid::Uuid::parse_str(named).ok().filter(|id| member(*id)) {
-            Some(id) => OrgChoice::Chosen(id),
-            None => OrgChoice::Refused("the user is not a member of the requested organization"),
-        };
-    }
-    match (memberships, picked) {
-        ([], _) => OrgChoice::Refused("the user belongs to no organization"),
-        ([only], _) => OrgChoice::Chosen(only.id),
-        (_, Some(id)) if member(id) => OrgChoice::Chosen(id),
-        _ => OrgChoice::Ask,
     }
 }
 

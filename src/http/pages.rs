@@ -508,44 +508,44 @@ pub async fn invite(
     path: web::Path<Uuid>,
     form: web::Form<InviteForm>,
 ) -> Result<HttpResponse, PageError> {
-    use crate::orgs::{Role, invitations};
+    use crate::orgs::invitations::{self, InvitationError};
     let current = require_session(&req, &state, &form.csrf).await?;
     let org = path.into_inner();
-    let memberships = crate::orgs::memberships_of(&state.db, current.session.user_id)
-        .await
-        .map_err(unavailable)?;
-    let my_role = memberships.iter().find(|m| m.id == org).map(|m| m.role);
-    let role: Option<Role> = form.role.parse().ok();
-    let refuse = |message: &str| AccountExtras {
-        notice: Some(message.to_owned()),
+    let refuse = |e: InvitationError| AccountExtras {
+        notice: Some(e.to_string()),
         ..AccountExtras::default()
     };
-    let extras = match (my_role, role) {
-        (Some(mine), Some(role))
-            if mine >= Role::Admin && (role < Role::Owner || mine == Role::Owner) =>
-        {
-            match invitations::invite(&state.db, org, &form.email, role).await {
-                Ok(token) => {
-                    // The link itself is a credential: shown to the inviter, never logged.
-                    tracing::info!(%org, role = role.as_str(), "invitation created");
-                    AccountExtras {
-                        notice: Some(format!(
-                            "Invitation created for {}. Send them this link:",
-                            form.email.trim()
-                        )),
-                        invite_link: Some(
-                            state.settings.endpoint(&format!("/invitations/{token}")),
-                        ),
-                        ..AccountExtras::default()
-                    }
-                }
-                Err(e @ invitations::InvitationError::InvalidEmail) => refuse(&e.to_string()),
-                Err(e) => return Err(unavailable(e)),
-            }
-        }
-        (Some(mine), _) if mine >= Role::Admin => refuse("Choose a role you may give."),
-        _ => return Err(PageError::Forbidden),
+    let Ok(role) = form.role.parse::<crate::orgs::Role>() else {
+        return account_page(
+            &state,
+            &current,
+            refuse(InvitationError::RoleNotGrantable),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
     };
+    let extras =
+        match invitations::invite_as(&state.db, current.session.user_id, org, &form.email, role)
+            .await
+        {
+            Ok(token) => {
+                // The link itself is a credential: shown to the inviter, never logged.
+                tracing::info!(%org, role = role.as_str(), "invitation created");
+                AccountExtras {
+                    notice: Some(format!(
+                        "Invitation created for {}. Send them this link:",
+                        form.email.trim()
+                    )),
+                    invite_link: Some(state.settings.endpoint(&format!("/invitations/{token}"))),
+                    ..AccountExtras::default()
+                }
+            }
+            Err(InvitationError::NotAllowed) => return Err(PageError::Forbidden),
+            Err(e @ (InvitationError::InvalidEmail | InvitationError::RoleNotGrantable)) => {
+                refuse(e)
+            }
+            Err(e) => return Err(unavailable(e)),
+        };
     account_page(&state, &current, extras, StatusCode::OK).await
 }
 

@@ -32,6 +32,10 @@ pub enum InvitationError {
     WrongEmail(String),
     #[error("Enter an email address such as name@example.com.")]
     InvalidEmail,
+    #[error("Only owners and admins of the organization may invite.")]
+    NotAllowed,
+    #[error("Choose a role you may give.")]
+    RoleNotGrantable,
     #[error(transparent)]
     Org(#[from] OrgError),
 }
@@ -49,6 +53,36 @@ pub struct Pending {
     pub email: String,
     pub role: Role,
     pub expires_at: DateTime<Utc>,
+}
+
+/// Whether someone with `inviter` may invite with `role`: owners and admins may
+/// invite, and only owners may make owners.
+pub fn may_invite(inviter: Role, role: Role) -> Result<(), InvitationError> {
+    if inviter < Role::Admin {
+        return Err(InvitationError::NotAllowed);
+    }
+    if role == Role::Owner && inviter != Role::Owner {
+        return Err(InvitationError::RoleNotGrantable);
+    }
+    Ok(())
+}
+
+/// Invites on behalf of `inviter`, checking their role in `org` first.
+pub async fn invite_as(
+    db: &DatabaseConnection,
+    inviter: Uuid,
+    org: Uuid,
+    email: &str,
+    role: Role,
+) -> Result<String, InvitationError> {
+    let memberships = super::memberships_of(db, inviter).await?;
+    let inviter_role = memberships
+        .iter()
+        .find(|m| m.id == org)
+        .map(|m| m.role)
+        .ok_or(InvitationError::NotAllowed)?;
+    may_invite(inviter_role, role)?;
+    invite(db, org, email, role).await
 }
 
 /// Creates an invitation; returns the token for the link (shown once, stored as a
@@ -161,4 +195,23 @@ pub async fn accept(
     }
     txn.commit().await?;
     Ok(pending.organization)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_and_admins_invite_and_only_owners_make_owners() {
+        assert!(may_invite(Role::Owner, Role::Owner).is_ok());
+        assert!(may_invite(Role::Admin, Role::Admin).is_ok());
+        assert!(matches!(
+            may_invite(Role::Admin, Role::Owner),
+            Err(InvitationError::RoleNotGrantable)
+        ));
+        assert!(matches!(
+            may_invite(Role::Member, Role::Member),
+            Err(InvitationError::NotAllowed)
+        ));
+    }
 }

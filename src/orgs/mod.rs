@@ -255,6 +255,38 @@ pub async fn memberships_of(
     Ok(out)
 }
 
+/// The organization a grant is made in, as decided by [`choose_for_grant`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrgChoice {
+    Chosen(Uuid),
+    /// Refused with this description (`access_denied`).
+    Refused(&'static str),
+    /// The person must pick one of several.
+    Ask,
+}
+
+/// Which organization a grant is made in: the one an `org:{uuid}` scope names
+/// (if the user is a member), the only one the user has, or the one they picked.
+pub fn choose_for_grant(
+    granted_scopes: &[String],
+    memberships: &[Membership],
+    picked: Option<Uuid>,
+) -> OrgChoice {
+    let member = |id: Uuid| memberships.iter().any(|m| m.id == id);
+    if let Some(named) = granted_scopes.iter().find_map(|s| s.strip_prefix("org:")) {
+        return match Uuid::parse_str(named).ok().filter(|id| member(*id)) {
+            Some(id) => OrgChoice::Chosen(id),
+            None => OrgChoice::Refused("the user is not a member of the requested organization"),
+        };
+    }
+    match (memberships, picked) {
+        ([], _) => OrgChoice::Refused("the user belongs to no organization"),
+        ([only], _) => OrgChoice::Chosen(only.id),
+        (_, Some(id)) if member(id) => OrgChoice::Chosen(id),
+        _ => OrgChoice::Ask,
+    }
+}
+
 /// The claims an access token, id_token and userinfo carry for the organization
 /// chosen on the grant (`org_id`, `org_slug`, `org_role`), plus every membership
 /// under `orgs` when that scope was granted. Looked up at issue time, so a role
@@ -298,6 +330,52 @@ mod tests {
         assert!(
             !valid_slug("-acme") && !valid_slug("Acme") && !valid_slug("") && !valid_slug("a b")
         );
+    }
+
+    fn membership(slug: &str) -> Membership {
+        Membership {
+            id: Uuid::now_v7(),
+            slug: slug.into(),
+            name: slug.into(),
+            role: Role::Member,
+        }
+    }
+
+    #[test]
+    fn a_grant_gets_the_named_the_only_or_the_picked_organization() {
+        let (a, b) = (membership("a"), membership("b"));
+        let org = vec!["org".to_owned()];
+        assert_eq!(
+            choose_for_grant(&org, std::slice::from_ref(&a), None),
+            OrgChoice::Chosen(a.id)
+        );
+        assert_eq!(
+            choose_for_grant(&org, &[a.clone(), b.clone()], None),
+            OrgChoice::Ask
+        );
+        assert_eq!(
+            choose_for_grant(&org, &[a.clone(), b.clone()], Some(b.id)),
+            OrgChoice::Chosen(b.id)
+        );
+        // A pick outside the user's memberships is no pick.
+        assert_eq!(
+            choose_for_grant(&org, &[a.clone(), b.clone()], Some(Uuid::now_v7())),
+            OrgChoice::Ask
+        );
+        assert!(matches!(
+            choose_for_grant(&org, &[], None),
+            OrgChoice::Refused(_)
+        ));
+        let named = vec![format!("org:{}", b.id)];
+        assert_eq!(
+            choose_for_grant(&named, &[a.clone(), b.clone()], Some(a.id)),
+            OrgChoice::Chosen(b.id)
+        );
+        let foreign = vec![format!("org:{}", Uuid::now_v7())];
+        assert!(matches!(
+            choose_for_grant(&foreign, &[a, b], None),
+            OrgChoice::Refused(_)
+        ));
     }
 
     #[test]
