@@ -197,21 +197,8 @@ async fn without_a_session_the_user_signs_in_and_comes_back_to_the_same_request(
         login_page.body.contains("value=\"ada@example.com\""),
         "login_hint pre-fills Email"
     );
-    let return_to = common::oauth::hidden_fields(&login_page.body)
-        .into_iter()
-        .find(|(k, _)| k == "return_to")
-        .unwrap()
-        .1;
     let signed = browser
-        .post(
-            "/login",
-            &[
-                ("csrf", &login_page.csrf()),
-                ("email", "ada@example.com"),
-                ("password", PASSWORD),
-                ("return_to", &return_to),
-            ],
-        )
+        .sign_in_on(&login_page, "ada@example.com", PASSWORD)
         .await;
     let back = signed.location().unwrap().to_owned();
     assert!(back.starts_with("/authorize?"), "{back}");

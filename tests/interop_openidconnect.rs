@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::oauth::{REDIRECT, decide, hidden_fields, param, redirect_params};
+use common::oauth::{REDIRECT, decide, param, redirect_params};
 use common::{Browser, PASSWORD};
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
@@ -103,21 +103,8 @@ async fn the_openidconnect_crate_completes_the_flow_validates_tokens_reads_useri
     let login_page = browser
         .get(to_login.location().expect("sent to sign in"))
         .await;
-    let return_to = hidden_fields(&login_page.body)
-        .into_iter()
-        .find(|(k, _)| k == "return_to")
-        .unwrap()
-        .1;
     let signed_in = browser
-        .post(
-            "/login",
-            &[
-                ("csrf", &login_page.csrf()),
-                ("email", "grace@example.com"),
-                ("password", PASSWORD),
-                ("return_to", &return_to),
-            ],
-        )
+        .sign_in_on(&login_page, "grace@example.com", PASSWORD)
         .await;
     let consent = browser.get(signed_in.location().unwrap()).await;
     assert!(consent.body.contains("Allow Interop RP?"));

@@ -440,21 +440,8 @@ async fn max_age_forces_a_new_sign_in_with_a_later_auth_time() {
     let login = browser
         .get(to_login.location().expect("sent to sign in again"))
         .await;
-    let return_to = common::oauth::hidden_fields(&login.body)
-        .into_iter()
-        .find(|(k, _)| k == "return_to")
-        .unwrap()
-        .1;
     let signed = browser
-        .post(
-            "/login",
-            &[
-                ("csrf", &login.csrf()),
-                ("email", "ada@example.com"),
-                ("password", PASSWORD),
-                ("return_to", &return_to),
-            ],
-        )
+        .sign_in_on(&login, "ada@example.com", PASSWORD)
         .await;
     let back = browser.get(signed.location().unwrap()).await;
     let code = param(&redirect_params(&back), "code").unwrap().to_owned();

@@ -307,6 +307,27 @@ impl Browser {
         .await
     }
 
+    /// Signs in on `login_page` (a page the server sent the browser to), keeping
+    /// its `return_to`, and returns the answer — a redirect back where it came from.
+    pub async fn sign_in_on(&self, login_page: &Page, email: &str, password: &str) -> Page {
+        let return_to = oauth::hidden_fields(&login_page.body)
+            .into_iter()
+            .find(|(k, _)| k == "return_to")
+            .map(|(_, v)| v)
+            .unwrap_or_default();
+        let csrf = login_page.csrf();
+        self.post(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("email", email),
+                ("password", password),
+                ("return_to", &return_to),
+            ],
+        )
+        .await
+    }
+
     pub async fn is_signed_in(&self) -> bool {
         self.get("/account").await.status == 200
     }
