@@ -129,6 +129,10 @@ enum ClientCommand {
         /// id_token signing algorithm: RS256 (the OIDC default) or ES256.
         #[arg(long, default_value = "RS256")]
         id_token_alg: Algorithm,
+        /// A user in no organization gets a token without org claims instead of
+        /// access_denied when this client asks for the `org` scope.
+        #[arg(long)]
+        org_optional: bool,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -439,6 +443,7 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
             scope,
             first_party,
             id_token_alg,
+            org_optional,
             json,
         } => {
             let grant_types = if grant_types.is_empty() {
@@ -456,6 +461,7 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
                 native,
                 id_token_alg,
                 post_logout_redirect_uris,
+                org_optional,
             };
             let (client, secret) = clients::create(&db, new).await.map_err(refused)?;
             if json {
@@ -468,6 +474,7 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
                     "scope": client.scope.join(" "),
                     "token_endpoint_auth_method": if client.is_public() { "none" } else { "client_secret_basic" },
                     "id_token_signed_response_alg": client.id_token_alg.as_str(),
+                    "org_optional": client.org_optional,
                 });
                 println!("{out}");
             } else {

@@ -307,15 +307,62 @@ async fn a_person_picks_an_organization_and_allows_an_application_in_the_browser
         .unwrap()
         .unwrap()
         .id;
+    let mut acme = None;
     for (name, role) in [("Acme Corp", Role::Owner), ("Globex", Role::Member)] {
         let org = orgs::create(&app.state.db, name, None).await.unwrap();
         orgs::add_member(&app.state.db, org.id, grace, role)
             .await
             .unwrap();
+        acme.get_or_insert(org.id);
     }
+    let acme = acme.unwrap();
+    let linus = tessera::identity::users::create(
+        &app.state.db,
+        &app.state.passwords,
+        "linus@example.com",
+        common::PASSWORD,
+    )
+    .await
+    .unwrap();
+    orgs::add_member(&app.state.db, acme, linus.id, Role::Member)
+        .await
+        .unwrap();
+
+    // An invitation, accepted in the browser.
+    let initech = orgs::create(&app.state.db, "Initech", None).await.unwrap();
+    let token =
+        orgs::invitations::invite(&app.state.db, initech.id, "grace@example.com", Role::Admin)
+            .await
+            .unwrap();
+    browser
+        .goto(&app.url(&format!("/invitations/{token}")))
+        .await;
+    browser.wait_for_text("Join Initech").await;
+    browser.screenshots("invitation").await;
+    browser.click_button("Accept invitation").await;
+    browser.wait_for_text("You joined Initech.").await;
+
+    // The owner makes Linus an admin from the account page.
     browser.goto(&app.url("/account")).await;
-    browser.wait_for_text("Acme Corp").await;
+    browser.wait_for_text("Members of Acme Corp").await;
     browser.screenshots("account-organizations").await;
+    let admin_option = browser
+        .find("//select[@id=//label[normalize-space()='Role of linus@example.com']/@for]/option[@value='admin']")
+        .await;
+    browser
+        .call("POST", &format!("/element/{admin_option}/click"), json!({}))
+        .await;
+    let change = browser
+        .find("//button[@aria-label='Change role of linus@example.com']")
+        .await;
+    browser
+        .call("POST", &format!("/element/{change}/click"), json!({}))
+        .await;
+    browser
+        .wait_for_text("The role was changed to admin.")
+        .await;
+    let roles = orgs::memberships_of(&app.state.db, linus.id).await.unwrap();
+    assert_eq!(roles[0].role, Role::Admin);
 
     // A loopback redirect on the test server itself, so the browser can land there.
     let callback = app.url("/healthz");

@@ -52,6 +52,7 @@ async fn a_client_created_on_the_command_line_completes_the_code_flow() {
     let secret = printed["client_secret"].as_str().unwrap().to_owned();
     assert!(secret.len() >= 43, "256 bits");
     assert_eq!(printed["id_token_signed_response_alg"], "ES256");
+    assert_eq!(printed["org_optional"], false);
     let rows = client::Entity::find().all(&app.state.db).await.unwrap();
     assert_ne!(
         rows[0].secret_hash.as_deref(),
@@ -103,12 +104,14 @@ async fn client_create_refuses_bad_metadata_and_public_clients_get_no_secret() {
             "--redirect-uri",
             REDIRECT,
             "--public",
+            "--org-optional",
             "--json",
         ],
     );
     assert!(public.status.success());
     let printed: Value = serde_json::from_slice(&public.stdout).unwrap();
     assert!(printed["client_secret"].is_null());
+    assert_eq!(printed["org_optional"], true);
     assert_eq!(printed["token_endpoint_auth_method"], "none");
 
     for (args, message) in [

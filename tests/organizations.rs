@@ -425,3 +425,206 @@ async fn the_org_cli_manages_organizations_and_members() {
     let (ok, _, err) = run(&["org", "create", "--name", "Acme Corp"]);
     assert!(!ok && err.contains("taken"), "{err}");
 }
+
+#[tokio::test]
+async fn an_org_optional_client_gets_a_token_without_org_claims_for_a_user_in_none() {
+    let app = common::spawn_app().await;
+    let (browser, _) = ada(&app).await;
+    let mut new = new_client();
+    new.first_party = true;
+    new.scope = "openid offline_access org orgs".into();
+    new.org_optional = true;
+    let client = register(&app, new).await;
+    let (verifier, challenge) = pkce();
+    let page = browser
+        .get(&authorize_path(
+            &client.id,
+            &challenge,
+            &[("scope", "openid org orgs")],
+        ))
+        .await;
+    let tokens = finish(&app, &client, &page, &verifier).await;
+    for token in ["access_token", "id_token"] {
+        let c = claims(tokens[token].as_str().unwrap());
+        assert!(
+            c.get("org_id").is_none() && c.get("org_role").is_none(),
+            "{c}"
+        );
+        assert_eq!(c["orgs"], serde_json::json!([]), "{c}");
+    }
+
+    // Naming an organization the user is not in is still refused.
+    let bob = Browser::new(&app);
+    bob.sign_up("bob@example.com", PASSWORD).await;
+    let foreign = org_with(
+        &app,
+        "initech",
+        user_id(&app, "bob@example.com").await,
+        Role::Owner,
+    )
+    .await;
+    let named = browser
+        .get(&authorize_path(
+            &client.id,
+            &challenge,
+            &[("scope", &format!("openid org:{foreign}"))],
+        ))
+        .await;
+    assert_eq!(
+        param(&redirect_params(&named), "error"),
+        Some("access_denied")
+    );
+}
+
+/// Signs `email` up and adds them to `org` as `role`.
+async fn member(app: &TestApp, org: Uuid, email: &str, role: Role) -> (Browser, Uuid) {
+    let browser = Browser::new(app);
+    browser.sign_up(email, PASSWORD).await;
+    let id = user_id(app, email).await;
+    orgs::add_member(&app.state.db, org, id, role)
+        .await
+        .unwrap();
+    (browser, id)
+}
+
+async fn role_in(app: &TestApp, org: Uuid, user: Uuid) -> Option<Role> {
+    orgs::memberships_of(&app.state.db, user)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.id == org)
+        .map(|m| m.role)
+}
+
+#[tokio::test]
+async fn owners_and_admins_manage_members_from_the_account_page() {
+    let app = common::spawn_app().await;
+    let (owner, owner_id) = ada(&app).await;
+    let org = org_with(&app, "acme", owner_id, Role::Owner).await;
+    let (admin, admin_id) = member(&app, org, "admin@example.com", Role::Admin).await;
+    let (plain, plain_id) = member(&app, org, "member@example.com", Role::Member).await;
+
+    // Owners and admins see the members; members do not.
+    let listing = owner.get("/account").await;
+    assert!(
+        listing.body.contains("Members of acme Inc"),
+        "{}",
+        listing.body
+    );
+    for email in ["admin@example.com", "member@example.com"] {
+        assert!(listing.body.contains(email));
+    }
+    assert!(
+        admin
+            .get("/account")
+            .await
+            .body
+            .contains("member@example.com")
+    );
+    assert!(
+        !plain
+            .get("/account")
+            .await
+            .body
+            .contains("admin@example.com")
+    );
+
+    let role_path = |user: Uuid| format!("/account/orgs/{org}/members/{user}/role");
+    let remove_path = |user: Uuid| format!("/account/orgs/{org}/members/{user}/remove");
+
+    // An admin promotes a member to admin, but may not make an owner or touch one.
+    let promoted = admin
+        .submit("/account", &role_path(plain_id), &[("role", "admin")])
+        .await;
+    assert_eq!(promoted.status, 200);
+    assert!(promoted.body.contains("The role was changed to admin."));
+    assert_eq!(role_in(&app, org, plain_id).await, Some(Role::Admin));
+    let to_owner = admin
+        .submit("/account", &role_path(plain_id), &[("role", "owner")])
+        .await;
+    assert_eq!(to_owner.status, 403);
+    assert!(to_owner.body.contains("Only owners may"));
+    let demote_owner = admin
+        .submit("/account", &role_path(owner_id), &[("role", "member")])
+        .await;
+    assert_eq!(demote_owner.status, 403);
+    let remove_owner = admin.submit("/account", &remove_path(owner_id), &[]).await;
+    assert_eq!(remove_owner.status, 403);
+    assert_eq!(role_in(&app, org, owner_id).await, Some(Role::Owner));
+
+    // A member manages no one; an outsider neither.
+    orgs::set_role(&app.state.db, org, plain_id, Role::Member)
+        .await
+        .unwrap();
+    let by_member = plain.submit("/account", &remove_path(admin_id), &[]).await;
+    assert_eq!(by_member.status, 403);
+    let outsider = Browser::new(&app);
+    outsider.sign_up("eve@example.com", PASSWORD).await;
+    let by_outsider = outsider
+        .submit("/account", &role_path(plain_id), &[("role", "owner")])
+        .await;
+    assert_eq!(by_outsider.status, 403);
+    assert_eq!(role_in(&app, org, plain_id).await, Some(Role::Member));
+
+    // Without the form token nothing happens.
+    let forged = owner
+        .post(&remove_path(plain_id), &[("csrf", "forged")])
+        .await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(role_in(&app, org, plain_id).await, Some(Role::Member));
+
+    // The only owner cannot step down or leave; after making another owner, they can.
+    let step_down = owner
+        .submit("/account", &role_path(owner_id), &[("role", "admin")])
+        .await;
+    assert_eq!(step_down.status, 409);
+    assert!(step_down.body.contains("at least one owner"));
+    let leave = owner.submit("/account", &remove_path(owner_id), &[]).await;
+    assert_eq!(leave.status, 409);
+    let made_owner = owner
+        .submit("/account", &role_path(admin_id), &[("role", "owner")])
+        .await;
+    assert_eq!(made_owner.status, 200);
+    let stepped_down = owner
+        .submit("/account", &role_path(owner_id), &[("role", "admin")])
+        .await;
+    assert_eq!(stepped_down.status, 200);
+    assert_eq!(role_in(&app, org, owner_id).await, Some(Role::Admin));
+
+    // Removal ends the membership, and the page says so.
+    let removed = admin.submit("/account", &remove_path(plain_id), &[]).await;
+    assert_eq!(removed.status, 200);
+    assert!(removed.body.contains("The member was removed."));
+    assert!(!removed.body.contains("member@example.com"));
+    assert_eq!(role_in(&app, org, plain_id).await, None);
+    let gone = admin.submit("/account", &remove_path(plain_id), &[]).await;
+    assert_eq!(gone.status, 404);
+}
+
+#[tokio::test]
+async fn a_member_removed_from_the_account_page_cannot_refresh_into_the_organization() {
+    let app = common::spawn_app().await;
+    let (owner, owner_id) = ada(&app).await;
+    let org = org_with(&app, "acme", owner_id, Role::Owner).await;
+    let (browser, bob) = member(&app, org, "bob@example.com", Role::Member).await;
+    let client = org_client(&app, true).await;
+    let (verifier, challenge) = pkce();
+    let page = browser
+        .get(&authorize_path(&client.id, &challenge, &[("scope", SCOPE)]))
+        .await;
+    let tokens = finish(&app, &client, &page, &verifier).await;
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+
+    let removed = owner
+        .submit(
+            "/account",
+            &format!("/account/orgs/{org}/members/{bob}/remove"),
+            &[],
+        )
+        .await;
+    assert_eq!(removed.status, 200);
+    let refused = refresh(&app, &client, refresh_token).await;
+    assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+}

@@ -10,6 +10,7 @@ mod m20261122_000003_clients_consents;
 mod m20261122_000004_refresh_tokens;
 mod m20261122_000005_post_logout_redirects;
 mod m20261122_000006_organizations;
+mod m20261122_000007_client_org_optional;
 
 /// All migrations, in the order they apply.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_refresh_tokens::Migration),
             Box::new(m20261122_000005_post_logout_redirects::Migration),
             Box::new(m20261122_000006_organizations::Migration),
+            Box::new(m20261122_000007_client_org_optional::Migration),
         ]
     }
 }

@@ -73,6 +73,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             vec![post().to(pages::invite)],
         ),
         (
+            "/account/orgs/{org}/members/{user}/role",
+            vec![post().to(pages::change_member_role)],
+        ),
+        (
+            "/account/orgs/{org}/members/{user}/remove",
+            vec![post().to(pages::remove_member)],
+        ),
+        (
             "/invitations/{token}",
             vec![
                 get().to(pages::invitation),

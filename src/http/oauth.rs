@@ -472,17 +472,20 @@ async fn authorize(
     };
     let chosen_org = match memberships {
         None => None,
-        Some(memberships) => match orgs::choose_for_grant(&granted, &memberships, org_choice) {
-            OrgChoice::Chosen(id) => Some(id),
-            OrgChoice::Refused(why) => return Ok(redirect.error("access_denied", why)),
-            OrgChoice::Ask if prompt.none => {
-                return Ok(redirect.error(
-                    "interaction_required",
-                    "the user must choose an organization",
-                ));
+        Some(memberships) => {
+            match orgs::choose_for_grant(&granted, &memberships, org_choice, client.org_optional) {
+                OrgChoice::Chosen(id) => Some(id),
+                OrgChoice::Without => None,
+                OrgChoice::Refused(why) => return Ok(redirect.error("access_denied", why)),
+                OrgChoice::Ask if prompt.none => {
+                    return Ok(redirect.error(
+                        "interaction_required",
+                        "the user must choose an organization",
+                    ));
+                }
+                OrgChoice::Ask => return Ok(picker_page(&client, &current, &params, &memberships)),
             }
-            OrgChoice::Ask => return Ok(picker_page(&client, &current, &params, &memberships)),
-        },
+        }
     };
     // Our own forms carry the choice on to the consent page.
     let params = match chosen_org {

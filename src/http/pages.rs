@@ -297,7 +297,7 @@ struct AccountPage {
     email: String,
     member_since: String,
     sessions: Vec<SessionRow>,
-    orgs: Vec<crate::orgs::Membership>,
+    orgs: Vec<OrgSection>,
     /// A just-created invitation link, shown once.
     invite_link: Option<String>,
     notice: Option<String>,
@@ -330,6 +330,56 @@ fn describe_device(user_agent: Option<&str>) -> String {
     }
 }
 
+/// One of the user's organizations; owners and admins also see and manage its
+/// members.
+struct OrgSection {
+    org: crate::orgs::Membership,
+    members: Vec<MemberRow>,
+}
+
+struct MemberRow {
+    user_id: Uuid,
+    email: String,
+    role: crate::orgs::Role,
+    is_me: bool,
+    /// Whether the viewer may change this member's role or remove them.
+    manageable: bool,
+    /// The roles the viewer may give this member.
+    grantable: Vec<crate::orgs::Role>,
+}
+
+async fn org_sections(
+    state: &AppState,
+    viewer: Uuid,
+) -> Result<Vec<OrgSection>, crate::orgs::OrgError> {
+    use crate::orgs::members::{self, Change, may_manage};
+    use crate::orgs::{Role, memberships_of};
+    let mut sections = Vec::new();
+    for org in memberships_of(&state.db, viewer).await? {
+        let members = if org.role >= Role::Admin {
+            members::list(&state.db, org.id)
+                .await?
+                .into_iter()
+                .map(|m| MemberRow {
+                    manageable: may_manage(org.role, m.role, Change::Remove).is_ok(),
+                    grantable: [Role::Member, Role::Admin, Role::Owner]
+                        .into_iter()
+                        .filter(|r| may_manage(org.role, m.role, Change::SetRole(*r)).is_ok())
+                        .collect(),
+                    is_me: m.user_id == viewer,
+                    user_id: m.user_id,
+                    email: m.email,
+                    role: m.role,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        sections.push(OrgSection { org, members });
+    }
+    Ok(sections)
+}
+
 /// What the account page shows besides the basics.
 #[derive(Default)]
 struct AccountExtras {
@@ -354,9 +404,7 @@ async fn account_page(
         .map_err(unavailable)?
         .ok_or(PageError::NotFound)?;
     let sessions = state.sessions.list(&user).await.map_err(unavailable)?;
-    let orgs = crate::orgs::memberships_of(&state.db, user.id)
-        .await
-        .map_err(unavailable)?;
+    let orgs = org_sections(state, user.id).await.map_err(unavailable)?;
     let when = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
     let page = AccountPage {
         page: PageContext {
@@ -547,6 +595,84 @@ pub async fn invite(
             Err(e) => return Err(unavailable(e)),
         };
     account_page(&state, &current, extras, StatusCode::OK).await
+}
+
+#[derive(Deserialize)]
+pub struct MemberRoleForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    role: String,
+}
+
+/// An owner or admin changes a member's role.
+pub async fn change_member_role(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, Uuid)>,
+    form: web::Form<MemberRoleForm>,
+) -> Result<HttpResponse, PageError> {
+    use crate::orgs::members::Change;
+    let current = require_session(&req, &state, &form.csrf).await?;
+    let Ok(role) = form.role.parse::<crate::orgs::Role>() else {
+        let extras = AccountExtras {
+            notice: Some("Choose owner, admin or member.".to_owned()),
+            ..AccountExtras::default()
+        };
+        return account_page(&state, &current, extras, StatusCode::BAD_REQUEST).await;
+    };
+    let (org, member) = path.into_inner();
+    manage_member(&state, &current, org, member, Change::SetRole(role)).await
+}
+
+/// An owner or admin removes a member (or leaves, by removing themselves).
+pub async fn remove_member(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, Uuid)>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    let current = require_session(&req, &state, &form.csrf).await?;
+    let (org, member) = path.into_inner();
+    manage_member(
+        &state,
+        &current,
+        org,
+        member,
+        crate::orgs::members::Change::Remove,
+    )
+    .await
+}
+
+async fn manage_member(
+    state: &AppState,
+    current: &SignedIn,
+    org: Uuid,
+    member: Uuid,
+    change: crate::orgs::members::Change,
+) -> Result<HttpResponse, PageError> {
+    use crate::orgs::members::{self, Change, ManageError};
+    let result = members::manage(&state.db, current.session.user_id, org, member, change).await;
+    let (notice, status) = match result {
+        Ok(()) => {
+            tracing::info!(%org, %member, ?change, "membership changed");
+            let done = match change {
+                Change::SetRole(role) => format!("The role was changed to {role}."),
+                Change::Remove => "The member was removed.".to_owned(),
+            };
+            (done, StatusCode::OK)
+        }
+        Err(ManageError::NotAllowed) => return Err(PageError::Forbidden),
+        Err(ManageError::Org(e)) => return Err(unavailable(e)),
+        Err(e @ ManageError::NotMember) => (e.to_string(), StatusCode::NOT_FOUND),
+        Err(e @ ManageError::OwnersOnly) => (e.to_string(), StatusCode::FORBIDDEN),
+        Err(e @ ManageError::LastOwner) => (e.to_string(), StatusCode::CONFLICT),
+    };
+    let extras = AccountExtras {
+        notice: Some(notice),
+        ..AccountExtras::default()
+    };
+    account_page(state, current, extras, status).await
 }
 
 #[derive(Template)]

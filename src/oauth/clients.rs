@@ -53,6 +53,7 @@ pub struct Client {
     pub first_party: bool,
     pub id_token_alg: Algorithm,
     pub post_logout_redirect_uris: Vec<String>,
+    pub org_optional: bool,
 }
 
 impl Client {
@@ -73,6 +74,7 @@ impl Client {
             id_token_alg: row.id_token_alg.parse().unwrap_or(Algorithm::Rs256),
             post_logout_redirect_uris: serde_json::from_str(&row.post_logout_redirect_uris)
                 .unwrap_or_default(),
+            org_optional: row.org_optional,
         }
     }
 
@@ -160,6 +162,8 @@ pub struct NewClient {
     pub native: bool,
     pub id_token_alg: Algorithm,
     pub post_logout_redirect_uris: Vec<String>,
+    /// See [`Client::org_optional`].
+    pub org_optional: bool,
 }
 
 fn check_redirect_uri(uri: &str, native: bool) -> Result<(), ClientError> {
@@ -252,6 +256,7 @@ pub async fn create(
         post_logout_redirect_uris: Set(
             serde_json::to_string(&new.post_logout_redirect_uris).unwrap_or_else(|_| "[]".into())
         ),
+        org_optional: Set(new.org_optional),
     }
     .insert(db)
     .await?;
@@ -398,6 +403,7 @@ mod tests {
             first_party: false,
             id_token_alg: Algorithm::Rs256,
             post_logout_redirect_uris: Vec::new(),
+            org_optional: false,
         }
     }
 

@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 pub mod invitations;
+pub mod members;
 
 use crate::store::entities::{membership, organization};
 
@@ -259,6 +260,8 @@ pub async fn memberships_of(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrgChoice {
     Chosen(Uuid),
+    /// No organization: the user has none and the client accepts that.
+    Without,
     /// Refused with this description (`access_denied`).
     Refused(&'static str),
     /// The person must pick one of several.
@@ -267,10 +270,13 @@ pub enum OrgChoice {
 
 /// Which organization a grant is made in: the one an `org:{uuid}` scope names
 /// (if the user is a member), the only one the user has, or the one they picked.
+/// A user with none is refused unless the client is `org_optional`; naming an
+/// organization the user is not in is refused either way.
 pub fn choose_for_grant(
     granted_scopes: &[String],
     memberships: &[Membership],
     picked: Option<Uuid>,
+    org_optional: bool,
 ) -> OrgChoice {
     let member = |id: Uuid| memberships.iter().any(|m| m.id == id);
     if let Some(named) = granted_scopes.iter().find_map(|s| s.strip_prefix("org:")) {
@@ -280,6 +286,7 @@ pub fn choose_for_grant(
         };
     }
     match (memberships, picked) {
+        ([], _) if org_optional => OrgChoice::Without,
         ([], _) => OrgChoice::Refused("the user belongs to no organization"),
         ([only], _) => OrgChoice::Chosen(only.id),
         (_, Some(id)) if member(id) => OrgChoice::Chosen(id),
@@ -346,34 +353,39 @@ mod tests {
         let (a, b) = (membership("a"), membership("b"));
         let org = vec!["org".to_owned()];
         assert_eq!(
-            choose_for_grant(&org, std::slice::from_ref(&a), None),
+            choose_for_grant(&org, std::slice::from_ref(&a), None, false),
             OrgChoice::Chosen(a.id)
         );
         assert_eq!(
-            choose_for_grant(&org, &[a.clone(), b.clone()], None),
+            choose_for_grant(&org, &[a.clone(), b.clone()], None, false),
             OrgChoice::Ask
         );
         assert_eq!(
-            choose_for_grant(&org, &[a.clone(), b.clone()], Some(b.id)),
+            choose_for_grant(&org, &[a.clone(), b.clone()], Some(b.id), false),
             OrgChoice::Chosen(b.id)
         );
         // A pick outside the user's memberships is no pick.
         assert_eq!(
-            choose_for_grant(&org, &[a.clone(), b.clone()], Some(Uuid::now_v7())),
+            choose_for_grant(&org, &[a.clone(), b.clone()], Some(Uuid::now_v7()), false),
             OrgChoice::Ask
         );
         assert!(matches!(
-            choose_for_grant(&org, &[], None),
+            choose_for_grant(&org, &[], None, false),
             OrgChoice::Refused(_)
         ));
+        assert_eq!(choose_for_grant(&org, &[], None, true), OrgChoice::Without);
         let named = vec![format!("org:{}", b.id)];
         assert_eq!(
-            choose_for_grant(&named, &[a.clone(), b.clone()], Some(a.id)),
+            choose_for_grant(&named, &[a.clone(), b.clone()], Some(a.id), false),
             OrgChoice::Chosen(b.id)
         );
         let foreign = vec![format!("org:{}", Uuid::now_v7())];
         assert!(matches!(
-            choose_for_grant(&foreign, &[a, b], None),
+            choose_for_grant(&foreign, &[a, b], None, false),
+            OrgChoice::Refused(_)
+        ));
+        assert!(matches!(
+            choose_for_grant(&foreign, &[], None, true),
             OrgChoice::Refused(_)
         ));
     }

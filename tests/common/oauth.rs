@@ -26,6 +26,7 @@ pub fn new_client() -> NewClient {
         native: false,
         id_token_alg: Algorithm::Rs256,
         post_logout_redirect_uris: vec![],
+        org_optional: false,
     }
 }
 

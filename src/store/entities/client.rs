@@ -27,6 +27,9 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// JSON array of URIs an RP-initiated logout may return to, compared exactly.
     pub post_logout_redirect_uris: String,
+    /// A user in no organization gets a token without org claims instead of
+    /// `access_denied` when this client asks for `org`.
+    pub org_optional: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
