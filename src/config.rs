@@ -113,6 +113,17 @@ pub struct Settings {
     pub default_audience: String,
     /// Resource indicators (RFC 8707) clients may ask tokens for; each becomes `aud`.
     pub resources: Vec<String>,
+    /// WebAuthn relying party; `None` when the issuer's host cannot be one (an IP
+    /// address) and no RP id was set, which turns passkeys off.
+    pub webauthn: Option<WebauthnSettings>,
+}
+
+/// Who passkeys are bound to: the RP id (the issuer's host or a registrable suffix
+/// of it) and the name authenticators show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebauthnSettings {
+    pub rp_id: String,
+    pub rp_name: String,
 }
 
 /// Argon2id cost parameters for new password hashes.
@@ -152,6 +163,8 @@ const SETTINGS: &[&str] = &[
     "default_audience",
     "refresh_token_idle_ttl",
     "resources",
+    "webauthn_rp_id",
+    "webauthn_rp_name",
 ];
 
 /// `DATABASE_URL` and `REDIS_URL` keep their conventional names; the rest are
@@ -434,6 +447,7 @@ impl Settings {
                 }
             }
         }
+        let webauthn = webauthn_settings(&issuer, layer.get("webauthn_rp_id"), layer.get("webauthn_rp_name"))?;
         let login_max_failures = layer.number("login_max_failures", 5, 1, 1000)?;
         let login_max_failures_per_ip =
             layer.number("login_max_failures_per_ip", 50, 1, 100_000)?;
@@ -463,6 +477,7 @@ impl Settings {
             login_lockout,
             default_audience,
             resources,
+            webauthn,
         })
     }
 
@@ -485,6 +500,50 @@ impl Settings {
     pub fn longest_signed_token_ttl(&self) -> Duration {
         self.access_token_ttl.max(self.id_token_ttl)
     }
+}
+
+/// WebAuthn binds credentials to a domain: the RP id must be the issuer's host or a
+/// registrable suffix of it (WebAuthn §5.1.3), and IP addresses cannot be one.
+fn webauthn_settings(
+    issuer: &Url,
+    rp_id: Option<&str>,
+    rp_name: Option<&str>,
+) -> Result<Option<WebauthnSettings>, ConfigError> {
+    let rp_name = rp_name.unwrap_or("Tessera");
+    if rp_name.trim().is_empty() || rp_name.chars().count() > 64 {
+        return Err(ConfigError::new(
+            "TESSERA_WEBAUTHN_RP_NAME",
+            "must be 1 to 64 characters",
+        ));
+    }
+    let host = match issuer.host() {
+        Some(url::Host::Domain(domain)) => domain.to_ascii_lowercase(),
+        _ if rp_id.is_none() => return Ok(None),
+        _ => {
+            return Err(ConfigError::new(
+                "TESSERA_WEBAUTHN_RP_ID",
+                "passkeys need an issuer on a domain name, not an IP address",
+            ));
+        }
+    };
+    let rp_id = match rp_id {
+        None => host,
+        Some(id) => {
+            let id = id.to_ascii_lowercase();
+            let suffix = host == id || host.ends_with(&format!(".{id}"));
+            if !suffix || id.starts_with('.') || !id.contains(|c: char| c.is_ascii_alphanumeric()) {
+                return Err(ConfigError::new(
+                    "TESSERA_WEBAUTHN_RP_ID",
+                    format!("`{id}` is neither the issuer's host `{host}` nor a suffix of it"),
+                ));
+            }
+            id
+        }
+    };
+    Ok(Some(WebauthnSettings {
+        rp_id,
+        rp_name: rp_name.trim().to_owned(),
+    }))
 }
 
 fn parse_issuer(raw: &str) -> Result<Url, ConfigError> {
@@ -630,6 +689,19 @@ mod tests {
             let err = settings(&[(var, value)]).expect_err(var);
             assert_eq!(&err.setting, var, "{err}");
         }
+    }
+
+    #[test]
+    fn the_webauthn_rp_id_is_the_issuer_host_or_a_suffix_of_it() {
+        let issuer = Url::parse("https://id.example.com").unwrap();
+        let rp = |id| webauthn_settings(&issuer, id, None);
+        assert_eq!(rp(None).unwrap().unwrap().rp_id, "id.example.com");
+        assert_eq!(rp(Some("example.com")).unwrap().unwrap().rp_id, "example.com");
+        assert!(rp(Some("ample.com")).is_err());
+        assert!(rp(Some("other.example")).is_err());
+        let ip = Url::parse("http://127.0.0.1:8080").unwrap();
+        assert_eq!(webauthn_settings(&ip, None, None).unwrap(), None);
+        assert!(webauthn_settings(&ip, Some("127.0.0.1"), None).is_err());
     }
 
     #[test]

@@ -17,6 +17,13 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     Unavailable(String),
+    /// A refusal with its own status and error code, e.g. `403 login_required`.
+    #[error("{description}")]
+    Refused {
+        status: StatusCode,
+        code: &'static str,
+        description: String,
+    },
     #[error("internal error")]
     Internal,
 }
@@ -35,6 +42,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::BadRequest(_) => "invalid_request",
             ApiError::Unavailable(_) => "temporarily_unavailable",
+            ApiError::Refused { code, .. } => code,
             ApiError::Internal => "server_error",
         }
     }
@@ -47,6 +55,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Refused { status, .. } => *status,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -43,6 +43,8 @@ pub enum StartupError {
     Keys(tokens::keys::KeyError),
     #[error("TESSERA_ARGON2_MEMORY_KIB: {0}")]
     Argon2(String),
+    #[error("TESSERA_WEBAUTHN_RP_ID: {0}")]
+    Webauthn(String),
     #[error("TESSERA_BIND: cannot listen on {addr}: {reason}")]
     Bind { addr: String, reason: String },
     /// An operator command was refused (e.g. `user create` with a taken email).
@@ -79,7 +81,21 @@ pub async fn start(settings: Settings) -> Result<AppState, StartupError> {
         settings.login_max_failures_per_ip,
         settings.login_lockout,
     );
+    let passkeys = match &settings.webauthn {
+        Some(rp) => Some(
+            identity::passkeys::Passkeys::new(rp, &settings.issuer, db.clone(), cache.clone())
+                .map_err(StartupError::Webauthn)?,
+        ),
+        None => {
+            tracing::warn!(
+                issuer = %settings.issuer,
+                "passkeys are off: WebAuthn needs an issuer on a domain name (e.g. localhost), not an IP address"
+            );
+            None
+        }
+    };
     Ok(AppState {
+        passkeys,
         settings: Arc::new(settings),
         db,
         cache,

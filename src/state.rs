@@ -6,6 +6,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::config::Settings;
 use crate::http::well_known::Discovery;
+use crate::identity::passkeys::Passkeys;
 use crate::identity::password::PasswordHasher;
 use crate::identity::sessions::Sessions;
 use crate::identity::throttle::LoginThrottle;
@@ -24,4 +25,6 @@ pub struct AppState {
     pub passwords: PasswordHasher,
     pub sessions: Sessions,
     pub login_throttle: LoginThrottle,
+    /// `None` when the issuer cannot be a WebAuthn relying party (an IP address).
+    pub passkeys: Option<Passkeys>,
 }

@@ -11,6 +11,7 @@ mod m20261122_000004_refresh_tokens;
 mod m20261122_000005_post_logout_redirects;
 mod m20261122_000006_organizations;
 mod m20261122_000007_client_org_optional;
+mod m20261122_000008_passkeys;
 
 /// All migrations, in the order they apply.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000005_post_logout_redirects::Migration),
             Box::new(m20261122_000006_organizations::Migration),
             Box::new(m20261122_000007_client_org_optional::Migration),
+            Box::new(m20261122_000008_passkeys::Migration),
         ]
     }
 }

@@ -14,12 +14,15 @@ use crate::config::Settings;
 use crate::identity::sessions::{self, Session};
 use crate::state::AppState;
 
-/// Pages load styles from this server only, run no script, submit forms only here.
+/// Pages load styles and scripts from this server only (no inline script), fetch
+/// only from here (the passkey ceremonies), submit forms only here.
 pub const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
-     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+     script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+     base-uri 'none'";
 
 const STYLESHEET: &[u8] = include_bytes!("../../static/tessera.css");
 const FORM_POST_SCRIPT: &[u8] = include_bytes!("../../static/form_post.js");
+const PASSKEYS_SCRIPT: &[u8] = include_bytes!("../../static/passkeys.js");
 
 /// Content hash of the static assets, appended to their URLs so browsers may cache
 /// them for a year and still see every change.
@@ -29,6 +32,7 @@ pub fn asset_version() -> &'static str {
         let mut hasher = Sha256::new();
         hasher.update(STYLESHEET);
         hasher.update(FORM_POST_SCRIPT);
+        hasher.update(PASSKEYS_SCRIPT);
         URL_SAFE_NO_PAD.encode(&hasher.finalize()[..9])
     })
 }
@@ -38,6 +42,13 @@ pub async fn form_post_script() -> HttpResponse {
         .content_type("text/javascript; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "public, max-age=31536000, immutable"))
         .body(FORM_POST_SCRIPT)
+}
+
+pub async fn passkeys_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=31536000, immutable"))
+        .body(PASSKEYS_SCRIPT)
 }
 
 pub async fn stylesheet() -> HttpResponse {
@@ -79,6 +90,38 @@ fn cookie(settings: &Settings, name: &'static str, value: String) -> Cookie<'sta
         .secure(settings.issuer_is_https())
         .same_site(SameSite::Lax)
         .finish()
+}
+
+fn ceremony_cookie_name(settings: &Settings) -> &'static str {
+    if settings.issuer_is_https() {
+        "__Host-tessera_webauthn"
+    } else {
+        "tessera_webauthn"
+    }
+}
+
+/// Binds a passkey ceremony to the browser that started it; only our own scripts
+/// send it back (SameSite=Strict), and it dies with the ceremony.
+pub fn ceremony_cookie(settings: &Settings, token: String) -> Cookie<'static> {
+    let mut c = cookie(settings, ceremony_cookie_name(settings), token);
+    c.set_same_site(SameSite::Strict);
+    c.set_max_age(actix_web::cookie::time::Duration::seconds(
+        crate::identity::passkeys::CEREMONY_TTL.as_secs() as i64,
+    ));
+    c
+}
+
+pub fn expired_ceremony_cookie(settings: &Settings) -> Cookie<'static> {
+    let mut c = cookie(settings, ceremony_cookie_name(settings), String::new());
+    c.make_removal();
+    c
+}
+
+/// The ceremony token the request brings, or an empty string.
+pub fn ceremony_token(req: &HttpRequest, settings: &Settings) -> String {
+    req.cookie(ceremony_cookie_name(settings))
+        .map(|c| c.value().to_owned())
+        .unwrap_or_default()
 }
 
 pub fn session_cookie(settings: &Settings, token: String) -> Cookie<'static> {

@@ -4,6 +4,7 @@ pub mod browser;
 pub mod middleware;
 pub mod oauth;
 pub mod oidc;
+pub mod passkeys;
 pub mod ops;
 pub mod pages;
 pub mod well_known;
@@ -56,6 +57,42 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         (
             "/static/form_post.js",
             vec![get().to(browser::form_post_script)],
+        ),
+        (
+            "/static/passkeys.js",
+            vec![get().to(browser::passkeys_script)],
+        ),
+        (
+            "/passkeys/sign-in/start",
+            vec![post().to(passkeys::sign_in_start)],
+        ),
+        (
+            "/passkeys/sign-in/finish",
+            vec![post().to(passkeys::sign_in_finish)],
+        ),
+        (
+            "/passkeys/sign-up/start",
+            vec![post().to(passkeys::sign_up_start)],
+        ),
+        (
+            "/passkeys/sign-up/finish",
+            vec![post().to(passkeys::sign_up_finish)],
+        ),
+        (
+            "/account/passkeys/start",
+            vec![post().to(passkeys::add_start)],
+        ),
+        (
+            "/account/passkeys/finish",
+            vec![post().to(passkeys::add_finish)],
+        ),
+        (
+            "/account/passkeys/{id}/rename",
+            vec![post().to(passkeys::rename)],
+        ),
+        (
+            "/account/passkeys/{id}/remove",
+            vec![post().to(passkeys::remove)],
         ),
         (
             "/login",

@@ -31,6 +31,7 @@ struct LoginPage {
     email: String,
     return_to: String,
     signup_open: bool,
+    passkeys: bool,
 }
 
 #[derive(Template)]
@@ -41,6 +42,7 @@ struct SignupPage {
     email: String,
     return_to: String,
     signup_open: bool,
+    passkeys: bool,
 }
 
 #[derive(Deserialize)]
@@ -69,7 +71,7 @@ fn with_cookie(mut response: HttpResponse, pre: &PreSession) -> HttpResponse {
     response
 }
 
-fn client_ip(req: &HttpRequest) -> String {
+pub(super) fn client_ip(req: &HttpRequest) -> String {
     // The TCP peer, not X-Forwarded-For: a header any client can forge must not
     // decide whose failures are counted.
     req.peer_addr()
@@ -77,7 +79,7 @@ fn client_ip(req: &HttpRequest) -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-fn user_agent(req: &HttpRequest) -> Option<String> {
+pub(super) fn user_agent(req: &HttpRequest) -> Option<String> {
     req.headers()
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
@@ -132,6 +134,7 @@ pub async fn login_page(
         email: hint.chars().take(254).collect(),
         return_to: return_to.unwrap_or_default(),
         signup_open: state.settings.signup,
+        passkeys: state.passkeys.is_some(),
     };
     Ok(with_cookie(render(&page, StatusCode::OK), &pre))
 }
@@ -150,6 +153,7 @@ pub async fn login(
             email: form.email.trim().to_owned(),
             return_to: return_to.clone().unwrap_or_default(),
             signup_open: state.settings.signup,
+        passkeys: state.passkeys.is_some(),
         };
         with_cookie(render(&page, status), &pre)
     };
@@ -208,6 +212,7 @@ pub async fn signup_page(
         email: String::new(),
         return_to: safe_return_to(query.return_to.as_deref()).unwrap_or_default(),
         signup_open: state.settings.signup,
+        passkeys: state.passkeys.is_some(),
     };
     Ok(with_cookie(render(&page, StatusCode::OK), &pre))
 }
@@ -225,6 +230,7 @@ pub async fn signup(
         email: form.email.trim().to_owned(),
         return_to: return_to.clone().unwrap_or_default(),
         signup_open: state.settings.signup,
+        passkeys: state.passkeys.is_some(),
     };
     if !state.settings.signup {
         return Ok(render(&page(None), StatusCode::FORBIDDEN));
@@ -248,10 +254,10 @@ pub async fn signup(
 #[derive(Deserialize)]
 pub struct CsrfForm {
     #[serde(default)]
-    csrf: String,
+    pub(super) csrf: String,
 }
 
-async fn require_session(
+pub(super) async fn require_session(
     req: &HttpRequest,
     state: &AppState,
     csrf: &str,
@@ -298,6 +304,9 @@ struct AccountPage {
     member_since: String,
     sessions: Vec<SessionRow>,
     orgs: Vec<OrgSection>,
+    /// `None` when passkeys are off on this server.
+    passkeys: Option<Vec<PasskeyRow>>,
+    has_password: bool,
     /// A just-created invitation link, shown once.
     invite_link: Option<String>,
     notice: Option<String>,
@@ -328,6 +337,14 @@ fn describe_device(user_agent: Option<&str>) -> String {
         (None, Some(o)) => o.to_string(),
         (None, None) => ua.chars().take(60).collect(),
     }
+}
+
+struct PasskeyRow {
+    id: Uuid,
+    name: String,
+    created: String,
+    last_used: String,
+    synced: bool,
 }
 
 /// One of the user's organizations; owners and admins also see and manage its
@@ -405,6 +422,14 @@ async fn account_page(
         .ok_or(PageError::NotFound)?;
     let sessions = state.sessions.list(&user).await.map_err(unavailable)?;
     let orgs = org_sections(state, user.id).await.map_err(unavailable)?;
+    let passkeys = match &state.passkeys {
+        None => None,
+        Some(_) => Some(
+            crate::identity::passkeys::list(&state.db, user.id)
+                .await
+                .map_err(unavailable)?,
+        ),
+    };
     let when = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
     let page = AccountPage {
         page: PageContext {
@@ -426,6 +451,18 @@ async fn account_page(
             })
             .collect(),
         orgs,
+        passkeys: passkeys.map(|keys| {
+            keys.into_iter()
+                .map(|k| PasskeyRow {
+                    id: k.id,
+                    name: k.name,
+                    created: when(k.created_at),
+                    last_used: k.last_used_at.map_or_else(|| "never".to_owned(), when),
+                    synced: k.backed_up,
+                })
+                .collect()
+        }),
+        has_password: user.password_hash.is_some(),
         invite_link,
         notice,
         password_error,
@@ -763,6 +800,26 @@ pub async fn accept_invitation(
             Ok(render(&page, StatusCode::BAD_REQUEST))
         }
     }
+}
+
+/// The account page again, with why a passkey change was refused.
+pub(super) async fn account_with_notice(
+    state: &AppState,
+    current: &SignedIn,
+    e: crate::identity::passkeys::PasskeyError,
+) -> Result<HttpResponse, PageError> {
+    use crate::identity::passkeys::PasskeyError as E;
+    let status = match e {
+        E::NotFound => StatusCode::NOT_FOUND,
+        E::LastWayIn => StatusCode::CONFLICT,
+        E::InvalidName => StatusCode::BAD_REQUEST,
+        other => return Err(unavailable(other)),
+    };
+    let extras = AccountExtras {
+        notice: Some(e.to_string()),
+        ..AccountExtras::default()
+    };
+    account_page(state, current, extras, status).await
 }
 
 fn unavailable(e: impl std::fmt::Display) -> PageError {

@@ -1,5 +1,6 @@
 //! Accounts, passwords and browser sessions: the rules, with no HTTP in sight.
 
+pub mod passkeys;
 pub mod password;
 pub mod sessions;
 pub mod throttle;

@@ -5,6 +5,7 @@ pub mod consent;
 pub mod invitation;
 pub mod membership;
 pub mod organization;
+pub mod passkey;
 pub mod refresh_token;
 pub mod session;
 pub mod signing_key;

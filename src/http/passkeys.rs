@@ -1,0 +1,322 @@
+//! The passkey ceremonies as JSON endpoints for `static/passkeys.js`: sign-in and
+//! sign-up before a session exists (CSRF token of the pre-session cookie), adding a
+//! passkey with one (the session's CSRF token), each in a `…/start` and `…/finish`
+//! step. Rename and remove are plain forms on the account page.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use uuid::Uuid;
+use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
+
+use super::browser::{
+    PageError, PreSession, SignedIn, ceremony_cookie, ceremony_token, expired_ceremony_cookie,
+    safe_return_to, see_other, session_cookie, signed_in,
+};
+use super::pages::{self, client_ip, user_agent};
+use crate::error::ApiError;
+use crate::identity::passkeys::{self, PasskeyError, Passkeys};
+use crate::state::AppState;
+
+/// The header our script sends the page's CSRF token in.
+const CSRF_HEADER: &str = "x-csrf-token";
+
+/// Larger than any attestation a passkey sends (`none` attestation, one key).
+const MAX_BODY: usize = 64 * 1024;
+
+fn refused(status: StatusCode, code: &'static str, description: impl Into<String>) -> ApiError {
+    ApiError::Refused {
+        status,
+        code,
+        description: description.into(),
+    }
+}
+
+fn enabled(state: &AppState) -> Result<&Passkeys, ApiError> {
+    state.passkeys.as_ref().ok_or_else(|| {
+        refused(
+            StatusCode::NOT_FOUND,
+            "passkeys_unavailable",
+            "passkeys are not available on this server",
+        )
+    })
+}
+
+fn csrf_header(req: &HttpRequest) -> &str {
+    req.headers()
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+fn forbidden_csrf() -> ApiError {
+    refused(
+        StatusCode::FORBIDDEN,
+        "invalid_csrf_token",
+        "the page has expired or the request came from another site; reload the page",
+    )
+}
+
+/// A request made before sign-in must carry the pre-session cookie's token.
+fn check_pre_session(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    let pre = PreSession::from_request(req, &state.settings).map_err(|_| forbidden_csrf())?;
+    let secret = pre.new_cookie.is_none().then_some(pre.secret.as_str());
+    super::browser::check_csrf(req, secret, csrf_header(req)).map_err(|_| forbidden_csrf())
+}
+
+/// A request made with a session must carry the session's token.
+async fn check_session(req: &HttpRequest, state: &AppState) -> Result<SignedIn, ApiError> {
+    let current = signed_in(req, state).await.map_err(page_to_api)?.ok_or_else(|| {
+        refused(
+            StatusCode::UNAUTHORIZED,
+            "login_required",
+            "sign in first",
+        )
+    })?;
+    super::browser::check_csrf(req, Some(&current.token), csrf_header(req))
+        .map_err(|_| forbidden_csrf())?;
+    Ok(current)
+}
+
+fn page_to_api(e: PageError) -> ApiError {
+    match e {
+        PageError::Unavailable => ApiError::Unavailable("try again in a moment".into()),
+        other => ApiError::BadRequest(other.to_string()),
+    }
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.len() > MAX_BODY {
+        return Err(refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            "the request body is too large",
+        ));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("the request body is not what was expected: {e}")))
+}
+
+fn passkey_error(e: PasskeyError) -> ApiError {
+    use PasskeyError as E;
+    let description = e.to_string();
+    match e {
+        E::CeremonyExpired
+        | E::Rejected(_)
+        | E::NotVerified
+        | E::InvalidEmail
+        | E::InvalidName => refused(StatusCode::BAD_REQUEST, "invalid_request", description),
+        E::UnknownCredential | E::CounterRegression | E::Disabled => {
+            refused(StatusCode::UNAUTHORIZED, "access_denied", description)
+        }
+        E::EmailTaken | E::LastWayIn => refused(StatusCode::CONFLICT, "conflict", description),
+        E::NotFound => ApiError::NotFound,
+        E::Storage(_) | E::Cache(_) => {
+            tracing::error!("passkey ceremony failed: {e}");
+            ApiError::Unavailable("try again in a moment".into())
+        }
+        E::Internal(_) => {
+            tracing::error!("passkey ceremony failed: {e}");
+            ApiError::Internal
+        }
+    }
+}
+
+/// The options for `navigator.credentials`, with the ceremony cookie set.
+fn started(settings: &crate::config::Settings, options: impl serde::Serialize, token: String) -> HttpResponse {
+    let mut response = HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(options);
+    let _ = response.add_cookie(&ceremony_cookie(settings, token));
+    response
+}
+
+/// Starts a session after a passkey sign-in or sign-up and tells the script where
+/// to go next.
+async fn signed_in_response(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &crate::identity::users::User,
+    amr: &[&str],
+    return_to: Option<&str>,
+) -> Result<HttpResponse, ApiError> {
+    let started = state
+        .sessions
+        .start(user, amr, Some(client_ip(req)), user_agent(req))
+        .await
+        .map_err(|e| {
+            tracing::error!("session start failed: {e}");
+            ApiError::Unavailable("try again in a moment".into())
+        })?;
+    let next = safe_return_to(return_to).unwrap_or_else(|| "/account".to_owned());
+    let mut response = HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(json!({ "redirect": next }));
+    let _ = response.add_cookie(&session_cookie(&state.settings, started.token));
+    let _ = response.add_cookie(&expired_ceremony_cookie(&state.settings));
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+struct Finish<T> {
+    credential: T,
+    #[serde(default)]
+    return_to: Option<String>,
+}
+
+pub async fn sign_in_start(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let passkeys = enabled(&state)?;
+    check_pre_session(&req, &state)?;
+    let begun = passkeys.start_sign_in().await.map_err(passkey_error)?;
+    Ok(started(&state.settings, begun.options, begun.token))
+}
+
+pub async fn sign_in_finish(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let passkeys = enabled(&state)?;
+    check_pre_session(&req, &state)?;
+    let finish: Finish<PublicKeyCredential> = parse(&body)?;
+    let token = ceremony_token(&req, &state.settings);
+    let done = passkeys
+        .finish_sign_in(&token, &finish.credential)
+        .await
+        .map_err(passkey_error)?;
+    tracing::info!(user = %done.user.id, "signed in with a passkey");
+    signed_in_response(&req, &state, &done.user, &done.amr, finish.return_to.as_deref()).await
+}
+
+#[derive(Deserialize)]
+struct SignUpStart {
+    #[serde(default)]
+    email: String,
+}
+
+pub async fn sign_up_start(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let passkeys = enabled(&state)?;
+    check_pre_session(&req, &state)?;
+    if !state.settings.signup {
+        return Err(refused(
+            StatusCode::FORBIDDEN,
+            "signup_closed",
+            "sign-up is closed on this server",
+        ));
+    }
+    let start: SignUpStart = parse(&body)?;
+    let begun = passkeys
+        .start_sign_up(&start.email)
+        .await
+        .map_err(passkey_error)?;
+    Ok(started(&state.settings, begun.options, begun.token))
+}
+
+pub async fn sign_up_finish(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let passkeys = enabled(&state)?;
+    check_pre_session(&req, &state)?;
+    let finish: Finish<RegisterPublicKeyCredential> = parse(&body)?;
+    let token = ceremony_token(&req, &state.settings);
+    let user = passkeys
+        .finish_sign_up(&token, &finish.credential)
+        .await
+        .map_err(passkey_error)?;
+    tracing::info!(user = %user.id, "account created with a passkey");
+    // webauthn-rs requires user verification for passkeys; whether the new key is
+    // synced is not known until its first use, so the device-bound reading stands.
+    signed_in_response(&req, &state, &user, &["hwk", "user"], finish.return_to.as_deref()).await
+}
+
+pub async fn add_start(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let passkeys = enabled(&state)?;
+    let current = check_session(&req, &state).await?;
+    let user = crate::identity::users::find(&state.db, current.session.user_id)
+        .await
+        .map_err(|e| {
+            tracing::error!("user lookup failed: {e}");
+            ApiError::Unavailable("try again in a moment".into())
+        })?
+        .ok_or(ApiError::NotFound)?;
+    if passkeys::needs_fresh_sign_in(&user, current.session.auth_time) {
+        return Err(refused(
+            StatusCode::FORBIDDEN,
+            "login_required",
+            "sign in again to add a passkey (your sign-in is more than a few minutes old)",
+        ));
+    }
+    let begun = passkeys.start_add(&user).await.map_err(passkey_error)?;
+    Ok(started(&state.settings, begun.options, begun.token))
+}
+
+pub async fn add_finish(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let passkeys = enabled(&state)?;
+    let current = check_session(&req, &state).await?;
+    let finish: Finish<RegisterPublicKeyCredential> = parse(&body)?;
+    let token = ceremony_token(&req, &state.settings);
+    let added = passkeys
+        .finish_add(&token, current.session.user_id, &finish.credential)
+        .await
+        .map_err(passkey_error)?;
+    tracing::info!(user = %current.session.user_id, passkey = %added.id, "passkey added");
+    let mut response = HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(json!({ "id": added.id, "name": added.name, "redirect": "/account" }));
+    let _ = response.add_cookie(&expired_ceremony_cookie(&state.settings));
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+pub struct RenameForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+}
+
+pub async fn rename(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    form: web::Form<RenameForm>,
+) -> Result<HttpResponse, PageError> {
+    let current = pages::require_session(&req, &state, &form.csrf).await?;
+    match passkeys::rename(&state.db, current.session.user_id, path.into_inner(), &form.name)
+        .await
+    {
+        Ok(()) => Ok(see_other("/account")),
+        Err(e) => pages::account_with_notice(&state, &current, e).await,
+    }
+}
+
+pub async fn remove(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    form: web::Form<pages::CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    let current = pages::require_session(&req, &state, &form.csrf).await?;
+    match passkeys::remove(&state.db, current.session.user_id, path.into_inner()).await {
+        Ok(()) => Ok(see_other("/account")),
+        Err(e) => pages::account_with_notice(&state, &current, e).await,
+    }
+}
