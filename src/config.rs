@@ -124,6 +124,8 @@ pub struct Settings {
 pub struct WebauthnSettings {
     pub rp_id: String,
     pub rp_name: String,
+    /// How long a started passkey ceremony may take.
+    pub ceremony_ttl: Duration,
 }
 
 /// Argon2id cost parameters for new password hashes.
@@ -165,6 +167,7 @@ const SETTINGS: &[&str] = &[
     "resources",
     "webauthn_rp_id",
     "webauthn_rp_name",
+    "passkey_ceremony_ttl",
 ];
 
 /// `DATABASE_URL` and `REDIS_URL` keep their conventional names; the rest are
@@ -447,7 +450,13 @@ impl Settings {
                 }
             }
         }
-        let webauthn = webauthn_settings(&issuer, layer.get("webauthn_rp_id"), layer.get("webauthn_rp_name"))?;
+        let ceremony_ttl = layer.duration("passkey_ceremony_ttl", "5m", 1, 3600)?;
+        let webauthn = webauthn_settings(
+            &issuer,
+            layer.get("webauthn_rp_id"),
+            layer.get("webauthn_rp_name"),
+        )?
+        .map(|rp| WebauthnSettings { ceremony_ttl, ..rp });
         let login_max_failures = layer.number("login_max_failures", 5, 1, 1000)?;
         let login_max_failures_per_ip =
             layer.number("login_max_failures_per_ip", 50, 1, 100_000)?;
@@ -543,6 +552,7 @@ fn webauthn_settings(
     Ok(Some(WebauthnSettings {
         rp_id,
         rp_name: rp_name.trim().to_owned(),
+        ceremony_ttl: Duration::from_secs(300),
     }))
 }
 
@@ -696,7 +706,10 @@ mod tests {
         let issuer = Url::parse("https://id.example.com").unwrap();
         let rp = |id| webauthn_settings(&issuer, id, None);
         assert_eq!(rp(None).unwrap().unwrap().rp_id, "id.example.com");
-        assert_eq!(rp(Some("example.com")).unwrap().unwrap().rp_id, "example.com");
+        assert_eq!(
+            rp(Some("example.com")).unwrap().unwrap().rp_id,
+            "example.com"
+        );
         assert!(rp(Some("ample.com")).is_err());
         assert!(rp(Some("other.example")).is_err());
         let ip = Url::parse("http://127.0.0.1:8080").unwrap();

@@ -102,12 +102,15 @@ fn ceremony_cookie_name(settings: &Settings) -> &'static str {
 
 /// Binds a passkey ceremony to the browser that started it; only our own scripts
 /// send it back (SameSite=Strict), and it dies with the ceremony.
-pub fn ceremony_cookie(settings: &Settings, token: String) -> Cookie<'static> {
+pub fn ceremony_cookie(
+    settings: &Settings,
+    token: String,
+    ttl: std::time::Duration,
+) -> Cookie<'static> {
     let mut c = cookie(settings, ceremony_cookie_name(settings), token);
     c.set_same_site(SameSite::Strict);
-    c.set_max_age(actix_web::cookie::time::Duration::seconds(
-        crate::identity::passkeys::CEREMONY_TTL.as_secs() as i64,
-    ));
+    let secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+    c.set_max_age(actix_web::cookie::time::Duration::seconds(secs));
     c
 }
 

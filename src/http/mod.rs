@@ -4,9 +4,9 @@ pub mod browser;
 pub mod middleware;
 pub mod oauth;
 pub mod oidc;
-pub mod passkeys;
 pub mod ops;
 pub mod pages;
+pub mod passkeys;
 pub mod well_known;
 
 use actix_web::http::header::{self, HeaderValue};

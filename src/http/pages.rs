@@ -153,7 +153,7 @@ pub async fn login(
             email: form.email.trim().to_owned(),
             return_to: return_to.clone().unwrap_or_default(),
             signup_open: state.settings.signup,
-        passkeys: state.passkeys.is_some(),
+            passkeys: state.passkeys.is_some(),
         };
         with_cookie(render(&page, status), &pre)
     };

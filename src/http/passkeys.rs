@@ -68,13 +68,10 @@ fn check_pre_session(req: &HttpRequest, state: &AppState) -> Result<(), ApiError
 
 /// A request made with a session must carry the session's token.
 async fn check_session(req: &HttpRequest, state: &AppState) -> Result<SignedIn, ApiError> {
-    let current = signed_in(req, state).await.map_err(page_to_api)?.ok_or_else(|| {
-        refused(
-            StatusCode::UNAUTHORIZED,
-            "login_required",
-            "sign in first",
-        )
-    })?;
+    let current = signed_in(req, state)
+        .await
+        .map_err(page_to_api)?
+        .ok_or_else(|| refused(StatusCode::UNAUTHORIZED, "login_required", "sign in first"))?;
     super::browser::check_csrf(req, Some(&current.token), csrf_header(req))
         .map_err(|_| forbidden_csrf())?;
     Ok(current)
@@ -95,19 +92,18 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             "the request body is too large",
         ));
     }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("the request body is not what was expected: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::BadRequest(format!("the request body is not what was expected: {e}"))
+    })
 }
 
 fn passkey_error(e: PasskeyError) -> ApiError {
     use PasskeyError as E;
     let description = e.to_string();
     match e {
-        E::CeremonyExpired
-        | E::Rejected(_)
-        | E::NotVerified
-        | E::InvalidEmail
-        | E::InvalidName => refused(StatusCode::BAD_REQUEST, "invalid_request", description),
+        E::CeremonyExpired | E::Rejected(_) | E::NotVerified | E::InvalidEmail | E::InvalidName => {
+            refused(StatusCode::BAD_REQUEST, "invalid_request", description)
+        }
         E::UnknownCredential | E::CounterRegression | E::Disabled => {
             refused(StatusCode::UNAUTHORIZED, "access_denied", description)
         }
@@ -125,11 +121,17 @@ fn passkey_error(e: PasskeyError) -> ApiError {
 }
 
 /// The options for `navigator.credentials`, with the ceremony cookie set.
-fn started(settings: &crate::config::Settings, options: impl serde::Serialize, token: String) -> HttpResponse {
+fn started(
+    state: &AppState,
+    passkeys: &Passkeys,
+    options: impl serde::Serialize,
+    token: String,
+) -> HttpResponse {
     let mut response = HttpResponse::Ok()
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
         .json(options);
-    let _ = response.add_cookie(&ceremony_cookie(settings, token));
+    let cookie = ceremony_cookie(&state.settings, token, passkeys.ceremony_ttl());
+    let _ = response.add_cookie(&cookie);
     response
 }
 
@@ -173,7 +175,7 @@ pub async fn sign_in_start(
     let passkeys = enabled(&state)?;
     check_pre_session(&req, &state)?;
     let begun = passkeys.start_sign_in().await.map_err(passkey_error)?;
-    Ok(started(&state.settings, begun.options, begun.token))
+    Ok(started(&state, passkeys, begun.options, begun.token))
 }
 
 pub async fn sign_in_finish(
@@ -190,7 +192,14 @@ pub async fn sign_in_finish(
         .await
         .map_err(passkey_error)?;
     tracing::info!(user = %done.user.id, "signed in with a passkey");
-    signed_in_response(&req, &state, &done.user, &done.amr, finish.return_to.as_deref()).await
+    signed_in_response(
+        &req,
+        &state,
+        &done.user,
+        &done.amr,
+        finish.return_to.as_deref(),
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -218,7 +227,7 @@ pub async fn sign_up_start(
         .start_sign_up(&start.email)
         .await
         .map_err(passkey_error)?;
-    Ok(started(&state.settings, begun.options, begun.token))
+    Ok(started(&state, passkeys, begun.options, begun.token))
 }
 
 pub async fn sign_up_finish(
@@ -230,14 +239,19 @@ pub async fn sign_up_finish(
     check_pre_session(&req, &state)?;
     let finish: Finish<RegisterPublicKeyCredential> = parse(&body)?;
     let token = ceremony_token(&req, &state.settings);
-    let user = passkeys
+    let done = passkeys
         .finish_sign_up(&token, &finish.credential)
         .await
         .map_err(passkey_error)?;
-    tracing::info!(user = %user.id, "account created with a passkey");
-    // webauthn-rs requires user verification for passkeys; whether the new key is
-    // synced is not known until its first use, so the device-bound reading stands.
-    signed_in_response(&req, &state, &user, &["hwk", "user"], finish.return_to.as_deref()).await
+    tracing::info!(user = %done.user.id, "account created with a passkey");
+    signed_in_response(
+        &req,
+        &state,
+        &done.user,
+        &done.amr,
+        finish.return_to.as_deref(),
+    )
+    .await
 }
 
 pub async fn add_start(
@@ -261,7 +275,7 @@ pub async fn add_start(
         ));
     }
     let begun = passkeys.start_add(&user).await.map_err(passkey_error)?;
-    Ok(started(&state.settings, begun.options, begun.token))
+    Ok(started(&state, passkeys, begun.options, begun.token))
 }
 
 pub async fn add_finish(
@@ -300,8 +314,13 @@ pub async fn rename(
     form: web::Form<RenameForm>,
 ) -> Result<HttpResponse, PageError> {
     let current = pages::require_session(&req, &state, &form.csrf).await?;
-    match passkeys::rename(&state.db, current.session.user_id, path.into_inner(), &form.name)
-        .await
+    match passkeys::rename(
+        &state.db,
+        current.session.user_id,
+        path.into_inner(),
+        &form.name,
+    )
+    .await
     {
         Ok(()) => Ok(see_other("/account")),
         Err(e) => pages::account_with_notice(&state, &current, e).await,

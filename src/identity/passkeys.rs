@@ -11,19 +11,18 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, Set, SqlErr, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter, QueryOrder, Set, SqlErr, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use url::Url;
 use uuid::Uuid;
-use webauthn_rs_proto::ResidentKeyRequirement;
 use webauthn_rs::prelude::{
     AuthenticationResult, CreationChallengeResponse, Credential, DiscoverableAuthentication,
-    Passkey, PasskeyRegistration, PublicKeyCredential,
-    RegisterPublicKeyCredential, RequestChallengeResponse, Webauthn,
-    WebauthnBuilder, WebauthnError,
+    Passkey, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
+    RequestChallengeResponse, Webauthn, WebauthnBuilder, WebauthnError,
 };
+use webauthn_rs_proto::ResidentKeyRequirement;
 
 use super::normalize_email;
 use super::sessions::random_token;
@@ -32,9 +31,6 @@ use crate::config::WebauthnSettings;
 use crate::oauth::digest;
 use crate::store::cache::Cache;
 use crate::store::entities::{passkey, user};
-
-/// How long a started ceremony may take: enough for a person to find their phone.
-pub const CEREMONY_TTL: Duration = Duration::from_secs(5 * 60);
 
 /// How old a password sign-in may be for the account to add a passkey without
 /// signing in again.
@@ -50,13 +46,17 @@ pub enum PasskeyError {
     Rejected(String),
     #[error("This passkey is not registered here. Sign in another way, or create an account.")]
     UnknownCredential,
-    #[error("This passkey reported a signature counter lower than before; it may be cloned, so it was refused.")]
+    #[error(
+        "This passkey reported a signature counter lower than before; it may be cloned, so it was refused."
+    )]
     CounterRegression,
     #[error("Your device did not verify you (PIN or biometric), which passkey sign-in requires.")]
     NotVerified,
     #[error("This account is disabled.")]
     Disabled,
-    #[error("An account with this email already exists. Sign in, then add a passkey on your account page.")]
+    #[error(
+        "An account with this email already exists. Sign in, then add a passkey on your account page."
+    )]
     EmailTaken,
     #[error("Enter an email address such as name@example.com.")]
     InvalidEmail,
@@ -132,6 +132,8 @@ pub struct SignedIn {
 #[derive(Clone)]
 pub struct Passkeys {
     webauthn: Arc<Webauthn>,
+    /// How long a started ceremony may take: enough for a person to find their phone.
+    ceremony_ttl: Duration,
     db: DatabaseConnection,
     cache: Cache,
 }
@@ -153,9 +155,14 @@ impl Passkeys {
             .map_err(|e| e.to_string())?;
         Ok(Self {
             webauthn: Arc::new(webauthn),
+            ceremony_ttl: settings.ceremony_ttl,
             db,
             cache,
         })
+    }
+
+    pub fn ceremony_ttl(&self) -> Duration {
+        self.ceremony_ttl
     }
 
     fn key(token: &str) -> String {
@@ -164,8 +171,11 @@ impl Passkeys {
 
     async fn remember(&self, ceremony: &Ceremony) -> Result<String, PasskeyError> {
         let token = random_token().map_err(|e| PasskeyError::Internal(e.to_string()))?;
-        let bytes = serde_json::to_vec(ceremony).map_err(|e| PasskeyError::Internal(e.to_string()))?;
-        self.cache.put(&Self::key(&token), &bytes, CEREMONY_TTL).await?;
+        let bytes =
+            serde_json::to_vec(ceremony).map_err(|e| PasskeyError::Internal(e.to_string()))?;
+        self.cache
+            .put(&Self::key(&token), &bytes, self.ceremony_ttl)
+            .await?;
         Ok(token)
     }
 
@@ -250,7 +260,7 @@ impl Passkeys {
         &self,
         token: &str,
         response: &RegisterPublicKeyCredential,
-    ) -> Result<User, PasskeyError> {
+    ) -> Result<SignedIn, PasskeyError> {
         let Ceremony::SignUp {
             user_id,
             email,
@@ -276,9 +286,13 @@ impl Passkeys {
             Some(SqlErr::UniqueConstraintViolation(_)) => PasskeyError::EmailTaken,
             _ => PasskeyError::Storage(e),
         })?;
-        insert(&txn, user_id, &key, "Passkey").await?;
+        let row = insert(&txn, user_id, &key, "Passkey").await?;
         txn.commit().await?;
-        Ok(account)
+        let verified = Credential::from(key).user_verified;
+        Ok(SignedIn {
+            user: account,
+            amr: amr(row.backup_eligible, verified),
+        })
     }
 
     /// Finishes adding a passkey to the account that started the ceremony.
@@ -373,7 +387,7 @@ impl Passkeys {
         self.record_use(row, &key, &result).await?;
         Ok(SignedIn {
             user: account,
-            amr: amr(&result),
+            amr: amr(result.backup_eligible(), result.user_verified()),
         })
     }
 
@@ -409,9 +423,9 @@ impl Passkeys {
 /// RFC 8176: a passkey is a proof of possession of a key — `hwk` when it is bound
 /// to one device, `swk` when it may be synced between devices (its key then also
 /// lives in software) — and `user` for the user verification WebAuthn requires.
-fn amr(result: &AuthenticationResult) -> Vec<&'static str> {
-    let key = if result.backup_eligible() { "swk" } else { "hwk" };
-    if result.user_verified() {
+fn amr(backup_eligible: bool, user_verified: bool) -> Vec<&'static str> {
+    let key = if backup_eligible { "swk" } else { "hwk" };
+    if user_verified {
         vec![key, "user"]
     } else {
         vec![key]
@@ -465,7 +479,10 @@ fn summary(row: passkey::Model) -> PasskeySummary {
 }
 
 /// The account's passkeys, oldest first.
-pub async fn list(db: &DatabaseConnection, user: Uuid) -> Result<Vec<PasskeySummary>, PasskeyError> {
+pub async fn list(
+    db: &DatabaseConnection,
+    user: Uuid,
+) -> Result<Vec<PasskeySummary>, PasskeyError> {
     Ok(passkey::Entity::find()
         .filter(passkey::Column::UserId.eq(user))
         .order_by_asc(passkey::Column::CreatedAt)

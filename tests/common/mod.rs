@@ -125,6 +125,14 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// A server whose issuer is `http://localhost:{port}`, so passkeys work.
+pub async fn spawn_app_on_localhost() -> TestApp {
+    spawn_app_with(|env| {
+        env.insert("TESSERA_TEST_ISSUER_HOST".into(), "localhost".into());
+    })
+    .await
+}
+
 /// Starts a server whose environment `customize` may change.
 pub async fn spawn_app_with(customize: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
     let backing = Backing::new().await;
@@ -137,7 +145,12 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut HashMap<String, String>)
 pub async fn spawn_on(backing: &Backing, mut env: HashMap<String, String>) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("local addr");
-    let base = format!("http://{addr}");
+    // WebAuthn needs a domain, not an IP address: tests of passkeys name the
+    // loopback `localhost` (TESSERA_TEST_ISSUER_HOST).
+    let base = match env.get("TESSERA_TEST_ISSUER_HOST") {
+        Some(host) => format!("http://{host}:{}", addr.port()),
+        None => format!("http://{addr}"),
+    };
     env.entry("TESSERA_ISSUER".to_owned())
         .or_insert_with(|| base.clone());
     env.insert("TESSERA_BIND".to_owned(), addr.to_string());
