@@ -412,3 +412,173 @@ async fn a_person_picks_an_organization_and_allows_an_application_in_the_browser
     }
     browser.call("DELETE", "", json!({})).await;
 }
+
+#[tokio::test]
+async fn a_person_signs_up_and_in_with_a_passkey_and_authorizes_an_application_with_it() {
+    let Some(browser) = Driver::start().await else {
+        return;
+    };
+    // WebAuthn needs a domain: the server calls itself localhost.
+    let app = common::spawn_app_on_localhost().await;
+    browser.goto(&app.url("/signup")).await;
+    // A platform authenticator that keeps discoverable credentials and verifies
+    // its user, as a phone or laptop does (WebAuthn §11, WebDriver extension).
+    browser
+        .call(
+            "POST",
+            "/webauthn/authenticator",
+            json!({
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": true,
+                "hasUserVerification": true,
+                "isUserConsenting": true,
+                "isUserVerified": true,
+            }),
+        )
+        .await;
+    browser.wait_for_text("Create account with a passkey").await;
+    browser.fill("Email", "hedy@example.com").await;
+    browser.screenshots("signup-passkey").await;
+    browser.click_button("Create account with a passkey").await;
+    browser.wait_for_path("/account").await;
+    browser.wait_for_text("Passkeys").await;
+    browser.wait_for_text("signs in with passkeys only").await;
+    browser.screenshots("account-passkeys").await;
+    let user = tessera::identity::users::find_by_email(&app.state.db, "hedy@example.com")
+        .await
+        .unwrap()
+        .expect("the account exists");
+    assert!(user.password_hash.is_none());
+
+    // Passkey autofill (conditional mediation): the virtual authenticator answers
+    // the Email field's offer at once, as a person picking it from the list would.
+    browser.click_button("Sign out").await;
+    let first_use = passkey_used_after(&app, None).await;
+    browser.wait_for_path("/account").await;
+    browser.wait_for_text("hedy@example.com").await;
+
+    // Without autofill support, the button does it.
+    browser
+        .call(
+            "POST",
+            "/goog/cdp/execute",
+            json!({
+                "cmd": "Page.addScriptToEvaluateOnNewDocument",
+                "params": { "source": "PublicKeyCredential.isConditionalMediationAvailable = () => Promise.resolve(false);" },
+            }),
+        )
+        .await;
+    browser.click_button("Sign out").await;
+    browser.wait_for_path("/login").await;
+    browser.wait_for_text("Sign in with a passkey").await;
+    browser.screenshots("login-passkey").await;
+    browser.click_button("Sign in with a passkey").await;
+    passkey_used_after(&app, Some(first_use)).await;
+    browser.wait_for_path("/account").await;
+    browser.wait_for_text("hedy@example.com").await;
+
+    // Signed out again, an application sends Hedy to sign in; the passkey does it.
+    browser.click_button("Sign out").await;
+    browser.wait_for_path("/login").await;
+    let callback = app.url("/healthz");
+    let mut new = common::oauth::new_client();
+    new.name = "Orders Dashboard".into();
+    new.redirect_uris = vec![callback.clone()];
+    let client = common::oauth::register(&app, new).await;
+    let (verifier, challenge) = common::oauth::pkce();
+    browser
+        .goto(&app.url(&common::oauth::authorize_path(
+            &client.id,
+            &challenge,
+            &[("redirect_uri", callback.as_str())],
+        )))
+        .await;
+    browser.wait_for_path("/login").await;
+    browser.wait_for_text("Sign in with a passkey").await;
+    browser.click_button("Sign in with a passkey").await;
+    browser.wait_for_text("Allow Orders Dashboard?").await;
+    browser.click_button("Allow").await;
+    let started = Instant::now();
+    let code = loop {
+        let url = browser.call("GET", "/url", json!({})).await;
+        let url = url.as_str().unwrap_or_default().to_owned();
+        if url.starts_with(&callback) {
+            let parsed = url::Url::parse(&url).unwrap();
+            let code = parsed
+                .query_pairs()
+                .find(|(k, _)| k == "code")
+                .map(|(_, v)| v.into_owned());
+            break code.expect("a code");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never left for the client: {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let response = app
+        .client
+        .post(app.url("/token"))
+        .basic_auth(&client.id, client.secret.as_deref())
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", callback.as_str()),
+            ("code_verifier", verifier.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let tokens: Value = response.json().await.unwrap();
+    let id_token =
+        jsonwebtoken::dangerous::insecure_decode::<Value>(tokens["id_token"].as_str().unwrap())
+            .unwrap()
+            .claims;
+    // A device-bound platform key, verified user; no password was involved.
+    assert_eq!(id_token["amr"], json!(["hwk", "user"]));
+
+    // A browser without WebAuthn is told so instead of offered a dead button.
+    browser
+        .call(
+            "POST",
+            "/goog/cdp/execute",
+            json!({
+                "cmd": "Page.addScriptToEvaluateOnNewDocument",
+                "params": { "source": "delete window.PublicKeyCredential;" },
+            }),
+        )
+        .await;
+    browser.goto(&app.url("/login?prompt=login")).await;
+    browser
+        .wait_for_text("This browser cannot use passkeys.")
+        .await;
+    browser.call("DELETE", "", json!({})).await;
+}
+
+/// Waits until the (only) passkey's last use is later than `after`: proof that a
+/// passkey sign-in happened, not just that a page is showing.
+async fn passkey_used_after(
+    app: &common::TestApp,
+    after: Option<chrono::DateTime<chrono::Utc>>,
+) -> chrono::DateTime<chrono::Utc> {
+    use sea_orm::EntityTrait;
+    let started = Instant::now();
+    loop {
+        let rows = tessera::store::entities::passkey::Entity::find()
+            .all(&app.state.db)
+            .await
+            .unwrap();
+        if let Some(used) = rows.first().and_then(|r| r.last_used_at)
+            && after.is_none_or(|a| used > a)
+        {
+            return used;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no passkey sign-in happened"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
