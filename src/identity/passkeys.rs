@@ -549,3 +549,37 @@ pub fn needs_fresh_sign_in(user: &User, auth_time: DateTime<Utc>) -> bool {
     let fresh = chrono::Duration::from_std(FRESH_SIGN_IN).unwrap_or(chrono::Duration::minutes(5));
     user.password_hash.is_some() && Utc::now() - auth_time > fresh
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(password: bool) -> User {
+        let now = Utc::now();
+        User {
+            id: Uuid::now_v7(),
+            email: "ada@example.com".into(),
+            password_hash: password.then(|| "$argon2id$…".to_owned()),
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn adding_a_passkey_to_a_password_account_needs_a_recent_sign_in() {
+        let recent = Utc::now() - chrono::Duration::minutes(2);
+        let old = Utc::now() - chrono::Duration::minutes(30);
+        assert!(!needs_fresh_sign_in(&account(true), recent));
+        assert!(needs_fresh_sign_in(&account(true), old));
+        // A passkey-only session was itself opened with a key the person holds.
+        assert!(!needs_fresh_sign_in(&account(false), old));
+    }
+
+    #[test]
+    fn amr_names_the_kind_of_key_and_user_verification() {
+        assert_eq!(amr(false, true), ["hwk", "user"]);
+        assert_eq!(amr(true, true), ["swk", "user"]);
+        assert_eq!(amr(false, false), ["hwk"]);
+    }
+}
