@@ -116,6 +116,21 @@ pub struct Settings {
     /// WebAuthn relying party; `None` when the issuer's host cannot be one (an IP
     /// address) and no RP id was set, which turns passkeys off.
     pub webauthn: Option<WebauthnSettings>,
+    /// Who may register clients at the registration endpoint (RFC 7591).
+    pub registration: RegistrationPolicy,
+    /// Development only: self-registered web clients may use http on localhost.
+    pub registration_allow_http_localhost: bool,
+    /// Registrations per client IP per hour before `429`.
+    pub registration_max_per_ip: u32,
+}
+
+/// Dynamic client registration: anyone, holders of an initial access token, or
+/// no one (the endpoint is then absent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationPolicy {
+    Open,
+    InitialAccessToken,
+    Off,
 }
 
 /// Who passkeys are bound to: the RP id (the issuer's host or a registrable suffix
@@ -168,6 +183,9 @@ const SETTINGS: &[&str] = &[
     "webauthn_rp_id",
     "webauthn_rp_name",
     "passkey_ceremony_ttl",
+    "registration",
+    "registration_allow_http_localhost",
+    "registration_max_per_ip",
 ];
 
 /// `DATABASE_URL` and `REDIS_URL` keep their conventional names; the rest are
@@ -411,6 +429,29 @@ impl Settings {
                 ));
             }
         };
+        let registration = match layer.get("registration").unwrap_or("token") {
+            "open" => RegistrationPolicy::Open,
+            "token" => RegistrationPolicy::InitialAccessToken,
+            "off" => RegistrationPolicy::Off,
+            other => {
+                return Err(ConfigError::new(
+                    "TESSERA_REGISTRATION",
+                    format!("`{other}` is not `open`, `token` or `off`"),
+                ));
+            }
+        };
+        let registration_allow_http_localhost =
+            match layer.get("registration_allow_http_localhost").unwrap_or("false") {
+                "true" => true,
+                "false" => false,
+                other => {
+                    return Err(ConfigError::new(
+                        "TESSERA_REGISTRATION_ALLOW_HTTP_LOCALHOST",
+                        format!("`{other}` is neither `true` nor `false`"),
+                    ));
+                }
+            };
+        let registration_max_per_ip = layer.number("registration_max_per_ip", 20, 1, 100_000)?;
         let workers = layer.number("workers", 0, 0, 1024)? as usize;
         // OWASP: argon2id with m = 19 MiB, t = 2, p = 1 at minimum for new deployments.
         let argon2 = Argon2Settings {
@@ -487,6 +528,9 @@ impl Settings {
             default_audience,
             resources,
             webauthn,
+            registration,
+            registration_allow_http_localhost,
+            registration_max_per_ip,
         })
     }
 

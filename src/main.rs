@@ -137,6 +137,27 @@ enum ClientCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Initial access tokens for dynamic client registration (RFC 7591 §3).
+    InitialToken {
+        #[command(subcommand)]
+        command: InitialTokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum InitialTokenCommand {
+    /// Create a token; it is printed once, only its digest is stored.
+    Create {
+        /// How long it works, e.g. `1h`, `7d` (default: until used up).
+        #[arg(long, value_parser = tessera::config::parse_duration)]
+        expires: Option<std::time::Duration>,
+        /// How many registrations it allows (default: unlimited).
+        #[arg(long)]
+        uses: Option<u32>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -433,6 +454,30 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
         .map_err(StartupError::Database)?;
     store::migrate(&db).await.map_err(StartupError::Database)?;
     match command {
+        ClientCommand::InitialToken {
+            command:
+                InitialTokenCommand::Create {
+                    expires,
+                    uses,
+                    json,
+                },
+        } => {
+            let (token, expires_at) =
+                tessera::oauth::registration::create_initial_token(&db, expires, uses)
+                    .await
+                    .map_err(refused)?;
+            if json {
+                let out = serde_json::json!({
+                    "initial_access_token": token,
+                    "expires_at": expires_at.map(|t| t.to_rfc3339()),
+                    "uses": uses,
+                });
+                println!("{out}");
+            } else {
+                println!("initial_access_token: {token}");
+                println!("(shown only now; send it as `Authorization: Bearer` to /register)");
+            }
+        }
         ClientCommand::Create {
             name,
             redirect_uris,
@@ -462,6 +507,7 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
                 id_token_alg,
                 post_logout_redirect_uris,
                 org_optional,
+                ..clients::NewClient::default()
             };
             let (client, secret) = clients::create(&db, new).await.map_err(refused)?;
             if json {

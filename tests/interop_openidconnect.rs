@@ -65,6 +65,7 @@ async fn the_openidconnect_crate_completes_the_flow_validates_tokens_reads_useri
             id_token_alg: Algorithm::Rs256,
             post_logout_redirect_uris: vec![],
             org_optional: false,
+            ..NewClient::default()
         },
     )
     .await

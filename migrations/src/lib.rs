@@ -12,6 +12,7 @@ mod m20261122_000005_post_logout_redirects;
 mod m20261122_000006_organizations;
 mod m20261122_000007_client_org_optional;
 mod m20261122_000008_passkeys;
+mod m20261122_000009_client_registration;
 
 /// All migrations, in the order they apply.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000006_organizations::Migration),
             Box::new(m20261122_000007_client_org_optional::Migration),
             Box::new(m20261122_000008_passkeys::Migration),
+            Box::new(m20261122_000009_client_registration::Migration),
         ]
     }
 }

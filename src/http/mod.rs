@@ -7,6 +7,7 @@ pub mod oidc;
 pub mod ops;
 pub mod pages;
 pub mod passkeys;
+pub mod registration;
 pub mod well_known;
 
 use actix_web::http::header::{self, HeaderValue};
@@ -25,6 +26,7 @@ pub mod paths {
     pub const REVOKE: &str = "/revoke";
     pub const INTROSPECT: &str = "/introspect";
     pub const END_SESSION: &str = "/end_session";
+    pub const REGISTER: &str = "/register";
     pub const HEALTHZ: &str = "/healthz";
     pub const READYZ: &str = "/readyz";
     pub const METRICS: &str = "/metrics";
@@ -61,6 +63,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         (
             "/static/passkeys.js",
             vec![get().to(browser::passkeys_script)],
+        ),
+        (
+            paths::REGISTER,
+            vec![post().to(registration::register)],
+        ),
+        (
+            "/register/{client_id}",
+            vec![
+                get().to(registration::read),
+                web::put().to(registration::update),
+                web::delete().to(registration::delete),
+            ],
         ),
         (
             "/passkeys/sign-in/start",

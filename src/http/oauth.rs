@@ -217,6 +217,9 @@ enum Decision {
 struct ConsentPage {
     page: PageContext,
     client_name: String,
+    /// The application registered itself: its name is its own claim.
+    self_registered: bool,
+    client_uri: Option<String>,
     email: String,
     scopes: Vec<String>,
     params: Vec<(String, String)>,
@@ -612,6 +615,8 @@ fn consent_page(client: &Client, current: &SignedIn, scope: &str, params: &Param
             signed_in_as: Some(current.session.email.clone()),
         },
         client_name: client.name.clone(),
+        self_registered: client.self_registered,
+        client_uri: client.client_uri.clone(),
         email: current.session.email.clone(),
         scopes: scope.split_whitespace().map(describe_scope).collect(),
         // `prompt=consent` is satisfied by this very page.

@@ -10,7 +10,7 @@ use crate::oidc::userinfo;
 use crate::state::AppState;
 
 /// RFC 6750 §3: a challenge, with an error code only when a token was presented.
-fn bearer_challenge(status: StatusCode, error: Option<(&str, &str)>) -> HttpResponse {
+pub(super) fn bearer_challenge(status: StatusCode, error: Option<(&str, &str)>) -> HttpResponse {
     let challenge = match error {
         None => "Bearer realm=\"tessera\"".to_owned(),
         Some((code, description)) => {
@@ -33,7 +33,7 @@ fn bearer_challenge(status: StatusCode, error: Option<(&str, &str)>) -> HttpResp
 
 /// The token from `Authorization: Bearer`, or (POST only) the `access_token` form
 /// field (RFC 6750 §2.2); presenting both is an invalid request.
-fn bearer_token(req: &HttpRequest, body: Option<&[u8]>) -> Result<Option<String>, &'static str> {
+pub(super) fn bearer_token(req: &HttpRequest, body: Option<&[u8]>) -> Result<Option<String>, &'static str> {
     let header_token = match req.headers().get(header::AUTHORIZATION) {
         None => None,
         Some(v) => {

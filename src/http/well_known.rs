@@ -29,6 +29,9 @@ struct ProviderMetadata<'a> {
     revocation_endpoint: String,
     end_session_endpoint: String,
     introspection_endpoint: String,
+    /// RFC 7591; absent when registration is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registration_endpoint: Option<String>,
     jwks_uri: String,
     response_types_supported: &'static [&'static str],
     response_modes_supported: &'static [&'static str],
@@ -62,6 +65,9 @@ impl Discovery {
             revocation_endpoint: settings.endpoint(paths::REVOKE),
             end_session_endpoint: settings.endpoint(paths::END_SESSION),
             introspection_endpoint: settings.endpoint(paths::INTROSPECT),
+            registration_endpoint: (settings.registration
+                != crate::config::RegistrationPolicy::Off)
+                .then(|| settings.endpoint(paths::REGISTER)),
             jwks_uri: settings.endpoint(paths::JWKS),
             response_types_supported: &["code"],
             response_modes_supported: &["query", "form_post"],

@@ -8,7 +8,10 @@ use oxide_auth::primitives::registrar::{
     BoundClient, ClientUrl, ExactUrl, PreGrant, RegisteredUrl, RegistrarError,
 };
 use oxide_auth::primitives::scope::Scope;
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
+    Set,
+};
 use subtle::ConstantTimeEq;
 use url::Url;
 use uuid::Uuid;
@@ -54,6 +57,15 @@ pub struct Client {
     pub id_token_alg: Algorithm,
     pub post_logout_redirect_uris: Vec<String>,
     pub org_optional: bool,
+    pub client_uri: Option<String>,
+    pub logo_uri: Option<String>,
+    pub contacts: Vec<String>,
+    /// `client_secret_basic`, `client_secret_post` or `none` (RFC 7591 §2).
+    pub auth_method: String,
+    /// Registered itself (RFC 7591) rather than by an operator.
+    pub self_registered: bool,
+    registration_token_hash: Option<String>,
+    pub created_at: chrono::DateTime<Utc>,
 }
 
 impl Client {
@@ -75,7 +87,22 @@ impl Client {
             post_logout_redirect_uris: serde_json::from_str(&row.post_logout_redirect_uris)
                 .unwrap_or_default(),
             org_optional: row.org_optional,
+            client_uri: row.client_uri,
+            logo_uri: row.logo_uri,
+            contacts: serde_json::from_str(&row.contacts).unwrap_or_default(),
+            auth_method: row.token_endpoint_auth_method,
+            self_registered: row.self_registered,
+            registration_token_hash: row.registration_token_hash,
+            created_at: row.created_at,
         }
+    }
+
+    /// Checks an RFC 7592 registration access token in constant time; clients an
+    /// operator created have none.
+    pub fn registration_token_matches(&self, presented: &str) -> bool {
+        self.registration_token_hash
+            .as_deref()
+            .is_some_and(|stored| bool::from(digest(presented).as_bytes().ct_eq(stored.as_bytes())))
     }
 
     /// Public clients (`token_endpoint_auth_method: none`) have no secret.
@@ -150,7 +177,7 @@ fn is_loopback_ip(url: &Url) -> bool {
     }
 }
 
-/// What an operator (or, later, dynamic registration) asks for.
+/// What an operator or dynamic registration asks for.
 #[derive(Debug, Clone)]
 pub struct NewClient {
     pub name: String,
@@ -164,9 +191,57 @@ pub struct NewClient {
     pub post_logout_redirect_uris: Vec<String>,
     /// See [`Client::org_optional`].
     pub org_optional: bool,
+    pub client_uri: Option<String>,
+    pub logo_uri: Option<String>,
+    pub contacts: Vec<String>,
+    /// A confidential client that sends its secret in the body rather than with
+    /// HTTP Basic (`client_secret_post`).
+    pub secret_post: bool,
 }
 
-fn check_redirect_uri(uri: &str, native: bool) -> Result<(), ClientError> {
+impl Default for NewClient {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            redirect_uris: Vec::new(),
+            public: false,
+            grant_types: vec![GRANT_AUTHORIZATION_CODE.to_owned()],
+            scope: "openid profile email offline_access".to_owned(),
+            first_party: false,
+            native: false,
+            id_token_alg: Algorithm::Rs256,
+            post_logout_redirect_uris: Vec::new(),
+            org_optional: false,
+            client_uri: None,
+            logo_uri: None,
+            contacts: Vec::new(),
+            secret_post: false,
+        }
+    }
+}
+
+impl NewClient {
+    pub fn auth_method(&self) -> &'static str {
+        match (self.public, self.secret_post) {
+            (true, _) => "none",
+            (false, true) => "client_secret_post",
+            (false, false) => "client_secret_basic",
+        }
+    }
+}
+
+/// Which redirect URIs a client may register.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedirectRules {
+    /// An operator knows what they register: https, or http on a loopback host.
+    Operator,
+    /// Dynamic registration (RFC 8252, RFC 9700 §4.1): web clients https only
+    /// (http on localhost/loopback when the development setting allows it);
+    /// native clients a loopback IP with any port, a private-use scheme, or https.
+    Registration { allow_http_localhost: bool },
+}
+
+pub fn check_redirect_uri(uri: &str, native: bool, rules: RedirectRules) -> Result<(), ClientError> {
     let bad = |why| ClientError::InvalidRedirectUri(uri.to_owned(), why);
     let url = Url::parse(uri).map_err(|_| bad("not an absolute URL"))?;
     if url.fragment().is_some() {
@@ -178,25 +253,35 @@ fn check_redirect_uri(uri: &str, native: bool) -> Result<(), ClientError> {
     if uri.contains('*') {
         return Err(bad("wildcards are not allowed"));
     }
+    if uri.len() > 2000 {
+        return Err(bad("is longer than 2000 characters"));
+    }
     let loopback = is_loopback_ip(&url) || url.host_str() == Some("localhost");
+    let http_allowed = match rules {
+        RedirectRules::Operator => loopback,
+        // RFC 8252 §8.3: loopback by IP literal, not `localhost`.
+        RedirectRules::Registration { .. } if native => is_loopback_ip(&url),
+        RedirectRules::Registration {
+            allow_http_localhost,
+        } => allow_http_localhost && loopback,
+    };
     match url.scheme() {
         "https" => Ok(()),
-        "http" if loopback => Ok(()),
-        "http" => Err(bad("must use https unless it is a loopback address")),
+        "http" if http_allowed => Ok(()),
+        "http" if native => Err(bad("native clients use http only on 127.0.0.1 or [::1]")),
+        "http" => Err(bad("must use https")),
         // RFC 8252 §7.1: private-use URI schemes (reverse domain names) for native apps.
         scheme if native && scheme.contains('.') => Ok(()),
+        _ if native => Err(bad(
+            "use https, http on 127.0.0.1 or [::1], or a private-use scheme such as com.example.app",
+        )),
         _ => Err(bad("unsupported scheme")),
     }
 }
 
-/// Registers a client. Returns it with its secret, which exists only in this return
-/// value: the database keeps its SHA-256 (a slow hash buys nothing for 256 random
-/// bits and would cost every token request).
-pub async fn create(
-    db: &DatabaseConnection,
-    new: NewClient,
-) -> Result<(Client, Option<String>), ClientError> {
-    let name = new.name.trim().to_owned();
+/// Checks what every client must satisfy, however it is registered.
+pub fn validate(new: &NewClient, rules: RedirectRules) -> Result<(), ClientError> {
+    let name = new.name.trim();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(ClientError::InvalidName);
     }
@@ -232,35 +317,153 @@ pub async fn create(
         .iter()
         .chain(&new.post_logout_redirect_uris)
     {
-        check_redirect_uri(uri, new.native)?;
+        check_redirect_uri(uri, new.native, rules)?;
     }
-    let secret = if new.public {
-        None
-    } else {
-        Some(random_token().map_err(|e| ClientError::Random(e.to_string()))?)
-    };
+    Ok(())
+}
+
+fn new_secret(public: bool) -> Result<Option<String>, ClientError> {
+    if public {
+        return Ok(None);
+    }
+    random_token()
+        .map(Some)
+        .map_err(|e| ClientError::Random(e.to_string()))
+}
+
+fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+/// Registers a client. Returns it with its secret, which exists only in this return
+/// value: the database keeps its SHA-256 (a slow hash buys nothing for 256 random
+/// bits and would cost every token request).
+pub async fn create(
+    db: &DatabaseConnection,
+    new: NewClient,
+) -> Result<(Client, Option<String>), ClientError> {
+    validate(&new, RedirectRules::Operator)?;
+    insert(db, new, None).await
+}
+
+/// Stores a validated client; `registration_token` is the RFC 7592 token of a
+/// client that registered itself. Returns the client and its new secret.
+pub async fn insert(
+    db: &DatabaseConnection,
+    new: NewClient,
+    registration_token: Option<&str>,
+) -> Result<(Client, Option<String>), ClientError> {
+    let secret = new_secret(new.public)?;
     let row = client::ActiveModel {
         id: Set(Uuid::now_v7()),
         client_id: Set(Uuid::now_v7().to_string()),
         secret_hash: Set(secret.as_deref().map(digest)),
-        name: Set(name),
-        redirect_uris: Set(
-            serde_json::to_string(&new.redirect_uris).unwrap_or_else(|_| "[]".into())
-        ),
+        name: Set(new.name.trim().to_owned()),
+        redirect_uris: Set(json_list(&new.redirect_uris)),
         grant_types: Set(new.grant_types.join(" ")),
         scope: Set(scope_list(&new.scope).join(" ")),
         application_type: Set(if new.native { "native" } else { "web" }.to_owned()),
         first_party: Set(new.first_party),
         id_token_alg: Set(new.id_token_alg.as_str().to_owned()),
         created_at: Set(Utc::now()),
-        post_logout_redirect_uris: Set(
-            serde_json::to_string(&new.post_logout_redirect_uris).unwrap_or_else(|_| "[]".into())
-        ),
+        post_logout_redirect_uris: Set(json_list(&new.post_logout_redirect_uris)),
         org_optional: Set(new.org_optional),
+        client_uri: Set(new.client_uri.clone()),
+        logo_uri: Set(new.logo_uri.clone()),
+        contacts: Set(json_list(&new.contacts)),
+        token_endpoint_auth_method: Set(new.auth_method().to_owned()),
+        registration_token_hash: Set(registration_token.map(digest)),
+        self_registered: Set(registration_token.is_some()),
     }
     .insert(db)
     .await?;
     Ok((Client::from_row(row), secret))
+}
+
+/// Replaces a client's metadata (RFC 7592 §2.2). A secret is kept unless the
+/// client changes to or from public, or asks for a new one; a new one is returned.
+pub async fn replace(
+    db: &DatabaseConnection,
+    client_id: &str,
+    new: NewClient,
+    rotate_secret: bool,
+) -> Result<Option<(Client, Option<String>)>, ClientError> {
+    let Some(row) = client::Entity::find()
+        .filter(client::Column::ClientId.eq(client_id))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let was_public = row.secret_hash.is_none();
+    let secret = if new.public {
+        None
+    } else if was_public || rotate_secret {
+        new_secret(false)?
+    } else {
+        None
+    };
+    let keeps_secret = !new.public && secret.is_none();
+    let mut active = row.into_active_model();
+    if !keeps_secret {
+        active.secret_hash = Set(secret.as_deref().map(digest));
+    }
+    active.name = Set(new.name.trim().to_owned());
+    active.redirect_uris = Set(json_list(&new.redirect_uris));
+    active.grant_types = Set(new.grant_types.join(" "));
+    active.scope = Set(scope_list(&new.scope).join(" "));
+    active.application_type = Set(if new.native { "native" } else { "web" }.to_owned());
+    active.id_token_alg = Set(new.id_token_alg.as_str().to_owned());
+    active.post_logout_redirect_uris = Set(json_list(&new.post_logout_redirect_uris));
+    active.client_uri = Set(new.client_uri.clone());
+    active.logo_uri = Set(new.logo_uri.clone());
+    active.contacts = Set(json_list(&new.contacts));
+    active.token_endpoint_auth_method = Set(new.auth_method().to_owned());
+    let row = active.update(db).await?;
+    Ok(Some((Client::from_row(row), secret)))
+}
+
+/// Replaces the RFC 7592 registration access token (stored as a digest).
+pub async fn set_registration_token(
+    db: &DatabaseConnection,
+    client_id: &str,
+    token: &str,
+) -> Result<(), ClientError> {
+    client::Entity::update_many()
+        .col_expr(
+            client::Column::RegistrationTokenHash,
+            sea_orm::sea_query::Expr::value(digest(token)),
+        )
+        .filter(client::Column::ClientId.eq(client_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Deletes a client; its refresh tokens are revoked and its consents forgotten.
+pub async fn delete(db: &DatabaseConnection, client_id: &str) -> Result<bool, ClientError> {
+    use sea_orm::TransactionTrait;
+    use sea_orm::sea_query::Expr;
+    let txn = db.begin().await?;
+    crate::store::entities::refresh_token::Entity::update_many()
+        .col_expr(
+            crate::store::entities::refresh_token::Column::RevokedAt,
+            Expr::value(Utc::now()),
+        )
+        .filter(crate::store::entities::refresh_token::Column::ClientId.eq(client_id))
+        .filter(crate::store::entities::refresh_token::Column::RevokedAt.is_null())
+        .exec(&txn)
+        .await?;
+    crate::store::entities::consent::Entity::delete_many()
+        .filter(crate::store::entities::consent::Column::ClientId.eq(client_id))
+        .exec(&txn)
+        .await?;
+    let deleted = client::Entity::delete_many()
+        .filter(client::Column::ClientId.eq(client_id))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(deleted.rows_affected > 0)
 }
 
 pub async fn find(
@@ -404,6 +607,13 @@ mod tests {
             id_token_alg: Algorithm::Rs256,
             post_logout_redirect_uris: Vec::new(),
             org_optional: false,
+            client_uri: None,
+            logo_uri: None,
+            contacts: Vec::new(),
+            auth_method: "client_secret_basic".into(),
+            self_registered: false,
+            registration_token_hash: None,
+            created_at: Utc::now(),
         }
     }
 
@@ -464,9 +674,10 @@ mod tests {
 
     #[test]
     fn redirect_uri_registration_rules() {
-        assert!(check_redirect_uri("https://app.example/cb", false).is_ok());
-        assert!(check_redirect_uri("http://127.0.0.1/cb", true).is_ok());
-        assert!(check_redirect_uri("com.example.app:/cb", true).is_ok());
+        let op = RedirectRules::Operator;
+        assert!(check_redirect_uri("https://app.example/cb", false, op).is_ok());
+        assert!(check_redirect_uri("http://127.0.0.1/cb", true, op).is_ok());
+        assert!(check_redirect_uri("com.example.app:/cb", true, op).is_ok());
         for bad in [
             "http://app.example/cb",
             "https://app.example/cb#x",
@@ -475,7 +686,32 @@ mod tests {
             "not a url",
             "com.example.app:/cb",
         ] {
-            assert!(check_redirect_uri(bad, false).is_err(), "{bad}");
+            assert!(check_redirect_uri(bad, false, op).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn self_registered_clients_get_the_stricter_rules() {
+        let strict = RedirectRules::Registration {
+            allow_http_localhost: false,
+        };
+        let dev = RedirectRules::Registration {
+            allow_http_localhost: true,
+        };
+        // Web: https only, unless the development setting allows local http.
+        assert!(check_redirect_uri("https://app.example/cb", false, strict).is_ok());
+        assert!(check_redirect_uri("http://localhost:3000/cb", false, strict).is_err());
+        assert!(check_redirect_uri("http://127.0.0.1:3000/cb", false, strict).is_err());
+        assert!(check_redirect_uri("http://localhost:3000/cb", false, dev).is_ok());
+        assert!(check_redirect_uri("http://app.example/cb", false, dev).is_err());
+        // Native: loopback by IP literal, a private-use scheme, or https.
+        assert!(check_redirect_uri("http://127.0.0.1/cb", true, strict).is_ok());
+        assert!(check_redirect_uri("http://[::1]:8400/cb", true, strict).is_ok());
+        assert!(check_redirect_uri("com.example.app:/oauth", true, strict).is_ok());
+        assert!(check_redirect_uri("https://app.example/cb", true, strict).is_ok());
+        assert!(check_redirect_uri("http://localhost/cb", true, strict).is_err());
+        assert!(check_redirect_uri("myapp:/cb", true, strict).is_err());
+        let long = format!("https://app.example/{}", "a".repeat(2000));
+        assert!(check_redirect_uri(&long, false, strict).is_err());
     }
 }

@@ -9,6 +9,7 @@ pub mod consent;
 pub mod extensions;
 pub mod flows;
 pub mod refresh;
+pub mod registration;
 pub mod revocation;
 pub mod tokens;
 

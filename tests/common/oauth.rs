@@ -27,6 +27,7 @@ pub fn new_client() -> NewClient {
         id_token_alg: Algorithm::Rs256,
         post_logout_redirect_uris: vec![],
         org_optional: false,
+        ..NewClient::default()
     }
 }
 

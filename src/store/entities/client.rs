@@ -30,6 +30,17 @@ pub struct Model {
     /// A user in no organization gets a token without org claims instead of
     /// `access_denied` when this client asks for `org`.
     pub org_optional: bool,
+    pub client_uri: Option<String>,
+    pub logo_uri: Option<String>,
+    /// JSON array of email addresses.
+    pub contacts: String,
+    /// `client_secret_basic`, `client_secret_post` or `none`.
+    pub token_endpoint_auth_method: String,
+    /// Digest of the RFC 7592 registration access token; `None` for clients an
+    /// operator created.
+    pub registration_token_hash: Option<String>,
+    /// Registered through dynamic registration rather than by an operator.
+    pub self_registered: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

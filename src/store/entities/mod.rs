@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod consent;
+pub mod initial_access_token;
 pub mod invitation;
 pub mod membership;
 pub mod organization;

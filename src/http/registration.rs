@@ -1,0 +1,251 @@
+//! The registration endpoint (RFC 7591) and the client configuration endpoint
+//! (RFC 7592) at `registration_client_uri`.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
+
+use super::oidc::{bearer_challenge, bearer_token};
+use super::pages::client_ip;
+use super::paths;
+use crate::config::RegistrationPolicy;
+use crate::oauth::registration::{self, Metadata, RegistrationError};
+use crate::state::AppState;
+
+fn json_error(status: StatusCode, code: &str, description: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({ "error": code, "error_description": description }))
+}
+
+fn refused(e: RegistrationError) -> HttpResponse {
+    match e {
+        RegistrationError::InvalidRedirectUri(why) => {
+            json_error(StatusCode::BAD_REQUEST, "invalid_redirect_uri", &why)
+        }
+        RegistrationError::InvalidClientMetadata(why) => {
+            json_error(StatusCode::BAD_REQUEST, "invalid_client_metadata", &why)
+        }
+        RegistrationError::InvalidToken => bearer_challenge(
+            StatusCode::UNAUTHORIZED,
+            Some(("invalid_token", "the access token is missing, unknown or expired")),
+        ),
+        e @ (RegistrationError::Storage(_) | RegistrationError::Random(_)) => {
+            tracing::error!("client registration failed: {e}");
+            json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "try again shortly",
+            )
+        }
+    }
+}
+
+fn is_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+        })
+}
+
+fn metadata(req: &HttpRequest, body: &[u8]) -> Result<Metadata, HttpResponse> {
+    if !is_json(req) {
+        return Err(json_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_client_metadata",
+            "the body must be application/json",
+        ));
+    }
+    Metadata::parse(body).map_err(refused)
+}
+
+fn token(req: &HttpRequest) -> Result<Option<String>, HttpResponse> {
+    bearer_token(req, None).map_err(|why| json_error(StatusCode::BAD_REQUEST, "invalid_request", why))
+}
+
+fn client_uri(state: &AppState, client_id: &str) -> String {
+    state
+        .settings
+        .endpoint(&format!("{}/{client_id}", paths::REGISTER))
+}
+
+/// At most `registration_max_per_ip` registrations per client IP per hour.
+async fn rate_limited(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
+    let key = format!("register-ip:{}", client_ip(req));
+    match state
+        .cache
+        .increment(&key, std::time::Duration::from_secs(3600))
+        .await
+    {
+        Ok(window) if window.count > u64::from(state.settings.registration_max_per_ip) => {
+            let mut response = json_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "too many registrations from this address; try again later",
+            );
+            let secs = window.resets_in.as_secs().max(1).to_string();
+            if let Ok(v) = HeaderValue::from_str(&secs) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            Some(response)
+        }
+        Ok(_) => None,
+        Err(e) => {
+            tracing::error!("registration rate limit: {e}");
+            Some(json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "try again shortly",
+            ))
+        }
+    }
+}
+
+pub async fn register(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let policy = state.settings.registration;
+    if policy == RegistrationPolicy::Off {
+        return json_error(StatusCode::NOT_FOUND, "not_found", "no such resource");
+    }
+    if let Some(limited) = rate_limited(&req, &state).await {
+        return limited;
+    }
+    let presented = match token(&req) {
+        Ok(t) => t,
+        Err(response) => return response,
+    };
+    let initial_token = match (policy, presented) {
+        (RegistrationPolicy::InitialAccessToken, None) => {
+            return bearer_challenge(
+                StatusCode::UNAUTHORIZED,
+                Some((
+                    "invalid_token",
+                    "registration needs an initial access token (Authorization: Bearer)",
+                )),
+            );
+        }
+        (RegistrationPolicy::InitialAccessToken, Some(t)) => Some(t),
+        _ => None,
+    };
+    let meta = match metadata(&req, &body) {
+        Ok(m) => m,
+        Err(response) => return response,
+    };
+    let new = match registration::validate(&meta, state.settings.registration_allow_http_localhost)
+    {
+        Ok(n) => n,
+        Err(e) => return refused(e),
+    };
+    match registration::register(&state.db, new, initial_token.as_deref()).await {
+        Ok(done) => {
+            tracing::info!(client_id = %done.client.client_id, "client registered itself");
+            let uri = client_uri(&state, &done.client.client_id);
+            let body = registration::response(
+                &done.client,
+                done.secret.as_deref(),
+                Some(&done.registration_token),
+                &uri,
+            );
+            HttpResponse::Created()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .json(body)
+        }
+        Err(e) => refused(e),
+    }
+}
+
+async fn authorized(
+    req: &HttpRequest,
+    state: &AppState,
+    client_id: &str,
+) -> Result<crate::oauth::clients::Client, HttpResponse> {
+    if state.settings.registration == RegistrationPolicy::Off {
+        return Err(json_error(StatusCode::NOT_FOUND, "not_found", "no such resource"));
+    }
+    let presented = token(req)?;
+    registration::authorized_client(&state.db, client_id, presented.as_deref())
+        .await
+        .map_err(refused)
+}
+
+pub async fn read(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    let client = match authorized(&req, &state, &path).await {
+        Ok(c) => c,
+        Err(response) => return response,
+    };
+    // Only digests are stored: the secret and the token were shown when issued.
+    let body = registration::response(&client, None, None, &client_uri(&state, &path));
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(body)
+}
+
+pub async fn update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let client = match authorized(&req, &state, &path).await {
+        Ok(c) => c,
+        Err(response) => return response,
+    };
+    let meta = match metadata(&req, &body) {
+        Ok(m) => m,
+        Err(response) => return response,
+    };
+    match registration::update(
+        &state.db,
+        &client,
+        &meta,
+        state.settings.registration_allow_http_localhost,
+    )
+    .await
+    {
+        Ok(done) => {
+            tracing::info!(client_id = %done.client.client_id, "client updated its registration");
+            let body = registration::response(
+                &done.client,
+                done.secret.as_deref(),
+                Some(&done.registration_token),
+                &client_uri(&state, &path),
+            );
+            HttpResponse::Ok()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .json(body)
+        }
+        Err(e) => refused(e),
+    }
+}
+
+pub async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    let client = match authorized(&req, &state, &path).await {
+        Ok(c) => c,
+        Err(response) => return response,
+    };
+    match crate::oauth::clients::delete(&state.db, &client.client_id).await {
+        Ok(_) => {
+            tracing::info!(client_id = %client.client_id, "client deleted its registration");
+            HttpResponse::NoContent()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish()
+        }
+        Err(e) => refused(e.into()),
+    }
+}
