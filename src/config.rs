@@ -440,17 +440,19 @@ impl Settings {
                 ));
             }
         };
-        let registration_allow_http_localhost =
-            match layer.get("registration_allow_http_localhost").unwrap_or("false") {
-                "true" => true,
-                "false" => false,
-                other => {
-                    return Err(ConfigError::new(
-                        "TESSERA_REGISTRATION_ALLOW_HTTP_LOCALHOST",
-                        format!("`{other}` is neither `true` nor `false`"),
-                    ));
-                }
-            };
+        let registration_allow_http_localhost = match layer
+            .get("registration_allow_http_localhost")
+            .unwrap_or("false")
+        {
+            "true" => true,
+            "false" => false,
+            other => {
+                return Err(ConfigError::new(
+                    "TESSERA_REGISTRATION_ALLOW_HTTP_LOCALHOST",
+                    format!("`{other}` is neither `true` nor `false`"),
+                ));
+            }
+        };
         let registration_max_per_ip = layer.number("registration_max_per_ip", 20, 1, 100_000)?;
         let workers = layer.number("workers", 0, 0, 1024)? as usize;
         // OWASP: argon2id with m = 19 MiB, t = 2, p = 1 at minimum for new deployments.

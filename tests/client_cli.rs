@@ -134,3 +134,44 @@ async fn client_create_refuses_bad_metadata_and_public_clients_get_no_secret() {
         assert!(err.contains(message), "{err}");
     }
 }
+
+#[tokio::test]
+async fn an_initial_access_token_from_the_command_line_registers_a_client_once() {
+    let app = common::spawn_app().await;
+    let out = tessera(
+        &app,
+        &[
+            "client",
+            "initial-token",
+            "create",
+            "--expires",
+            "1h",
+            "--uses",
+            "1",
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let token = printed["initial_access_token"].as_str().unwrap();
+    assert!(printed["expires_at"].is_string());
+    let register = || {
+        app.client
+            .post(app.url("/register"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "redirect_uris": [REDIRECT] }))
+            .send()
+    };
+    assert_eq!(register().await.unwrap().status(), 201);
+    assert_eq!(register().await.unwrap().status(), 401, "one use only");
+
+    let bad = tessera(
+        &app,
+        &["client", "initial-token", "create", "--expires", "soon"],
+    );
+    assert!(!bad.status.success());
+}

@@ -11,36 +11,13 @@ use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
 };
 use openidconnect::{
-    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, HttpRequest,
-    HttpResponse, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope,
-    TokenResponse,
+    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, HttpRequest, IssuerUrl,
+    Nonce, OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
 };
 use tessera::oauth::clients::{self, NewClient};
 use tessera::tokens::Algorithm;
 
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct HttpError(String);
-
-/// The relying party's HTTP client: plain reqwest, no redirects followed.
-async fn send(http: reqwest::Client, request: HttpRequest) -> Result<HttpResponse, HttpError> {
-    let (parts, body) = request.into_parts();
-    let mut builder = http.request(parts.method, parts.uri.to_string()).body(body);
-    for (name, value) in &parts.headers {
-        builder = builder.header(name, value);
-    }
-    let response = builder.send().await.map_err(|e| HttpError(e.to_string()))?;
-    let mut out = http::Response::builder().status(response.status());
-    for (name, value) in response.headers() {
-        out = out.header(name, value);
-    }
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| HttpError(e.to_string()))?;
-    out.body(bytes.to_vec())
-        .map_err(|e| HttpError(e.to_string()))
-}
+use common::rp::send;
 
 #[tokio::test]
 async fn the_openidconnect_crate_completes_the_flow_validates_tokens_reads_userinfo_and_refreshes()

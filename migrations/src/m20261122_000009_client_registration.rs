@@ -4,13 +4,14 @@
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::{
-    integer_null, pk_uuid, string_len_uniq, timestamp_with_time_zone,
-    timestamp_with_time_zone_null,
+    integer_null, pk_uuid, string_len_uniq, timestamp_with_time_zone, timestamp_with_time_zone_null,
 };
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
+// The variants are the column names (`client_uri` is RFC 7591's own name).
+#[allow(clippy::enum_variant_names)]
 #[derive(DeriveIden)]
 enum Client {
     Table,

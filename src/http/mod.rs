@@ -64,10 +64,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/static/passkeys.js",
             vec![get().to(browser::passkeys_script)],
         ),
-        (
-            paths::REGISTER,
-            vec![post().to(registration::register)],
-        ),
+        (paths::REGISTER, vec![post().to(registration::register)]),
         (
             "/register/{client_id}",
             vec![

@@ -33,7 +33,10 @@ pub(super) fn bearer_challenge(status: StatusCode, error: Option<(&str, &str)>) 
 
 /// The token from `Authorization: Bearer`, or (POST only) the `access_token` form
 /// field (RFC 6750 §2.2); presenting both is an invalid request.
-pub(super) fn bearer_token(req: &HttpRequest, body: Option<&[u8]>) -> Result<Option<String>, &'static str> {
+pub(super) fn bearer_token(
+    req: &HttpRequest,
+    body: Option<&[u8]>,
+) -> Result<Option<String>, &'static str> {
     let header_token = match req.headers().get(header::AUTHORIZATION) {
         None => None,
         Some(v) => {

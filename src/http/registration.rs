@@ -29,7 +29,10 @@ fn refused(e: RegistrationError) -> HttpResponse {
         }
         RegistrationError::InvalidToken => bearer_challenge(
             StatusCode::UNAUTHORIZED,
-            Some(("invalid_token", "the access token is missing, unknown or expired")),
+            Some((
+                "invalid_token",
+                "the access token is missing, unknown or expired",
+            )),
         ),
         e @ (RegistrationError::Storage(_) | RegistrationError::Random(_)) => {
             tracing::error!("client registration failed: {e}");
@@ -53,19 +56,17 @@ fn is_json(req: &HttpRequest) -> bool {
         })
 }
 
-fn metadata(req: &HttpRequest, body: &[u8]) -> Result<Metadata, HttpResponse> {
+fn metadata(req: &HttpRequest, body: &[u8]) -> Result<Metadata, RegistrationError> {
     if !is_json(req) {
-        return Err(json_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_client_metadata",
-            "the body must be application/json",
+        return Err(RegistrationError::InvalidClientMetadata(
+            "the body must be application/json".to_owned(),
         ));
     }
-    Metadata::parse(body).map_err(refused)
+    Metadata::parse(body)
 }
 
-fn token(req: &HttpRequest) -> Result<Option<String>, HttpResponse> {
-    bearer_token(req, None).map_err(|why| json_error(StatusCode::BAD_REQUEST, "invalid_request", why))
+fn malformed_authorization(why: &str) -> HttpResponse {
+    json_error(StatusCode::BAD_REQUEST, "invalid_request", why)
 }
 
 fn client_uri(state: &AppState, client_id: &str) -> String {
@@ -118,9 +119,9 @@ pub async fn register(
     if let Some(limited) = rate_limited(&req, &state).await {
         return limited;
     }
-    let presented = match token(&req) {
+    let presented = match bearer_token(&req, None) {
         Ok(t) => t,
-        Err(response) => return response,
+        Err(why) => return malformed_authorization(why),
     };
     let initial_token = match (policy, presented) {
         (RegistrationPolicy::InitialAccessToken, None) => {
@@ -137,7 +138,7 @@ pub async fn register(
     };
     let meta = match metadata(&req, &body) {
         Ok(m) => m,
-        Err(response) => return response,
+        Err(e) => return refused(e),
     };
     let new = match registration::validate(&meta, state.settings.registration_allow_http_localhost)
     {
@@ -168,9 +169,13 @@ async fn authorized(
     client_id: &str,
 ) -> Result<crate::oauth::clients::Client, HttpResponse> {
     if state.settings.registration == RegistrationPolicy::Off {
-        return Err(json_error(StatusCode::NOT_FOUND, "not_found", "no such resource"));
+        return Err(json_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such resource",
+        ));
     }
-    let presented = token(req)?;
+    let presented = bearer_token(req, None).map_err(malformed_authorization)?;
     registration::authorized_client(&state.db, client_id, presented.as_deref())
         .await
         .map_err(refused)
@@ -204,7 +209,7 @@ pub async fn update(
     };
     let meta = match metadata(&req, &body) {
         Ok(m) => m,
-        Err(response) => return response,
+        Err(e) => return refused(e),
     };
     match registration::update(
         &state.db,

@@ -241,7 +241,11 @@ pub enum RedirectRules {
     Registration { allow_http_localhost: bool },
 }
 
-pub fn check_redirect_uri(uri: &str, native: bool, rules: RedirectRules) -> Result<(), ClientError> {
+pub fn check_redirect_uri(
+    uri: &str,
+    native: bool,
+    rules: RedirectRules,
+) -> Result<(), ClientError> {
     let bad = |why| ClientError::InvalidRedirectUri(uri.to_owned(), why);
     let url = Url::parse(uri).map_err(|_| bad("not an absolute URL"))?;
     if url.fragment().is_some() {

@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
@@ -34,7 +32,14 @@ const MAX_SCOPE_LENGTH: usize = 1000;
 /// Scopes a client may register for itself: the ones this server defines. A
 /// self-registered client naming an API scope could otherwise mint itself
 /// `client_credentials` tokens an API trusts.
-pub const REGISTRABLE_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access", "org", "orgs"];
+pub const REGISTRABLE_SCOPES: &[&str] = &[
+    "openid",
+    "profile",
+    "email",
+    "offline_access",
+    "org",
+    "orgs",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistrationError {
@@ -263,7 +268,8 @@ pub fn validate(
     let contacts = contacts
         .iter()
         .map(|c| {
-            normalize_email(c).map_err(|_| metadata_error(format!("contact `{c}` is not an email address")))
+            normalize_email(c)
+                .map_err(|_| metadata_error(format!("contact `{c}` is not an email address")))
         })
         .collect::<Result<Vec<_>, _>>()?;
 
@@ -384,7 +390,8 @@ pub async fn register(
     if let Some(token) = initial_token {
         spend_initial_token(db, token).await?;
     }
-    let registration_token = random_token().map_err(|e| RegistrationError::Random(e.to_string()))?;
+    let registration_token =
+        random_token().map_err(|e| RegistrationError::Random(e.to_string()))?;
     let (client, secret) = clients::insert(db, new, Some(&registration_token)).await?;
     Ok(Registered {
         client,
@@ -434,11 +441,14 @@ pub async fn update(
     if let Some(secret) = &meta.client_secret
         && !current.authenticates(Some(secret.as_bytes()))
     {
-        return Err(metadata_error("client_secret is not the client's current secret"));
+        return Err(metadata_error(
+            "client_secret is not the client's current secret",
+        ));
     }
     let new = validate(meta, allow_http_localhost)?;
     let rotate = meta.rotate_client_secret.unwrap_or(false);
-    let registration_token = random_token().map_err(|e| RegistrationError::Random(e.to_string()))?;
+    let registration_token =
+        random_token().map_err(|e| RegistrationError::Random(e.to_string()))?;
     let (client, secret) = clients::replace(db, &current.client_id, new, rotate)
         .await?
         .ok_or(RegistrationError::InvalidToken)?;
@@ -475,7 +485,10 @@ pub async fn create_initial_token(
 
 /// Spends one use in a single conditional update, so two registrations racing for
 /// a token's last use cannot both have it.
-async fn spend_initial_token(db: &DatabaseConnection, token: &str) -> Result<(), RegistrationError> {
+async fn spend_initial_token(
+    db: &DatabaseConnection,
+    token: &str,
+) -> Result<(), RegistrationError> {
     use initial_access_token::Column;
     if token.is_empty() || token.len() > 128 {
         return Err(RegistrationError::InvalidToken);
@@ -524,12 +537,31 @@ mod tests {
 
     #[test]
     fn grant_and_response_types_must_agree() {
-        let refused = |v: Value| matches!(validate(&meta(v), false), Err(RegistrationError::InvalidClientMetadata(_)));
-        assert!(refused(json!({ "redirect_uris": ["https://a.example/cb"], "response_types": ["token"] })));
-        assert!(refused(json!({ "grant_types": ["client_credentials"], "response_types": ["code"] })));
-        assert!(refused(json!({ "redirect_uris": ["https://a.example/cb"], "response_types": [] })));
-        assert!(refused(json!({ "grant_types": ["client_credentials"], "token_endpoint_auth_method": "none" })));
+        let refused = |v: Value| {
+            matches!(
+                validate(&meta(v), false),
+                Err(RegistrationError::InvalidClientMetadata(_))
+            )
+        };
+        assert!(refused(
+            json!({ "redirect_uris": ["https://a.example/cb"], "response_types": ["token"] })
+        ));
+        assert!(refused(
+            json!({ "grant_types": ["client_credentials"], "response_types": ["code"] })
+        ));
+        assert!(refused(
+            json!({ "redirect_uris": ["https://a.example/cb"], "response_types": [] })
+        ));
+        assert!(refused(
+            json!({ "grant_types": ["client_credentials"], "token_endpoint_auth_method": "none" })
+        ));
         assert!(refused(json!({ "grant_types": ["refresh_token"] })));
-        assert!(validate(&meta(json!({ "grant_types": ["client_credentials"] })), false).is_ok());
+        assert!(
+            validate(
+                &meta(json!({ "grant_types": ["client_credentials"] })),
+                false
+            )
+            .is_ok()
+        );
     }
 }

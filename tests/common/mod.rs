@@ -19,6 +19,7 @@ use sea_orm::{ConnectionTrait, Database};
 use serde_json::json;
 
 pub mod oauth;
+pub mod rp;
 use tessera::config::{CliOverrides, Sources};
 use tessera::{AppState, Settings};
 
