@@ -481,13 +481,6 @@ async fn a_client_reads_updates_rotates_and_deletes_its_registration() {
         .to_owned();
 
     // Read: the right token only.
-    let read = configuration(&app, Method::GET, &uri, Some(&token), None).await;
-    assert_eq!(read.status, 200, "{}", read.body);
-    assert_eq!(read.body["client_name"], "Shop");
-    assert!(
-        read.body.get("client_secret").is_none(),
-        "only shown when issued"
-    );
     for wrong in [None, Some("wrong"), Some(secret.as_str())] {
         let refused = configuration(&app, Method::GET, &uri, wrong, None).await;
         assert_eq!(refused.status, 401, "{wrong:?}");
@@ -495,20 +488,30 @@ async fn a_client_reads_updates_rotates_and_deletes_its_registration() {
     // Another client's token does not open this one.
     let other = register(&app, None, web_client()).await.body;
     let other_token = other["registration_access_token"].as_str().unwrap();
-    assert_eq!(
-        configuration(&app, Method::GET, &uri, Some(other_token), None)
-            .await
-            .status,
-        401
-    );
+    let foreign = configuration(&app, Method::GET, &uri, Some(other_token), None).await;
+    assert_eq!(foreign.status, 401);
+    assert_eq!(foreign.body["error"], "invalid_token");
     let unknown = app.url("/register/00000000-0000-0000-0000-000000000000");
-    assert_eq!(
-        configuration(&app, Method::GET, &unknown, Some(&token), None)
-            .await
-            .status,
-        401
+    let nobody = configuration(&app, Method::GET, &unknown, Some(&token), None).await;
+    assert_eq!(nobody.status, 401);
+    let read = configuration(&app, Method::GET, &uri, Some(&token), None).await;
+    assert_eq!(read.status, 200, "{}", read.body);
+    assert_eq!(read.body["client_name"], "Shop");
+    assert_eq!(read.body["client_id"], client_id.as_str());
+    assert!(
+        read.body.get("client_secret").is_none(),
+        "only shown when issued"
     );
-
+    // RFC 7592 §3: the answer carries the registration access token — a new one,
+    // since only digests are stored; the one read with stops working.
+    let old_token = token;
+    let token = read.body["registration_access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(token, old_token);
+    let stale = configuration(&app, Method::GET, &uri, Some(&old_token), None).await;
+    assert_eq!(stale.status, 401);
     let refresh = refresh_token_for(&app, &client_id, &secret).await;
 
     // Update: full replacement; client_id must match; a wrong secret is refused.

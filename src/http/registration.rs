@@ -190,11 +190,19 @@ pub async fn read(
         Ok(c) => c,
         Err(response) => return response,
     };
-    // Only digests are stored: the secret and the token were shown when issued.
-    let body = registration::response(&client, None, None, &client_uri(&state, &path));
-    HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(body)
+    // RFC 7592 §3 requires the registration access token in the answer, and only
+    // its digest is stored: the answer carries a new one (the old one stops
+    // working). The secret, shown when issued, stays out.
+    match registration::reissue_registration_token(&state.db, &client).await {
+        Ok(token) => {
+            let uri = client_uri(&state, &path);
+            let body = registration::response(&client, None, Some(&token), &uri);
+            HttpResponse::Ok()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .json(body)
+        }
+        Err(e) => refused(e),
+    }
 }
 
 pub async fn update(

@@ -460,6 +460,16 @@ pub async fn update(
     })
 }
 
+/// A new registration access token for `client`; the old one stops working.
+pub async fn reissue_registration_token(
+    db: &DatabaseConnection,
+    client: &Client,
+) -> Result<String, RegistrationError> {
+    let token = random_token().map_err(|e| RegistrationError::Random(e.to_string()))?;
+    clients::set_registration_token(db, &client.client_id, &token).await?;
+    Ok(token)
+}
+
 /// Creates an initial access token (shown once; stored as a digest).
 pub async fn create_initial_token(
     db: &DatabaseConnection,
