@@ -1,0 +1,128 @@
+//! Micro-benchmarks of what the token path costs: ES256 signing and verification
+//! by each implementation we could use (josekit over OpenSSL, the pure-Rust `p256`
+//! crate), a whole access token (claims → compact JWS through our key ring), the
+//! refresh-token digest, and one argon2id hash at our default cost.
+//!
+//! `cargo bench --bench tokens`; `docs/PERFORMANCE.md` records the figures and why
+//! the hot path signs with josekit.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+
+const PAYLOAD: &[u8] = br#"{"iss":"https://id.example.com","sub":"01a2049b-a4cb-77a2-89b4-a2a92fb981a9","aud":"https://id.example.com","client_id":"01a204a0-1b2c-7d3e-8f40-5a6b7c8d9e0f","scope":"openid org","iat":1795000000,"exp":1795000300,"jti":"01a204a1-0000-7000-8000-000000000000","org_id":"01a204a2-0000-7000-8000-000000000001","org_slug":"acme","org_role":"admin"}"#;
+
+fn es256(c: &mut Criterion) {
+    use josekit::jws::{ES256, JwsHeader};
+
+    let pair = ES256.generate_key_pair().expect("key pair");
+    let signer = ES256
+        .signer_from_der(pair.to_der_private_key())
+        .expect("signer");
+    let verifier = ES256
+        .verifier_from_der(pair.to_der_public_key())
+        .expect("verifier");
+    let mut header = JwsHeader::new();
+    header.set_token_type("at+jwt");
+    header.set_key_id("bench");
+    let token = josekit::jws::serialize_compact(PAYLOAD, &header, &signer).expect("sign");
+
+    let mut group = c.benchmark_group("es256");
+    group.bench_function("sign/josekit-openssl", |b| {
+        b.iter(|| josekit::jws::serialize_compact(black_box(PAYLOAD), &header, &signer))
+    });
+    group.bench_function("verify/josekit-openssl", |b| {
+        b.iter(|| josekit::jws::deserialize_compact(black_box(&token), &verifier))
+    });
+
+    {
+        use p256::ecdsa::signature::{Signer, Verifier};
+        use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
+        use p256::elliptic_curve::Generate;
+        let key = SigningKey::try_generate().expect("p256 key");
+        let public = VerifyingKey::from(&key);
+        let signature: Signature = key.sign(PAYLOAD);
+        group.bench_function("sign/p256", |b| {
+            b.iter(|| -> Signature { key.sign(black_box(PAYLOAD)) })
+        });
+        group.bench_function("verify/p256", |b| {
+            b.iter(|| public.verify(black_box(PAYLOAD), &signature))
+        });
+    }
+    group.finish();
+}
+
+fn access_token(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("dir");
+    let ring = runtime.block_on(async {
+        let db = sea_orm::Database::connect("sqlite::memory:")
+            .await
+            .expect("db");
+        tessera::store::migrate(&db).await.expect("migrate");
+        tessera::tokens::KeyRing::open(
+            db,
+            dir.path().join("keys"),
+            std::time::Duration::from_secs(3600),
+        )
+        .await
+        .expect("keys")
+    });
+    let keys = ring.keys();
+    let now = chrono::Utc::now();
+    c.bench_function("access_token/claims_to_compact_jws", |b| {
+        b.iter(|| {
+            let claims = serde_json::json!({
+                "iss": "https://id.example.com",
+                "sub": "01a2049b-a4cb-77a2-89b4-a2a92fb981a9",
+                "aud": "https://id.example.com",
+                "client_id": "01a204a0-1b2c-7d3e-8f40-5a6b7c8d9e0f",
+                "scope": "openid org",
+                "iat": now.timestamp(),
+                "exp": now.timestamp() + 300,
+                "jti": uuid::Uuid::now_v7().to_string(),
+            });
+            let payload = serde_json::to_vec(&claims).expect("claims");
+            keys.sign(
+                tessera::tokens::Algorithm::Es256,
+                "at+jwt",
+                black_box(&payload),
+                now,
+            )
+        })
+    });
+    let token = keys
+        .sign(tessera::tokens::Algorithm::Es256, "at+jwt", PAYLOAD, now)
+        .expect("token");
+    c.bench_function("access_token/verify_through_key_ring", |b| {
+        b.iter(|| {
+            keys.verify_ignoring_expiry(black_box(&token), "at+jwt", "https://id.example.com", now)
+        })
+    });
+}
+
+fn digests(c: &mut Criterion) {
+    let token = "Xk3e9pQ2vW8yZ1aB4cD6eF7gH0iJ2kL5mN8oP1qR3sT";
+    c.bench_function("refresh_token/sha256_digest", |b| {
+        b.iter(|| tessera::oauth::digest(black_box(token)))
+    });
+}
+
+fn argon2id(c: &mut Criterion) {
+    use argon2::PasswordHasher;
+    // The defaults of TESSERA_ARGON2_*: m = 19 MiB, t = 2, p = 1 (OWASP).
+    let params = argon2::Params::new(19 * 1024, 2, 1, None).expect("params");
+    let hasher = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let mut group = c.benchmark_group("argon2id");
+    group.sample_size(10);
+    group.bench_function("hash/m19MiB_t2_p1", |b| {
+        b.iter(|| hasher.hash_password(black_box(b"purple elephants dance")))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, es256, access_token, digests, argon2id);
+criterion_main!(benches);
