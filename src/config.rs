@@ -122,6 +122,8 @@ pub struct Settings {
     pub registration_allow_http_localhost: bool,
     /// Registrations per client IP per hour before `429`.
     pub registration_max_per_ip: u32,
+    /// How long an instance may answer from its copy of a client (0: never).
+    pub client_cache_ttl: Duration,
 }
 
 /// Dynamic client registration: anyone, holders of an initial access token, or
@@ -186,6 +188,7 @@ const SETTINGS: &[&str] = &[
     "registration",
     "registration_allow_http_localhost",
     "registration_max_per_ip",
+    "client_cache_ttl",
 ];
 
 /// `DATABASE_URL` and `REDIS_URL` keep their conventional names; the rest are
@@ -454,6 +457,7 @@ impl Settings {
             }
         };
         let registration_max_per_ip = layer.number("registration_max_per_ip", 20, 1, 100_000)?;
+        let client_cache_ttl = layer.duration("client_cache_ttl", "5s", 0, 300)?;
         let workers = layer.number("workers", 0, 0, 1024)? as usize;
         // OWASP: argon2id with m = 19 MiB, t = 2, p = 1 at minimum for new deployments.
         let argon2 = Argon2Settings {
@@ -533,6 +537,7 @@ impl Settings {
             registration,
             registration_allow_http_localhost,
             registration_max_per_ip,
+            client_cache_ttl,
         })
     }
 

@@ -27,4 +27,5 @@ pub struct AppState {
     pub login_throttle: LoginThrottle,
     /// `None` when the issuer cannot be a WebAuthn relying party (an IP address).
     pub passkeys: Option<Passkeys>,
+    pub clients: Arc<crate::oauth::clients::ClientCache>,
 }

@@ -25,8 +25,7 @@ use super::browser::{
     PageContext, PageError, SignedIn, asset_version, check_csrf, render, see_other, signed_in,
 };
 use crate::oauth::clients::{
-    self, Client, ClientRegistry, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS,
-    GRANT_REFRESH_TOKEN,
+    Client, ClientRegistry, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN,
 };
 use crate::oauth::codes::{CodeFailure, CodeStore, SessionContext};
 use crate::oauth::consent;
@@ -325,7 +324,9 @@ async fn authorize(
             "The request does not say which application it is for (client_id is missing).",
         ));
     };
-    let client = clients::find(&state.db, client_id)
+    let client = state
+        .clients
+        .find(&state.db, client_id)
         .await
         .map_err(|e| unavailable(&e))?;
     let Some(client) = client else {
@@ -756,7 +757,7 @@ async fn authenticated_request(
             "use one client authentication method, not two",
         ));
     }
-    let client = match clients::find(&state.db, &client_id).await {
+    let client = match state.clients.find(&state.db, &client_id).await {
         Ok(Some(c)) => c,
         Ok(None) => {
             return Err(token_error(

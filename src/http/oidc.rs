@@ -150,7 +150,6 @@ use askama::Template;
 use super::browser::{
     PageContext, PageError, asset_version, check_csrf, expired_session_cookie, render, signed_in,
 };
-use crate::oauth::clients;
 use crate::oauth::flows::Params;
 use crate::oauth::refresh;
 
@@ -264,7 +263,7 @@ async fn end_session(
         (None, None) => None,
     };
     let client = match &client_id {
-        Some(id) => clients::find(&state.db, id).await.map_err(|e| {
+        Some(id) => state.clients.find(&state.db, id).await.map_err(|e| {
             tracing::error!("logout: {e}");
             PageError::Unavailable
         })?,

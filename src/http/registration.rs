@@ -229,6 +229,7 @@ pub async fn update(
     {
         Ok(done) => {
             tracing::info!(client_id = %done.client.client_id, "client updated its registration");
+            state.clients.forget(&done.client.client_id);
             let body = registration::response(
                 &done.client,
                 done.secret.as_deref(),
@@ -255,6 +256,7 @@ pub async fn delete(
     match crate::oauth::clients::delete(&state.db, &client.client_id).await {
         Ok(_) => {
             tracing::info!(client_id = %client.client_id, "client deleted its registration");
+            state.clients.forget(&client.client_id);
             HttpResponse::NoContent()
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .finish()

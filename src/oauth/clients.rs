@@ -484,6 +484,70 @@ pub async fn find(
         .map(Client::from_row))
 }
 
+/// Recently read clients, so the token endpoint does not ask the database on
+/// every request (a round trip that cost more than signing the token). An entry
+/// lives `ttl`: this instance forgets a client at once when it changes it, other
+/// instances sharing the database within `ttl`.
+pub struct ClientCache {
+    ttl: std::time::Duration,
+    entries: std::sync::RwLock<std::collections::HashMap<String, (std::time::Instant, Client)>>,
+}
+
+/// Enough for every client of a large deployment; past it the cache starts over.
+const CLIENT_CACHE_CAPACITY: usize = 10_000;
+
+impl ClientCache {
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Self {
+            ttl,
+            entries: std::sync::RwLock::new(std::collections::HashMap::new()),
+        }
+    }
+
+    pub async fn find(
+        &self,
+        db: &DatabaseConnection,
+        client_id: &str,
+    ) -> Result<Option<Client>, sea_orm::DbErr> {
+        if !self.ttl.is_zero() {
+            let entries = self
+                .entries
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((at, client)) = entries.get(client_id)
+                && at.elapsed() < self.ttl
+            {
+                return Ok(Some(client.clone()));
+            }
+        }
+        let found = find(db, client_id).await?;
+        if let Some(client) = &found
+            && !self.ttl.is_zero()
+        {
+            let mut entries = self
+                .entries
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if entries.len() >= CLIENT_CACHE_CAPACITY {
+                entries.clear();
+            }
+            entries.insert(
+                client_id.to_owned(),
+                (std::time::Instant::now(), client.clone()),
+            );
+        }
+        Ok(found)
+    }
+
+    /// Drops a client this instance just changed or deleted.
+    pub fn forget(&self, client_id: &str) {
+        self.entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(client_id);
+    }
+}
+
 /// The oxide-auth registrar for one request: the client was loaded once by the
 /// handler, so binding, negotiation and authentication cost no further queries.
 pub struct ClientRegistry {

@@ -43,6 +43,15 @@ pub async fn connect(url: &ConnectionUrl) -> Result<DatabaseConnection, StoreErr
     if is_sqlite {
         // SQLite allows one writer; a small pool avoids lock convoys.
         options.max_connections(4).min_connections(1);
+        // WAL lets readers run beside the writer; with WAL, `synchronous = NORMAL`
+        // cannot corrupt the file (a power cut may lose the last commits, never
+        // mix them) and spares an fsync per commit — the cost of every refresh.
+        // Waiting on the write lock stays inside the acquire timeout.
+        options.map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(ACQUIRE_TIMEOUT)
+        });
     } else {
         options.max_connections(16).min_connections(1);
     }
