@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::oauth::{REDIRECT, decide, param, redirect_params};
 use common::{Browser, PASSWORD, TestApp};
+use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 use tessera::oauth::registration::create_initial_token;
 
@@ -352,8 +353,6 @@ async fn every_invalid_registration_is_refused_with_a_precise_error() {
         .unwrap();
     assert_eq!(stored.len(), 1);
 }
-
-use sea_orm::EntityTrait;
 
 #[tokio::test]
 async fn local_http_redirects_only_with_the_development_setting_and_native_loopback_always() {

@@ -105,7 +105,7 @@ type Job = Box<dyn FnOnce() + Send>;
 /// A fixed set of threads bounds that to one copy per core, and the queue bounds
 /// hashing to one per core at a time.
 struct HashPool {
-    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
+    jobs: std::sync::mpsc::Sender<Job>,
 }
 
 impl HashPool {
@@ -131,9 +131,7 @@ impl HashPool {
                 })
                 .map_err(|e| IdentityError::Hashing(e.to_string()))?;
         }
-        Ok(Self {
-            jobs: std::sync::Mutex::new(jobs),
-        })
+        Ok(Self { jobs })
     }
 }
 
@@ -214,8 +212,6 @@ impl PasswordHasher {
         });
         self.pool
             .jobs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .send(job)
             .map_err(|e| IdentityError::Hashing(e.to_string()))?;
         result
