@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use argon2::password_hash::phc::PasswordHash;
-use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use super::IdentityError;
 use crate::config::Argon2Settings;
@@ -96,20 +96,100 @@ pub enum Verified {
     Invalid,
 }
 
-type Job = Box<dyn FnOnce() + Send>;
+type Job = Box<dyn FnOnce(&mut Scratch) + Send>;
+
+/// Argon2's working memory, owned by one hashing thread and reused by every hash it
+/// computes. Letting argon2 allocate per hash left each thread's malloc arena holding
+/// several 19 MiB copies (and, once the first was freed, raised glibc's mmap
+/// threshold for every other large allocation); one long-lived buffer per thread is
+/// allocated once and never freed. Argon2 overwrites every block in its first pass,
+/// so nothing from an earlier hash reaches the next.
+struct Scratch {
+    blocks: Vec<Block>,
+    /// The most blocks kept between hashes: what the configured parameters need.
+    keep: usize,
+}
+
+impl Scratch {
+    fn hash_into(
+        &mut self,
+        argon2: &Argon2<'_>,
+        password: &[u8],
+        salt: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), argon2::Error> {
+        let needed = argon2.params().block_count();
+        if needed > self.keep {
+            // A stored hash dearer than the current settings: pay for it once and
+            // keep nothing, so one odd record cannot pin more memory.
+            let mut once = vec![Block::new(); needed];
+            return argon2.hash_password_into_with_memory(password, salt, out, &mut once[..]);
+        }
+        if self.blocks.len() < needed {
+            self.blocks.resize(needed, Block::new());
+        }
+        argon2.hash_password_into_with_memory(password, salt, out, &mut self.blocks[..needed])
+    }
+
+    /// Hashes `password` under `params` with a fresh random salt into a PHC string.
+    fn hash(&mut self, params: &Params, password: &[u8]) -> Result<String, IdentityError> {
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        let salt = Salt::generate();
+        let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+        self.hash_into(&argon2, password, &salt, &mut out)
+            .map_err(|e| IdentityError::Hashing(e.to_string()))?;
+        let phc = PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(params)
+                .map_err(|e| IdentityError::Hashing(e.to_string()))?,
+            salt: Some(salt),
+            hash: Some(Output::new(&out).map_err(|e| IdentityError::Hashing(e.to_string()))?),
+        };
+        Ok(phc.to_string())
+    }
+
+    /// Whether `password` produces `stored`'s output under `stored`'s own algorithm,
+    /// version and parameters (compared in constant time by [`Output`]'s `PartialEq`).
+    fn matches(&mut self, stored: &PasswordHash, password: &[u8]) -> bool {
+        let (Some(salt), Some(expected)) = (&stored.salt, &stored.hash) else {
+            return false;
+        };
+        let (Ok(algorithm), Ok(params)) = (
+            Algorithm::try_from(stored.algorithm.as_str()),
+            Params::try_from(stored),
+        ) else {
+            return false;
+        };
+        let version = match stored.version.map(Version::try_from) {
+            None => Version::default(),
+            Some(Ok(v)) => v,
+            Some(Err(_)) => return false,
+        };
+        let mut out = [0u8; Output::MAX_LENGTH];
+        let Some(out) = out.get_mut(..expected.len()) else {
+            return false;
+        };
+        let argon2 = Argon2::new(algorithm, version, params);
+        if self.hash_into(&argon2, password, salt, out).is_err() {
+            return false;
+        }
+        Output::new(out).is_ok_and(|computed| computed == *expected)
+    }
+}
 
 /// Threads that do nothing but hash, one per core, for the life of the hasher.
 /// Never the async workers; and not tokio's blocking pool either: it starts
 /// threads on demand, and each new thread's malloc arena kept its own copy of
 /// argon2's 19 MiB working memory (RSS passed 250 MiB under a sign-in burst).
-/// A fixed set of threads bounds that to one copy per core, and the queue bounds
-/// hashing to one per core at a time.
+/// A fixed set of threads bounds that to one [`Scratch`] per core, and the queue
+/// bounds hashing to one per core at a time.
 struct HashPool {
     jobs: std::sync::mpsc::Sender<Job>,
 }
 
 impl HashPool {
-    fn new(threads: usize) -> Result<Self, IdentityError> {
+    fn new(threads: usize, keep_blocks: usize) -> Result<Self, IdentityError> {
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         let queue = Arc::new(std::sync::Mutex::new(queue));
         for n in 0..threads {
@@ -117,6 +197,11 @@ impl HashPool {
             std::thread::Builder::new()
                 .name(format!("tessera-argon2-{n}"))
                 .spawn(move || {
+                    // Allocated by the first hash, not here: an idle server keeps none.
+                    let mut scratch = Scratch {
+                        blocks: Vec::new(),
+                        keep: keep_blocks,
+                    };
                     loop {
                         let next = queue
                             .lock()
@@ -126,7 +211,9 @@ impl HashPool {
                             return; // the hasher is gone
                         };
                         // A panicking job must not take the thread with it.
-                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            job(&mut scratch)
+                        }));
                     }
                 })
                 .map_err(|e| IdentityError::Hashing(e.to_string()))?;
@@ -140,8 +227,10 @@ impl HashPool {
 pub struct PasswordHasher {
     params: Params,
     pool: Arc<HashPool>,
-    /// Verified against for unknown accounts, so they cost the same time as known ones.
-    dummy_hash: Arc<str>,
+    /// Verified against for unknown accounts, so they cost the same time as known
+    /// ones. Made by the first such sign-in, on a hashing thread, rather than at
+    /// start-up: an idle server then holds no argon2 memory at all.
+    dummy_hash: Arc<tokio::sync::OnceCell<Arc<str>>>,
 }
 
 impl PasswordHasher {
@@ -154,11 +243,11 @@ impl PasswordHasher {
         )
         .map_err(|e| IdentityError::Hashing(e.to_string()))?;
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let dummy_hash = hash_blocking(&params, b"tessera dummy password for timing")?;
+        let keep_blocks = params.block_count();
         Ok(Self {
             params,
-            pool: Arc::new(HashPool::new(cores)?),
-            dummy_hash: Arc::from(dummy_hash),
+            pool: Arc::new(HashPool::new(cores, keep_blocks)?),
+            dummy_hash: Arc::new(tokio::sync::OnceCell::new()),
         })
     }
 
@@ -166,7 +255,19 @@ impl PasswordHasher {
     pub async fn hash(&self, password: &str) -> Result<String, IdentityError> {
         let params = self.params.clone();
         let password = password.as_bytes().to_vec();
-        self.run(move || hash_blocking(&params, &password)).await?
+        self.run(move |scratch| scratch.hash(&params, &password))
+            .await?
+    }
+
+    async fn dummy_hash(&self) -> Result<Arc<str>, IdentityError> {
+        self.dummy_hash
+            .get_or_try_init(|| async {
+                self.hash("tessera dummy password for timing")
+                    .await
+                    .map(Arc::from)
+            })
+            .await
+            .cloned()
     }
 
     /// Verifies `password` against `stored`; with `None` (no such account, or no
@@ -179,21 +280,18 @@ impl PasswordHasher {
         let params = self.params.clone();
         let password = password.as_bytes().to_vec();
         let (phc, real) = match stored {
-            Some(s) => (s.to_owned(), true),
-            None => (self.dummy_hash.to_string(), false),
+            Some(s) => (Arc::from(s), true),
+            None => (self.dummy_hash().await?, false),
         };
-        self.run(move || {
+        self.run(move |scratch| {
             let Ok(parsed) = PasswordHash::new(&phc) else {
                 return Ok(Verified::Invalid);
             };
-            let ok = Argon2::default()
-                .verify_password(&password, &parsed)
-                .is_ok();
-            if !(ok && real) {
+            if !(scratch.matches(&parsed, &password) && real) {
                 return Ok(Verified::Invalid);
             }
             let rehashed = if is_weaker(&parsed, &params) {
-                Some(hash_blocking(&params, &password)?)
+                Some(scratch.hash(&params, &password)?)
             } else {
                 None
             };
@@ -204,11 +302,11 @@ impl PasswordHasher {
 
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> T + Send + 'static,
+        work: impl FnOnce(&mut Scratch) -> T + Send + 'static,
     ) -> Result<T, IdentityError> {
         let (done, result) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move || {
-            let _ = done.send(work());
+        let job: Job = Box::new(move |scratch| {
+            let _ = done.send(work(scratch));
         });
         self.pool
             .jobs
@@ -218,13 +316,6 @@ impl PasswordHasher {
             .await
             .map_err(|_| IdentityError::Hashing("the hashing thread stopped".to_owned()))
     }
-}
-
-fn hash_blocking(params: &Params, password: &[u8]) -> Result<String, IdentityError> {
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
-        .hash_password(password)
-        .map(|h| h.to_string())
-        .map_err(|e| IdentityError::Hashing(e.to_string()))
 }
 
 /// A stored hash is weaker when it is not argon2id v19 or any cost is below ours.
@@ -302,8 +393,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn unknown_accounts_cost_the_same_as_known_ones() {
+    #[tokio::test]
+    async fn unknown_accounts_cost_the_same_as_known_ones() {
         // The dummy hash verified for unknown emails uses the live parameters, so
         // a sign-in attempt takes as long whether or not the account exists.
         let hasher = PasswordHasher::new(Argon2Settings {
@@ -314,9 +405,93 @@ mod tests {
         .unwrap();
         assert!(
             hasher
-                .dummy_hash
+                .dummy_hash()
+                .await
+                .unwrap()
                 .starts_with("$argon2id$v=19$m=2048,t=3,p=1$")
         );
+    }
+
+    #[tokio::test]
+    async fn hashes_agree_with_the_argon2_crates_own_phc_path_while_memory_is_reused() {
+        use argon2::{PasswordHasher as _, PasswordVerifier as _};
+        // One hashing thread, so every hash below reuses the same working memory.
+        let params = Params::new(1024, 2, 1, None).unwrap();
+        let pool = HashPool::new(1, params.block_count()).unwrap();
+        let hasher = PasswordHasher {
+            params: params.clone(),
+            pool: Arc::new(pool),
+            dummy_hash: Arc::new(tokio::sync::OnceCell::new()),
+        };
+        let reference = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        for password in ["purple elephants dance", "green giraffes sing"] {
+            let ours = hasher.hash(password).await.unwrap();
+            let parsed = PasswordHash::new(&ours).unwrap();
+            assert!(
+                reference
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            );
+            assert!(
+                reference
+                    .verify_password(b"another password", &parsed)
+                    .is_err()
+            );
+
+            let theirs = reference
+                .hash_password(password.as_bytes())
+                .unwrap()
+                .to_string();
+            assert_eq!(
+                hasher.verify(password, Some(&theirs)).await.unwrap(),
+                Verified::Valid { rehashed: None }
+            );
+            assert_eq!(
+                hasher
+                    .verify("another password", Some(&theirs))
+                    .await
+                    .unwrap(),
+                Verified::Invalid
+            );
+        }
+        // A stored hash dearer than the settings (more memory than the thread
+        // keeps) still verifies, and is not "weaker", so it is left alone.
+        let dearer = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(4096, 2, 1, None).unwrap(),
+        )
+        .hash_password(b"purple elephants dance")
+        .unwrap()
+        .to_string();
+        assert_eq!(
+            hasher
+                .verify("purple elephants dance", Some(&dearer))
+                .await
+                .unwrap(),
+            Verified::Valid { rehashed: None }
+        );
+        // argon2i and argon2d records from elsewhere verify too (and are rehashed).
+        for algorithm in [Algorithm::Argon2i, Algorithm::Argon2d] {
+            let legacy = Argon2::new(
+                algorithm,
+                Version::V0x13,
+                Params::new(1024, 2, 1, None).unwrap(),
+            )
+            .hash_password(b"purple elephants dance")
+            .unwrap()
+            .to_string();
+            let Verified::Valid {
+                rehashed: Some(new),
+            } = hasher
+                .verify("purple elephants dance", Some(&legacy))
+                .await
+                .unwrap()
+            else {
+                panic!("{legacy} should verify and be rehashed");
+            };
+            assert!(new.starts_with("$argon2id$v=19$m=1024,t=2,p=1$"), "{new}");
+        }
     }
 
     #[tokio::test]
