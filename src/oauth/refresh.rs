@@ -10,8 +10,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    QueryFilter, Set, Statement, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -122,39 +122,99 @@ pub async fn rotate(
 ) -> Result<Option<String>, RefreshError> {
     let token = random_token().map_err(|e| RefreshError::Random(e.to_string()))?;
     let now = Utc::now();
+    let successor = refresh_token::Model {
+        id: Uuid::now_v7(),
+        token_hash: digest(&token),
+        family_id: old.family_id,
+        client_id: old.client_id.clone(),
+        user_id: old.user_id,
+        session_id: old.session_id,
+        scope: scope.to_owned(),
+        auth_time: old.auth_time,
+        amr: old.amr.clone(),
+        created_at: now,
+        expires_at: (now + chrono(lifetimes.idle)).min(old.family_expires_at),
+        family_expires_at: old.family_expires_at,
+        spent_at: None,
+        revoked_at: None,
+        org_id: old.org_id,
+    };
+    let rotated = match db.get_database_backend() {
+        DbBackend::Postgres => rotate_in_one_statement(db, old.id, &successor).await?,
+        _ => rotate_in_a_transaction(db, old.id, successor).await?,
+    };
+    Ok(rotated.then_some(token))
+}
+
+/// PostgreSQL: the spend and the insert as one statement — one round trip and one
+/// commit instead of five round trips (BEGIN, UPDATE, INSERT, COMMIT). The insert
+/// selects from the update's result, so it happens exactly when the spend did; of
+/// two concurrent rotations the second waits on the row lock, finds `spent_at`
+/// set, spends nothing and inserts nothing.
+async fn rotate_in_one_statement(
+    db: &DatabaseConnection,
+    old_id: Uuid,
+    new: &refresh_token::Model,
+) -> Result<bool, RefreshError> {
+    const SQL: &str = "WITH spent AS (
+            UPDATE refresh_token SET spent_at = $1
+            WHERE id = $2 AND spent_at IS NULL AND revoked_at IS NULL
+            RETURNING id
+        )
+        INSERT INTO refresh_token (id, token_hash, family_id, client_id, user_id,
+            session_id, scope, auth_time, amr, created_at, expires_at,
+            family_expires_at, spent_at, revoked_at, org_id)
+        SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $1, $12, $13, NULL, NULL, $14
+        FROM spent";
+    let values: [sea_orm::Value; 14] = [
+        new.created_at.into(),
+        old_id.into(),
+        new.id.into(),
+        new.token_hash.clone().into(),
+        new.family_id.into(),
+        new.client_id.clone().into(),
+        new.user_id.into(),
+        new.session_id.into(),
+        new.scope.clone().into(),
+        new.auth_time.into(),
+        new.amr.clone().into(),
+        new.expires_at.into(),
+        new.family_expires_at.into(),
+        new.org_id.into(),
+    ];
+    let result = db
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            SQL,
+            values,
+        ))
+        .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// SQLite has no data-modifying CTEs; its round trips stay in-process.
+async fn rotate_in_a_transaction(
+    db: &DatabaseConnection,
+    old_id: Uuid,
+    new: refresh_token::Model,
+) -> Result<bool, RefreshError> {
     let txn = db.begin().await?;
     let spent = refresh_token::Entity::update_many()
-        .col_expr(refresh_token::Column::SpentAt, Expr::value(now))
-        .filter(refresh_token::Column::Id.eq(old.id))
+        .col_expr(refresh_token::Column::SpentAt, Expr::value(new.created_at))
+        .filter(refresh_token::Column::Id.eq(old_id))
         .filter(refresh_token::Column::SpentAt.is_null())
         .filter(refresh_token::Column::RevokedAt.is_null())
         .exec(&txn)
         .await?;
     if spent.rows_affected != 1 {
         txn.rollback().await?;
-        return Ok(None);
+        return Ok(false);
     }
-    refresh_token::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        token_hash: Set(digest(&token)),
-        family_id: Set(old.family_id),
-        client_id: Set(old.client_id.clone()),
-        user_id: Set(old.user_id),
-        session_id: Set(old.session_id),
-        scope: Set(scope.to_owned()),
-        auth_time: Set(old.auth_time),
-        amr: Set(old.amr.clone()),
-        created_at: Set(now),
-        expires_at: Set((now + chrono(lifetimes.idle)).min(old.family_expires_at)),
-        family_expires_at: Set(old.family_expires_at),
-        spent_at: Set(None),
-        revoked_at: Set(None),
-        org_id: Set(old.org_id),
-    }
-    .insert(&txn)
-    .await?;
+    refresh_token::Entity::insert(refresh_token::ActiveModel::from(new))
+        .exec_without_returning(&txn)
+        .await?;
     txn.commit().await?;
-    Ok(Some(token))
+    Ok(true)
 }
 
 /// Revokes every token of a family (on reuse, code replay, or revocation).
