@@ -18,7 +18,10 @@ SECONDS_EACH=${BENCH_SECONDS:-10}
 CONCURRENCY=${BENCH_CONCURRENCY:-32}
 WORKERS=${BENCH_WORKERS:-1}
 BACKENDS=${BENCH_BACKENDS:-"sqlite postgres"}
-SCENARIOS=${BENCH_SCENARIOS:-"jwks discovery client_credentials introspection userinfo refresh_token authorization_code password_sign_in"}
+# A scenario named `name:rs256` runs `name` with a client that takes the OIDC
+# default RS256 id_tokens; every other scenario uses an ES256 client (see
+# docs/PERFORMANCE.md: one RSA-2048 signature costs as much as 28 ES256 ones).
+SCENARIOS=${BENCH_SCENARIOS:-"jwks discovery client_credentials introspection userinfo refresh_token refresh_token:rs256 authorization_code authorization_code:rs256 password_sign_in"}
 PG_ADMIN_URL=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 REDIS=${BENCH_REDIS_URL:-redis://127.0.0.1:6379}
 PASSWORD="bench password for tessera"
@@ -47,7 +50,7 @@ kib() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status"; }
 RESULTS="$WORK/results.jsonl"
 : > "$RESULTS"
 record() { # label scenario json [rss_kib]
-  python3 -c 'import json,sys; d=json.loads(sys.argv[3]); d["backend"]=sys.argv[1]; d["rss_kib"]=int(sys.argv[4] or 0); print(json.dumps(d))' "$1" "$2" "$3" "${4:-0}" >> "$RESULTS"
+  python3 -c 'import json,sys; d=json.loads(sys.argv[3]); d["backend"]=sys.argv[1]; d["scenario"]=sys.argv[2]; d["rss_kib"]=int(sys.argv[4] or 0); print(json.dumps(d))' "$1" "$2" "$3" "${4:-0}" >> "$RESULTS"
 }
 load() { taskset -c "$load_cpus" "$LOADGEN" --concurrency "$CONCURRENCY" --seconds "$SECONDS_EACH" "$@"; }
 
@@ -73,11 +76,15 @@ for backend in $BACKENDS; do
     *) echo "unknown backend $backend" >&2; exit 2 ;;
   esac
   env "${env[@]}" "$BIN" migrate >&2
-  client=$(env "${env[@]}" "$BIN" client create --name bench --first-party --json \
-    --redirect-uri https://app.example/callback --scope "openid email offline_access" \
-    --grant-type authorization_code --grant-type refresh_token --grant-type client_credentials)
-  client_id=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_id"])' "$client")
-  secret=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_secret"])' "$client")
+  declare -A client_id secret
+  for alg in ES256 RS256; do
+    client=$(env "${env[@]}" "$BIN" client create --name "bench-$alg" --first-party --json \
+      --redirect-uri https://app.example/callback --scope "openid email offline_access" \
+      --grant-type authorization_code --grant-type refresh_token --grant-type client_credentials \
+      --id-token-alg "$alg")
+    client_id[$alg]=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_id"])' "$client")
+    secret[$alg]=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_secret"])' "$client")
+  done
   printf '%s' "$PASSWORD" | env "${env[@]}" "$BIN" user create --email bench@example.com --password-stdin >&2
 
   env "${env[@]}" taskset -c "$server_cpus" "$BIN" serve & PIDS+=($!)
@@ -86,7 +93,10 @@ for backend in $BACKENDS; do
   sleep 1
   record "$backend" idle '{"scenario":"idle"}' "$(kib "$pid" VmRSS)"
   for scenario in $SCENARIOS; do
-    out=$(load --base "$base" --scenario "$scenario" --client-id "$client_id" --client-secret "$secret" \
+    alg=ES256
+    case "$scenario" in *:rs256) alg=RS256 ;; esac
+    out=$(load --base "$base" --scenario "${scenario%:rs256}" \
+      --client-id "${client_id[$alg]}" --client-secret "${secret[$alg]}" \
       --email bench@example.com --password "$PASSWORD")
     record "$backend" "$scenario" "$out" "$(kib "$pid" VmRSS)"
   done
@@ -101,13 +111,13 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 ceiling = next(r for r in rows if r["scenario"] == "hello")
 top = ceiling["ops_per_sec"]
 print(f"workers={sys.argv[2]} concurrency={sys.argv[3]} seconds={sys.argv[4]}")
-print(f"{'backend':9} {'scenario':19} {'ops/s':>9} {'vs hello':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'RSS MiB':>7}")
+print(f"{'backend':9} {'scenario':24} {'ops/s':>9} {'vs hello':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'RSS MiB':>7}")
 for r in rows:
     rss = r.get("rss_kib", 0) / 1024
     if "ops_per_sec" not in r:
-        print(f"{r['backend']:9} {r['scenario']:19} {'':>9} {'':>8} {'':>7} {'':>7} {'':>6} {rss:7.1f}")
+        print(f"{r['backend']:9} {r['scenario']:24} {'':>9} {'':>8} {'':>7} {'':>7} {'':>6} {rss:7.1f}")
         continue
-    print(f"{r['backend']:9} {r['scenario']:19} {r['ops_per_sec']:9.0f} {r['ops_per_sec'] / top:8.1%} "
+    print(f"{r['backend']:9} {r['scenario']:24} {r['ops_per_sec']:9.0f} {r['ops_per_sec'] / top:8.1%} "
           f"{r['p50_ms']:7.2f} {r['p99_ms']:7.2f} {r['errors']:6d} {rss:7.1f}")
     if r.get("first_error"):
         print(f"    first error: {r['first_error']}")

@@ -1,6 +1,6 @@
 //! Micro-benchmarks of what the token path costs: ES256 signing and verification
 //! by each implementation we could use (josekit over OpenSSL, the pure-Rust `p256`
-//! crate), a whole access token (claims → compact JWS through our key ring), the
+//! crate), RS256 id_token signing, a whole access token (claims → compact JWS through our key ring), the
 //! refresh-token digest, and one argon2id hash at our default cost.
 //!
 //! `cargo bench --bench tokens`; `docs/PERFORMANCE.md` records the figures and why
@@ -50,6 +50,22 @@ fn es256(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+/// The OIDC default id_token algorithm: one RSA-2048 signature per code exchange
+/// and per refresh of a client that did not ask for ES256.
+fn rs256(c: &mut Criterion) {
+    use josekit::jws::{JwsHeader, RS256};
+
+    let pair = RS256.generate_key_pair(2048).expect("key pair");
+    let signer = RS256
+        .signer_from_der(pair.to_der_private_key())
+        .expect("signer");
+    let mut header = JwsHeader::new();
+    header.set_key_id("bench");
+    c.bench_function("rs256/sign/josekit-openssl", |b| {
+        b.iter(|| josekit::jws::serialize_compact(black_box(PAYLOAD), &header, &signer))
+    });
 }
 
 fn access_token(c: &mut Criterion) {
@@ -121,8 +137,22 @@ fn argon2id(c: &mut Criterion) {
     group.bench_function("hash/m19MiB_t2_p1", |b| {
         b.iter(|| hasher.hash_password(black_box(b"purple elephants dance")))
     });
+    // What the server's hashing threads do: the same hash in memory kept between
+    // hashes instead of allocated by each.
+    let mut blocks = vec![argon2::Block::new(); hasher.params().block_count()];
+    let mut out = [0u8; 32];
+    group.bench_function("hash/m19MiB_t2_p1/reused_memory", |b| {
+        b.iter(|| {
+            hasher.hash_password_into_with_memory(
+                black_box(b"purple elephants dance"),
+                b"sixteen byte slt",
+                &mut out,
+                &mut blocks[..],
+            )
+        })
+    });
     group.finish();
 }
 
-criterion_group!(benches, es256, access_token, digests, argon2id);
+criterion_group!(benches, es256, rs256, access_token, digests, argon2id);
 criterion_main!(benches);
