@@ -638,7 +638,8 @@ async fn a_malformed_form_gets_an_html_error_page() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 400);
+    assert_eq!(response.status(), 413);
+    assert!(response.text().await.unwrap().contains("<html"));
 }
 
 #[tokio::test]

@@ -267,6 +267,8 @@ pub enum PageError {
     BadForm(String),
     #[error("You are not allowed to do this.")]
     Forbidden,
+    #[error("The form is larger than this server accepts. Go back and try again.")]
+    TooLarge,
 }
 
 #[derive(Template)]
@@ -286,6 +288,7 @@ impl ResponseError for PageError {
             PageError::NotFound => StatusCode::NOT_FOUND,
             PageError::BadForm(_) => StatusCode::BAD_REQUEST,
             PageError::Forbidden => StatusCode::FORBIDDEN,
+            PageError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 
@@ -294,7 +297,7 @@ impl ResponseError for PageError {
             PageError::Csrf => "Request refused",
             PageError::Unavailable => "Temporarily unavailable",
             PageError::NotFound => "Not found",
-            PageError::BadForm(_) | PageError::Forbidden => "Request refused",
+            PageError::BadForm(_) | PageError::Forbidden | PageError::TooLarge => "Request refused",
         };
         let mut response = render(
             &ErrorPage {

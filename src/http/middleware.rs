@@ -6,11 +6,13 @@ use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{Error, web};
+use actix_web::{Error, ResponseError as _, web};
 use tracing::Instrument;
 
+use crate::error::ApiError;
 use crate::metrics::RequestLabels;
 use crate::state::AppState;
 
@@ -47,11 +49,14 @@ pub async fn request_context(
     // Holding a clone of the request across `next.call` would break actix's routing
     // (it needs sole ownership to record the match), so an `Err` here is passed on;
     // handlers' errors have already become responses by this point.
-    let mut response = next
-        .call(req)
-        .instrument(span.clone())
-        .await?
-        .map_into_boxed_body();
+    let mut response = match oversized_head(&req) {
+        Some(refusal) => req.into_response(refusal.error_response()),
+        None => next
+            .call(req)
+            .instrument(span.clone())
+            .await?
+            .map_into_boxed_body(),
+    };
 
     let status = response.status().as_u16();
     let route = response
@@ -85,6 +90,38 @@ pub async fn request_context(
     }
     add_security_headers(headers, https);
     Ok(response)
+}
+
+/// The longest request target served (nginx's default request-line buffer is 8 KiB).
+const MAX_URI: usize = 16 * 1024;
+/// The most header bytes served, names and values together (nginx's default is
+/// 4 × 8 KiB). actix-http only bounds a head that arrives in pieces.
+const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+fn oversized_head(req: &ServiceRequest) -> Option<ApiError> {
+    let refuse = |status, description: &str| ApiError::Refused {
+        status,
+        code: "invalid_request",
+        description: description.to_owned(),
+    };
+    let target = req.uri().path().len() + req.uri().query().map_or(0, str::len);
+    if target > MAX_URI {
+        return Some(refuse(
+            StatusCode::URI_TOO_LONG,
+            "the request target is longer than 16 KiB",
+        ));
+    }
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    (header_bytes > MAX_HEADER_BYTES).then(|| {
+        refuse(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "the request headers are larger than 32 KiB",
+        )
+    })
 }
 
 fn set_default(headers: &mut HeaderMap, name: HeaderName, value: &'static str) {

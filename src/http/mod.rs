@@ -1,6 +1,7 @@
 //! actix routes and handlers, grouped by what the client sees.
 
 pub mod browser;
+pub mod form;
 pub mod middleware;
 pub mod oauth;
 pub mod oidc;
@@ -37,8 +38,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
         web::FormConfig::default()
             .limit(16 * 1024)
-            .error_handler(|err, _| browser::PageError::BadForm(err.to_string()).into()),
+            .error_handler(|err, _| match err {
+                actix_web::error::UrlencodedError::Overflow { .. } => {
+                    browser::PageError::TooLarge.into()
+                }
+                other => browser::PageError::BadForm(other.to_string()).into(),
+            }),
     );
+    cfg.app_data(web::PayloadConfig::new(form::MAX_BODY));
     // One resource per path, so a wrong method answers 405 rather than 404.
     let get = web::get;
     let post = web::post;

@@ -52,6 +52,12 @@ struct AuthorizeErrorPage<'a> {
 }
 
 /// A refusal shown to the person, because the client cannot be trusted with it.
+/// Bounds on values the server echoes back: `state` into the redirect, `nonce`
+/// into the id_token. Generous for any real client (node-oidc-provider and Hydra
+/// clients use a few dozen characters).
+const MAX_STATE: usize = 2048;
+const MAX_NONCE: usize = 1024;
+
 fn refusal_page(message: impl Into<String>) -> HttpResponse {
     render(
         &AuthorizeErrorPage {
@@ -252,9 +258,11 @@ fn take_field(pairs: &mut Vec<(String, String)>, name: &str) -> Option<String> {
 pub async fn authorize_get(
     req: HttpRequest,
     state: web::Data<AppState>,
-    query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    let mut pairs = query.into_inner();
+    let mut pairs = match super::form::strict_pairs(req.query_string().as_bytes()) {
+        Ok(pairs) => pairs,
+        Err(why) => return Ok(refusal_page(format!("The request is malformed: {why}."))),
+    };
     pairs.retain(|(n, _)| n != ORG_CHOICE);
     authorize(&req, &state, pairs, None, None).await
 }
@@ -347,6 +355,13 @@ async fn authorize(
             "The return address is not registered for this application (redirect_uri mismatch).",
         ));
     };
+    // A state too long to echo back safely cannot be answered at the redirect
+    // URI (RFC 6749 §4.1.2.1 requires echoing it), so it gets the page.
+    if params.get("state").is_some_and(|s| s.len() > MAX_STATE) {
+        return Ok(refusal_page(format!(
+            "The request's state is longer than {MAX_STATE} characters."
+        )));
+    }
     let mut redirect = ClientRedirect {
         uri,
         state: params.get("state").map(str::to_owned),
@@ -370,6 +385,12 @@ async fn authorize(
     }
     if params.get("request_uri").is_some() {
         return Ok(redirect.error("request_uri_not_supported", "request_uri is not supported"));
+    }
+    if params.get("nonce").is_some_and(|n| n.len() > MAX_NONCE) {
+        return Ok(redirect.error(
+            "invalid_request",
+            &format!("nonce is longer than {MAX_NONCE} characters"),
+        ));
     }
     let prompt = match Prompt::parse(params.get("prompt")) {
         Ok(p) => p,
@@ -675,6 +696,14 @@ struct TokenResponse<'a> {
 
 /// `client_secret_basic`: RFC 6749 §2.3.1 — both halves are form-urlencoded.
 fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, Vec<u8>)>, &'static str> {
+    if req
+        .headers()
+        .get_all(header::AUTHORIZATION)
+        .nth(1)
+        .is_some()
+    {
+        return Err("more than one Authorization header");
+    }
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -726,12 +755,8 @@ async fn authenticated_request(
             "the body must be application/x-www-form-urlencoded",
         ));
     }
-    let Ok(pairs) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(body) else {
-        return Err(token_error(
-            "invalid_request",
-            "the body is not valid form data",
-        ));
-    };
+    let pairs =
+        super::form::strict_pairs(body).map_err(|why| token_error("invalid_request", why))?;
     let params = Params::unique(pairs).map_err(|why| token_error("invalid_request", &why))?;
     let basic = basic_credentials(req).map_err(|why| token_error("invalid_client", why))?;
 
@@ -788,7 +813,11 @@ async fn authenticated_request(
     })
 }
 
-pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+pub async fn token(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    super::form::Body(body): super::form::Body,
+) -> HttpResponse {
     let ClientRequest {
         client,
         params,
@@ -899,7 +928,7 @@ async fn client_credentials_grant(
 pub async fn revoke(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    super::form::Body(body): super::form::Body,
 ) -> HttpResponse {
     let request = match authenticated_request(&req, &state, &body).await {
         Ok(r) => r,
@@ -936,7 +965,7 @@ pub async fn revoke(
 pub async fn introspect(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    super::form::Body(body): super::form::Body,
 ) -> HttpResponse {
     let request = match authenticated_request(&req, &state, &body).await {
         Ok(r) => r,

@@ -37,6 +37,14 @@ pub(super) fn bearer_token(
     req: &HttpRequest,
     body: Option<&[u8]>,
 ) -> Result<Option<String>, &'static str> {
+    if req
+        .headers()
+        .get_all(header::AUTHORIZATION)
+        .nth(1)
+        .is_some()
+    {
+        return Err("more than one Authorization header");
+    }
     let header_token = match req.headers().get(header::AUTHORIZATION) {
         None => None,
         Some(v) => {
@@ -48,11 +56,17 @@ pub(super) fn bearer_token(
             Some(token.trim().to_owned())
         }
     };
-    let form_token = body.and_then(|b| {
-        url::form_urlencoded::parse(b)
-            .find(|(k, _)| k == "access_token")
-            .map(|(_, v)| v.into_owned())
-    });
+    let form_token = match body.map(super::form::strict_pairs).transpose()? {
+        None => None,
+        Some(pairs) => {
+            let mut tokens = pairs.into_iter().filter(|(k, _)| k == "access_token");
+            let first = tokens.next().map(|(_, v)| v);
+            if tokens.next().is_some() {
+                return Err("access_token is repeated");
+            }
+            first
+        }
+    };
     match (header_token, form_token) {
         (Some(_), Some(_)) => Err("the token was sent in more than one way"),
         (Some(t), None) | (None, Some(t)) => Ok(Some(t)),
@@ -67,7 +81,7 @@ pub async fn userinfo_get(req: HttpRequest, state: web::Data<AppState>) -> HttpR
 pub async fn userinfo_post(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    super::form::Body(body): super::form::Body,
 ) -> HttpResponse {
     let is_form = req
         .headers()
@@ -190,9 +204,11 @@ fn logout_refusal(message: &str) -> HttpResponse {
 pub async fn end_session_get(
     req: HttpRequest,
     state: web::Data<AppState>,
-    query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    end_session(&req, &state, query.into_inner(), false).await
+    let Ok(pairs) = super::form::strict_pairs(req.query_string().as_bytes()) else {
+        return Ok(logout_refusal("The request is not valid UTF-8."));
+    };
+    end_session(&req, &state, pairs, false).await
 }
 
 pub async fn end_session_post(

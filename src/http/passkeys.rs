@@ -181,7 +181,7 @@ pub async fn sign_in_start(
 pub async fn sign_in_finish(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    super::form::Body(body): super::form::Body,
 ) -> Result<HttpResponse, ApiError> {
     let passkeys = enabled(&state)?;
     check_pre_session(&req, &state)?;
@@ -211,7 +211,7 @@ struct SignUpStart {
 pub async fn sign_up_start(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    super::form::Body(body): super::form::Body,
 ) -> Result<HttpResponse, ApiError> {
     let passkeys = enabled(&state)?;
     check_pre_session(&req, &state)?;
@@ -233,7 +233,7 @@ pub async fn sign_up_start(
 pub async fn sign_up_finish(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    super::form::Body(body): super::form::Body,
 ) -> Result<HttpResponse, ApiError> {
     let passkeys = enabled(&state)?;
     check_pre_session(&req, &state)?;
@@ -281,7 +281,7 @@ pub async fn add_start(
 pub async fn add_finish(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    super::form::Body(body): super::form::Body,
 ) -> Result<HttpResponse, ApiError> {
     let passkeys = enabled(&state)?;
     let current = check_session(&req, &state).await?;

@@ -110,7 +110,7 @@ async fn rate_limited(req: &HttpRequest, state: &AppState) -> Option<HttpRespons
 pub async fn register(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    super::form::Body(body): super::form::Body,
 ) -> HttpResponse {
     let policy = state.settings.registration;
     if policy == RegistrationPolicy::Off {
@@ -209,7 +209,7 @@ pub async fn update(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Bytes,
+    super::form::Body(body): super::form::Body,
 ) -> HttpResponse {
     let client = match authorized(&req, &state, &path).await {
         Ok(c) => c,
