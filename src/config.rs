@@ -124,6 +124,66 @@ pub struct Settings {
     pub registration_max_per_ip: u32,
     /// How long an instance may answer from its copy of a client (0: never).
     pub client_cache_ttl: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` names the client for per-address
+    /// limits. Empty: the TCP peer is the client, whatever a header says.
+    pub trusted_proxies: Vec<IpRange>,
+}
+
+/// An address or a CIDR range (`10.0.0.0/8`, `::1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpRange {
+    network: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl IpRange {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        // An IPv4 peer may arrive as an IPv4-mapped IPv6 address on a dual-stack socket.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.network, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for IpRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (address, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let network: std::net::IpAddr = address
+            .parse()
+            .map_err(|_| format!("`{s}` is not an IP address or CIDR range"))?;
+        let widest = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => widest,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= widest)
+                .ok_or_else(|| format!("`{s}` has a prefix length outside 0..={widest}"))?,
+        };
+        Ok(Self { network, prefix })
+    }
 }
 
 /// Dynamic client registration: anyone, holders of an initial access token, or
@@ -189,6 +249,7 @@ const SETTINGS: &[&str] = &[
     "registration_allow_http_localhost",
     "registration_max_per_ip",
     "client_cache_ttl",
+    "trusted_proxies",
 ];
 
 /// `DATABASE_URL` and `REDIS_URL` keep their conventional names; the rest are
@@ -458,6 +519,14 @@ impl Settings {
         };
         let registration_max_per_ip = layer.number("registration_max_per_ip", 20, 1, 100_000)?;
         let client_cache_ttl = layer.duration("client_cache_ttl", "5s", 0, 300)?;
+        let trusted_proxies = layer
+            .get("trusted_proxies")
+            .unwrap_or_default()
+            .split([',', ' '])
+            .filter(|s| !s.is_empty())
+            .map(str::parse::<IpRange>)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|why| ConfigError::new("TESSERA_TRUSTED_PROXIES", why))?;
         let workers = layer.number("workers", 0, 0, 1024)? as usize;
         // OWASP: argon2id with m = 19 MiB, t = 2, p = 1 at minimum for new deployments.
         let argon2 = Argon2Settings {
@@ -538,6 +607,7 @@ impl Settings {
             registration_allow_http_localhost,
             registration_max_per_ip,
             client_cache_ttl,
+            trusted_proxies,
         })
     }
 
@@ -812,5 +882,22 @@ mod tests {
         .unwrap_err();
         assert!(err.problem.contains("bnd"), "{err}");
         assert!(err.setting.ends_with("tessera.toml"), "{err}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_cidr_ranges() {
+        let range: IpRange = "10.0.0.0/8".parse().unwrap();
+        assert!(range.contains("10.1.2.3".parse().unwrap()));
+        assert!(!range.contains("11.0.0.1".parse().unwrap()));
+        assert!(range.contains("::ffff:10.0.0.1".parse().unwrap()));
+        let one: IpRange = "::1".parse().unwrap();
+        assert!(one.contains("::1".parse().unwrap()));
+        assert!(!one.contains("::2".parse().unwrap()));
+        let all: IpRange = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("192.0.2.7".parse().unwrap()));
+        assert!(!all.contains("2001:db8::1".parse().unwrap()));
+        for bad in ["10.0.0.0/33", "proxy.internal", "10.0.0.0/", "::/129"] {
+            assert!(bad.parse::<IpRange>().is_err(), "{bad}");
+        }
     }
 }

@@ -416,6 +416,52 @@ async fn registration_is_rate_limited_per_address() {
     assert!((1..=3600).contains(&retry));
 }
 
+/// Registers `web_client()` as if through a proxy that says the client is `from`.
+async fn register_forwarded(app: &TestApp, from: &str) -> u16 {
+    app.client
+        .post(app.url("/register"))
+        .header("x-forwarded-for", from)
+        .json(&web_client())
+        .send()
+        .await
+        .expect("registration")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_limit_counts_the_forwarded_address() {
+    let limited_per = |trusted: Option<&'static str>| {
+        common::spawn_app_with(move |env| {
+            env.insert("TESSERA_REGISTRATION".into(), "open".into());
+            env.insert("TESSERA_REGISTRATION_MAX_PER_IP".into(), "2".into());
+            if let Some(trusted) = trusted {
+                env.insert("TESSERA_TRUSTED_PROXIES".into(), trusted.into());
+            }
+        })
+    };
+    // The test client connects from 127.0.0.1, here a trusted proxy: each
+    // forwarded address has its own budget.
+    let app = limited_per(Some("127.0.0.0/8, ::1")).await;
+    for _ in 0..2 {
+        assert_eq!(register_forwarded(&app, "203.0.113.5").await, 201);
+    }
+    assert_eq!(register_forwarded(&app, "203.0.113.5").await, 429);
+    assert_eq!(register_forwarded(&app, "203.0.113.6").await, 201);
+    // A client cannot escape by prepending addresses: the rightmost untrusted
+    // hop is the one counted.
+    assert_eq!(
+        register_forwarded(&app, "198.51.100.1, 203.0.113.5").await,
+        429
+    );
+
+    // Without trusted proxies the header is ignored: everyone here is 127.0.0.1.
+    let app = limited_per(None).await;
+    assert_eq!(register_forwarded(&app, "203.0.113.5").await, 201);
+    assert_eq!(register_forwarded(&app, "203.0.113.6").await, 201);
+    assert_eq!(register_forwarded(&app, "203.0.113.7").await, 429);
+}
+
 async fn configuration(
     app: &TestApp,
     method: reqwest::Method,

@@ -71,12 +71,47 @@ fn with_cookie(mut response: HttpResponse, pre: &PreSession) -> HttpResponse {
     response
 }
 
+/// The address per-address limits count against: the TCP peer, unless the peer is
+/// one of `TESSERA_TRUSTED_PROXIES`, in which case `X-Forwarded-For` is read from
+/// the right and the first address that is not a trusted proxy is the client. A
+/// header from anyone else is ignored: any client can forge one.
 pub(super) fn client_ip(req: &HttpRequest) -> String {
-    // The TCP peer, not X-Forwarded-For: a header any client can forge must not
-    // decide whose failures are counted.
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".to_owned())
+    let trusted = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.settings.trusted_proxies.as_slice())
+        .unwrap_or_default();
+    let forwarded = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok());
+    client_address(req.peer_addr().map(|a| a.ip()), forwarded, trusted)
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+}
+
+fn client_address<'a>(
+    peer: Option<std::net::IpAddr>,
+    forwarded_for: impl Iterator<Item = &'a str>,
+    trusted: &[crate::config::IpRange],
+) -> Option<std::net::IpAddr> {
+    let is_trusted = |ip: std::net::IpAddr| trusted.iter().any(|range| range.contains(ip));
+    let peer = peer?;
+    if !is_trusted(peer) {
+        return Some(peer);
+    }
+    let hops: Vec<&str> = forwarded_for.flat_map(|v| v.split(',')).collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        // An entry that is not an address was not written by a proxy we trust:
+        // stop at the last hop we could vouch for.
+        let Ok(ip) = hop.trim().parse::<std::net::IpAddr>() else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(ip) {
+            break;
+        }
+    }
+    Some(client)
 }
 
 pub(super) fn user_agent(req: &HttpRequest) -> Option<String> {
@@ -825,4 +860,57 @@ pub(super) async fn account_with_notice(
 fn unavailable(e: impl std::fmt::Display) -> PageError {
     tracing::error!("page failed: {e}");
     PageError::Unavailable
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn address(peer: &str, forwarded: &[&str], trusted: &[&str]) -> String {
+        let trusted: Vec<crate::config::IpRange> =
+            trusted.iter().map(|t| t.parse().unwrap()).collect();
+        client_address(
+            Some(peer.parse().unwrap()),
+            forwarded.iter().copied(),
+            &trusted,
+        )
+        .unwrap()
+        .to_string()
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+        // No trusted proxies: the header is anyone's to forge.
+        assert_eq!(
+            address("198.51.100.9", &["203.0.113.5"], &[]),
+            "198.51.100.9"
+        );
+        // From a trusted proxy: the rightmost untrusted hop is the client, so a
+        // client cannot hide behind addresses it prepends itself.
+        assert_eq!(
+            address("10.0.0.2", &["6.6.6.6, 203.0.113.5"], &["10.0.0.0/8"]),
+            "203.0.113.5"
+        );
+        assert_eq!(
+            address("10.0.0.2", &["203.0.113.5, 10.0.0.7"], &["10.0.0.0/8"]),
+            "203.0.113.5"
+        );
+        // Several headers are one list.
+        assert_eq!(
+            address("10.0.0.2", &["6.6.6.6", "203.0.113.5"], &["10.0.0.0/8"]),
+            "203.0.113.5"
+        );
+        // A peer that is not trusted does not get its header read.
+        assert_eq!(
+            address("198.51.100.9", &["203.0.113.5"], &["10.0.0.0/8"]),
+            "198.51.100.9"
+        );
+        // Garbage stops the walk at the last hop vouched for.
+        assert_eq!(
+            address("10.0.0.2", &["not-an-ip"], &["10.0.0.0/8"]),
+            "10.0.0.2"
+        );
+        // No header from a trusted proxy: the proxy itself.
+        assert_eq!(address("10.0.0.2", &[], &["10.0.0.0/8"]), "10.0.0.2");
+    }
 }
