@@ -443,6 +443,50 @@ async fn an_unknown_credential_is_refused() {
     assert!(!ada.browser.is_signed_in().await);
 }
 
+#[tokio::test]
+async fn an_address_that_keeps_failing_passkey_sign_ins_must_wait() {
+    let app = common::spawn_app_with(|env| {
+        env.insert("TESSERA_TEST_ISSUER_HOST".into(), "localhost".into());
+        env.insert("TESSERA_LOGIN_MAX_FAILURES_PER_IP".into(), "2".into());
+    })
+    .await;
+    let mut ada = Person::new(&app);
+    assert_eq!(ada.sign_up("ada@example.com").await.status, 200);
+    passkey::Entity::delete_many()
+        .exec(&app.state.db)
+        .await
+        .unwrap();
+    ada.sign_out().await;
+    for _ in 0..2 {
+        assert_eq!(ada.sign_in().await.status, 401);
+    }
+    // Refused before any ceremony starts, with the time to wait.
+    let csrf = ada.csrf("/login?prompt=login").await;
+    let response = ada
+        .browser
+        .client
+        .post(app.url("/passkeys/sign-in/start"))
+        .header("x-csrf-token", &csrf)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "too_many_requests");
+    // The same count guards passwords from that address.
+    let password = Browser::new(&app)
+        .sign_in("someone@example.com", PASSWORD)
+        .await;
+    assert_eq!(password.status, 429);
+}
+
 /// Sets every `counter` in the stored credential to `value`, as if the server had
 /// already seen that count from this credential (a clone's use).
 fn set_counter(value: &mut Value, counter: u64) -> bool {

@@ -4,7 +4,8 @@
 //! step. Rename and remove are plain forms on the account page.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -120,6 +121,34 @@ fn passkey_error(e: PasskeyError) -> ApiError {
     }
 }
 
+async fn address_blocked(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<Option<std::time::Duration>, ApiError> {
+    state
+        .login_throttle
+        .address_blocked_for(&client_ip(req))
+        .await
+        .map_err(|e| {
+            tracing::error!("sign-in throttle: {e}");
+            ApiError::Unavailable("try again in a moment".into())
+        })
+}
+
+/// `429` in the one JSON error shape, with `Retry-After`.
+fn too_many_attempts(wait: std::time::Duration) -> HttpResponse {
+    let mut response = ApiError::Refused {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        code: "too_many_requests",
+        description: "too many failed sign-ins from this address; try again later".into(),
+    }
+    .error_response();
+    if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
+}
+
 /// The options for `navigator.credentials`, with the ceremony cookie set.
 fn started(
     state: &AppState,
@@ -174,6 +203,9 @@ pub async fn sign_in_start(
 ) -> Result<HttpResponse, ApiError> {
     let passkeys = enabled(&state)?;
     check_pre_session(&req, &state)?;
+    if let Some(wait) = address_blocked(&req, &state).await? {
+        return Ok(too_many_attempts(wait));
+    }
     let begun = passkeys.start_sign_in().await.map_err(passkey_error)?;
     Ok(started(&state, passkeys, begun.options, begun.token))
 }
@@ -185,12 +217,31 @@ pub async fn sign_in_finish(
 ) -> Result<HttpResponse, ApiError> {
     let passkeys = enabled(&state)?;
     check_pre_session(&req, &state)?;
+    if let Some(wait) = address_blocked(&req, &state).await? {
+        return Ok(too_many_attempts(wait));
+    }
     let finish: Finish<PublicKeyCredential> = parse(&body)?;
     let token = ceremony_token(&req, &state.settings);
-    let done = passkeys
-        .finish_sign_in(&token, &finish.credential)
-        .await
-        .map_err(passkey_error)?;
+    let done = match passkeys.finish_sign_in(&token, &finish.credential).await {
+        Ok(done) => done,
+        Err(e) => {
+            use PasskeyError as E;
+            if matches!(
+                e,
+                E::UnknownCredential | E::CounterRegression | E::Rejected(_) | E::NotVerified
+            ) {
+                state
+                    .login_throttle
+                    .record_address_failure(&client_ip(&req))
+                    .await
+                    .map_err(|e| {
+                        tracing::error!("sign-in throttle: {e}");
+                        ApiError::Unavailable("try again in a moment".into())
+                    })?;
+            }
+            return Err(passkey_error(e));
+        }
+    };
     tracing::info!(user = %done.user.id, "signed in with a passkey");
     signed_in_response(
         &req,

@@ -1,6 +1,6 @@
-//! Brute-force defence for password sign-in: failures are counted per account and
-//! per client IP in fixed windows; past a threshold, sign-in is refused until the
-//! window ends.
+//! Brute-force defence for sign-in: password failures are counted per account and
+//! per client IP, passkey failures per client IP, in fixed windows; past a
+//! threshold, sign-in is refused until the window ends.
 
 use std::time::Duration;
 
@@ -46,6 +46,22 @@ impl LoginThrottle {
         self.cache
             .increment(&account_key(email), self.window)
             .await?;
+        self.cache.increment(&ip_key(ip), self.window).await?;
+        Ok(())
+    }
+
+    /// `Some(wait)` when this address has failed too often — with passwords or with
+    /// passkeys, which share its count.
+    pub async fn address_blocked_for(&self, ip: &str) -> Result<Option<Duration>, CacheError> {
+        let by_ip = self.cache.peek_count(&ip_key(ip)).await?;
+        Ok(by_ip
+            .filter(|c| c.count >= self.max_per_ip)
+            .map(|c| c.resets_in))
+    }
+
+    /// A failed passkey sign-in: a signature cannot be guessed, but each attempt
+    /// costs a ceremony and a verification, so an address that keeps failing waits.
+    pub async fn record_address_failure(&self, ip: &str) -> Result<(), CacheError> {
         self.cache.increment(&ip_key(ip), self.window).await?;
         Ok(())
     }
