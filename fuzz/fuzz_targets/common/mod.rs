@@ -44,11 +44,11 @@ fn start() -> Server {
         ("TESSERA_REGISTRATION".to_owned(), "open".to_owned()),
         (
             "TESSERA_REGISTRATION_MAX_PER_IP".to_owned(),
-            "1000000000".to_owned(),
+            "100000".to_owned(),
         ),
         (
             "TESSERA_LOGIN_MAX_FAILURES_PER_IP".to_owned(),
-            "1000000000".to_owned(),
+            "100000".to_owned(),
         ),
         ("TESSERA_ARGON2_MEMORY_KIB".to_owned(), "1024".to_owned()),
         ("TESSERA_ARGON2_ITERATIONS".to_owned(), "1".to_owned()),
