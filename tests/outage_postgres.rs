@@ -46,26 +46,15 @@ impl Drop for Restore<'_> {
 /// Acquiring a connection is bounded at 5 s; an answer may wait for one of them.
 const PROMPT: Duration = Duration::from_secs(7);
 
+/// A refresh grant and how long its answer took.
 async fn refresh(
     app: &TestApp,
     client: &common::oauth::TestClient,
     token: &str,
 ) -> (u16, Value, Duration) {
     let started = Instant::now();
-    let response = app
-        .client
-        .post(app.url("/token"))
-        .basic_auth(&client.id, client.secret.as_deref())
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", token)])
-        .send()
-        .await
-        .expect("an answer");
-    let status = response.status().as_u16();
-    (
-        status,
-        response.json().await.unwrap_or(Value::Null),
-        started.elapsed(),
-    )
+    let (status, body) = common::oauth::refresh(app, client, token).await;
+    (status, body, started.elapsed())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

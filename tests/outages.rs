@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::oauth::{code_for, exchange, new_client, pkce, register};
-use common::{Browser, PASSWORD, TestApp};
+use common::{Browser, PASSWORD};
 use serde_json::Value;
 
 /// A private Redis; killed when dropped.
@@ -63,13 +63,6 @@ impl Drop for Redis {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// The answer to a request, and how long it took.
 async fn timed(request: reqwest::RequestBuilder) -> (u16, String, String, Duration) {
     let started = Instant::now();
@@ -89,22 +82,9 @@ async fn timed(request: reqwest::RequestBuilder) -> (u16, String, String, Durati
 /// at most a couple of them.
 const PROMPT: Duration = Duration::from_secs(5);
 
-async fn refresh(app: &TestApp, client: &common::oauth::TestClient, token: &str) -> (u16, Value) {
-    let response = app
-        .client
-        .post(app.url("/token"))
-        .basic_auth(&client.id, client.secret.as_deref())
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", token)])
-        .send()
-        .await
-        .expect("token endpoint");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_going_away_mid_run_is_answered_promptly_and_survived() {
-    let port = free_port();
+    let port = common::free_port();
     let Some(redis) = Redis::start(port) else {
         eprintln!("skipped: no redis-server on this machine (.ci/run installs it)");
         return;
@@ -225,7 +205,7 @@ async fn redis_going_away_mid_run_is_answered_promptly_and_survived() {
     }
     // Nothing durable was lost: the refresh token from before rotates, the account
     // signs in, and a new code flow works end to end.
-    let (status, body) = refresh(&app, &client, &refresh_token).await;
+    let (status, body) = common::oauth::refresh(&app, &client, &refresh_token).await;
     assert_eq!(status, 200, "{body}");
     let again = Browser::new(&app);
     let page = again.sign_in("ada@example.com", PASSWORD).await;

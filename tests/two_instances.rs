@@ -34,13 +34,6 @@ impl Drop for Instance {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 fn command(env: &HashMap<String, String>, args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_clear()
@@ -233,7 +226,7 @@ async fn two_processes_sharing_database_cache_and_keys_act_as_one_server() {
         return;
     }
     let backing = common::Backing::new().await;
-    let (port_a, port_b) = (free_port(), free_port());
+    let (port_a, port_b) = (common::free_port(), common::free_port());
     let mut env = backing.env();
     // One public name for both, as behind a load balancer.
     env.insert(

@@ -227,3 +227,19 @@ pub fn cacheable_json(
     }
     response
 }
+
+/// The one `Authorization` header of a request, if any. Two are refused: which one
+/// a server reads is a guess an attacker could exploit.
+pub(crate) fn authorization_header(req: &HttpRequest) -> Result<Option<&str>, &'static str> {
+    let mut values = req.headers().get_all(header::AUTHORIZATION);
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err("more than one Authorization header");
+    }
+    first
+        .to_str()
+        .map(Some)
+        .map_err(|_| "malformed Authorization header")
+}

@@ -696,20 +696,9 @@ struct TokenResponse<'a> {
 
 /// `client_secret_basic`: RFC 6749 §2.3.1 — both halves are form-urlencoded.
 fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, Vec<u8>)>, &'static str> {
-    if req
-        .headers()
-        .get_all(header::AUTHORIZATION)
-        .nth(1)
-        .is_some()
-    {
-        return Err("more than one Authorization header");
-    }
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+    let Some(value) = super::authorization_header(req)? else {
         return Ok(None);
     };
-    let value = value
-        .to_str()
-        .map_err(|_| "malformed Authorization header")?;
     let Some(encoded) = value.strip_prefix("Basic ") else {
         return Err("only Basic client authentication is accepted here");
     };

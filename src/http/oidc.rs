@@ -37,18 +37,9 @@ pub(super) fn bearer_token(
     req: &HttpRequest,
     body: Option<&[u8]>,
 ) -> Result<Option<String>, &'static str> {
-    if req
-        .headers()
-        .get_all(header::AUTHORIZATION)
-        .nth(1)
-        .is_some()
-    {
-        return Err("more than one Authorization header");
-    }
-    let header_token = match req.headers().get(header::AUTHORIZATION) {
+    let header_token = match super::authorization_header(req)? {
         None => None,
         Some(v) => {
-            let v = v.to_str().map_err(|_| "malformed Authorization header")?;
             let token = v
                 .strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))

@@ -103,6 +103,14 @@ impl Backing {
     }
 }
 
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 pub fn unique_prefix() -> String {
     format!("tessera-test:{}:", uuid::Uuid::now_v7().simple())
 }

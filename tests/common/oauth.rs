@@ -205,3 +205,21 @@ pub async fn exchange(
     };
     request.send().await.expect("token request")
 }
+
+/// A `refresh_token` grant at `app`'s token endpoint with HTTP Basic client
+/// authentication: the status and the JSON body (`Null` when there is none).
+pub async fn refresh(app: &TestApp, client: &TestClient, token: &str) -> (u16, serde_json::Value) {
+    let response = app
+        .client
+        .post(app.url("/token"))
+        .basic_auth(&client.id, client.secret.as_deref())
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", token)])
+        .send()
+        .await
+        .expect("token endpoint");
+    let status = response.status().as_u16();
+    (
+        status,
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}
