@@ -39,7 +39,10 @@ trap cleanup EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
 env=(TESSERA_ISSUER="$base" TESSERA_BIND="127.0.0.1:$port" TESSERA_KEYS_DIR="$WORK/keys"
-     TESSERA_LOG=warn TESSERA_LOGIN_MAX_FAILURES_PER_IP=100000)
+     TESSERA_LOG=warn TESSERA_LOGIN_MAX_FAILURES_PER_IP=100000
+     # Each introspection/userinfo worker holds one access token for the whole
+     # run; with the 5-minute default a longer soak would measure expiry.
+     TESSERA_ACCESS_TOKEN_TTL=$(( SECONDS_TOTAL + 300 ))s)
 case "$BACKEND" in
   sqlite) env+=(DATABASE_URL="sqlite://$WORK/soak.db?mode=rwc") ;;
   postgres)
