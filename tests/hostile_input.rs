@@ -526,6 +526,17 @@ async fn hostile_requests_get_precise_client_errors_and_never_a_server_error() {
     );
     rows.push(
         row(
+            "token: two Authorization headers",
+            Method::POST,
+            "/token",
+            Expect::OAuth(401, "invalid_client"),
+        )
+        .basic(&client.id, &secret)
+        .basic(&client.id, "another secret")
+        .form("grant_type=refresh_token&refresh_token=x"),
+    );
+    rows.push(
+        row(
             "userinfo: two Authorization headers",
             Method::GET,
             "/userinfo",

@@ -13,8 +13,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::oauth::{authorize_path, exchange, new_client, param, pkce, redirect_params, register};
-use common::{Browser, PASSWORD, TestApp};
+use common::TestApp;
 use serde_json::Value;
 
 /// Runs `pg_ctlcluster <cluster> <action>`.
@@ -70,28 +69,7 @@ async fn a_postgres_restart_is_answered_with_503s_and_the_pool_reconnects() {
         return;
     }
     let app = common::spawn_app().await;
-    let browser = Browser::new(&app);
-    browser.sign_up("ada@example.com", PASSWORD).await;
-    let mut new = new_client();
-    new.first_party = true;
-    new.grant_types = vec!["authorization_code".into(), "refresh_token".into()];
-    let client = register(&app, new).await;
-    let (verifier, challenge) = pkce();
-    let page = browser
-        .get(&authorize_path(
-            &client.id,
-            &challenge,
-            &[("scope", "openid offline_access")],
-        ))
-        .await;
-    let code = param(&redirect_params(&page), "code")
-        .expect("a code")
-        .to_owned();
-    let tokens: Value = exchange(&app, &client, &code, &verifier)
-        .await
-        .json()
-        .await
-        .expect("tokens");
+    let (browser, client, tokens) = common::oauth::signed_in_with_refresh_token(&app).await;
     let mut refresh_token = tokens["refresh_token"]
         .as_str()
         .expect("refresh token")

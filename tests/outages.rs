@@ -13,7 +13,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::oauth::{code_for, exchange, new_client, pkce, register};
+use common::oauth::{code_for, exchange, pkce};
 use common::{Browser, PASSWORD};
 use serde_json::Value;
 
@@ -96,28 +96,7 @@ async fn redis_going_away_mid_run_is_answered_promptly_and_survived() {
     let app = common::spawn_on(&backing, env).await;
 
     // Before: a signed-in person, a client with a refresh token.
-    let browser = Browser::new(&app);
-    browser.sign_up("ada@example.com", PASSWORD).await;
-    let mut new = new_client();
-    new.first_party = true;
-    new.grant_types = vec!["authorization_code".into(), "refresh_token".into()];
-    let client = register(&app, new).await;
-    let (verifier, challenge) = pkce();
-    let page = browser
-        .get(&common::oauth::authorize_path(
-            &client.id,
-            &challenge,
-            &[("scope", "openid offline_access")],
-        ))
-        .await;
-    let code = common::oauth::param(&common::oauth::redirect_params(&page), "code")
-        .expect("a code")
-        .to_owned();
-    let tokens: Value = exchange(&app, &client, &code, &verifier)
-        .await
-        .json()
-        .await
-        .expect("tokens");
+    let (browser, client, tokens) = common::oauth::signed_in_with_refresh_token(&app).await;
     let refresh_token = tokens["refresh_token"]
         .as_str()
         .expect("refresh token")
@@ -162,7 +141,7 @@ async fn redis_going_away_mid_run_is_answered_promptly_and_survived() {
     // A page that needs the cache (the authorization page stores codes there).
     let started = Instant::now();
     let page = browser
-        .get(&common::oauth::authorize_path(&client.id, &challenge, &[]))
+        .get(&common::oauth::authorize_path(&client.id, &pkce().1, &[]))
         .await;
     assert!(
         started.elapsed() < PROMPT,

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Browser;
-use common::oauth::{REDIRECT, authorize_path, param, pkce, redirect_params};
+use common::oauth::{REDIRECT, code_with_scope, pkce};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
@@ -138,21 +138,6 @@ async fn refresh(
     .await
 }
 
-/// Authorizes `client` for `openid offline_access` in the signed-in `browser`.
-async fn code_at(browser: &Browser, client: &Client, challenge: &str) -> String {
-    let page = browser
-        .get(&authorize_path(
-            &client.id,
-            challenge,
-            &[("scope", "openid offline_access")],
-        ))
-        .await;
-    let params = redirect_params(&page);
-    param(&params, "code")
-        .unwrap_or_else(|| panic!("no code: {} {}", page.status, page.body))
-        .to_owned()
-}
-
 /// Authorizes at the browser's instance and redeems the code at `redeem_at`.
 async fn tokens_through(
     browser: &Browser,
@@ -161,7 +146,7 @@ async fn tokens_through(
     http: &reqwest::Client,
 ) -> Value {
     let (verifier, challenge) = pkce();
-    let code = code_at(browser, client, &challenge).await;
+    let code = code_with_scope(browser, &client.id, &challenge, "openid offline_access").await;
     let (status, body) = token(
         http,
         redeem_at,
@@ -296,7 +281,7 @@ async fn two_processes_sharing_database_cache_and_keys_act_as_one_server() {
 
     // A code issued by A is redeemed at B, exactly once (A then refuses it).
     let (verifier, challenge) = pkce();
-    let code = code_at(&at_a, &client, &challenge).await;
+    let code = code_with_scope(&at_a, &client.id, &challenge, "openid offline_access").await;
     let exchange = [
         ("grant_type", "authorization_code"),
         ("code", code.as_str()),

@@ -223,3 +223,40 @@ pub async fn refresh(app: &TestApp, client: &TestClient, token: &str) -> (u16, s
         response.json().await.unwrap_or(serde_json::Value::Null),
     )
 }
+
+/// Authorizes `client_id` for `scope` in the signed-in `browser` (no consent page:
+/// first-party clients) and returns the code.
+pub async fn code_with_scope(
+    browser: &Browser,
+    client_id: &str,
+    challenge: &str,
+    scope: &str,
+) -> String {
+    let page = browser
+        .get(&authorize_path(client_id, challenge, &[("scope", scope)]))
+        .await;
+    param(&redirect_params(&page), "code")
+        .unwrap_or_else(|| panic!("no code: {} {}", page.status, page.body))
+        .to_owned()
+}
+
+/// Ada signs up in a new browser; a first-party client with the refresh grant
+/// gets her tokens for `openid offline_access`. The browser stays signed in.
+pub async fn signed_in_with_refresh_token(
+    app: &TestApp,
+) -> (Browser, TestClient, serde_json::Value) {
+    let browser = Browser::new(app);
+    browser.sign_up("ada@example.com", super::PASSWORD).await;
+    let mut new = new_client();
+    new.first_party = true;
+    new.grant_types = vec!["authorization_code".into(), "refresh_token".into()];
+    let client = register(app, new).await;
+    let (verifier, challenge) = pkce();
+    let code = code_with_scope(&browser, &client.id, &challenge, "openid offline_access").await;
+    let tokens = exchange(app, &client, &code, &verifier)
+        .await
+        .json()
+        .await
+        .expect("tokens");
+    (browser, client, tokens)
+}
