@@ -17,9 +17,14 @@ use crate::store::cache::Cache;
 
 /// OAuth 2.1 §4.1.2: a short lifetime; 60 s covers any honest client.
 pub const CODE_TTL: Duration = Duration::from_secs(60);
-/// How long a spent code is remembered, so a replay can still revoke what it issued:
-/// as long as any access token issued from it can live.
-const SPENT_MEMORY: Duration = Duration::from_secs(24 * 3600);
+/// How long a redeemed code is remembered, with what it issued, so that a second
+/// presentation revokes those tokens. The code itself dies `CODE_TTL` after it was
+/// issued, so a client that saw it (honest or not) presents it within that time of
+/// its redemption; the second `CODE_TTL` is slack for slow retries. Keeping markers
+/// longer (a day, once) held ~600 B per code flow in the in-process cache for no
+/// case a client meets; node-oidc-provider and Keycloak also forget a consumed
+/// code when it would have expired.
+pub const REPLAY_WINDOW: Duration = Duration::from_secs(2 * CODE_TTL.as_secs());
 
 /// Private grant extensions Tessera adds (identifiers of oxide-auth `Extensions`).
 pub const EXT_SESSION: &str = "tessera.session";
@@ -214,7 +219,7 @@ impl oxide_auth_async::primitives::Authorizer for CodeStore {
             return Ok(None);
         };
         self.cache
-            .put(&spent_key(&hash), b"1", SPENT_MEMORY)
+            .put(&spent_key(&hash), b"1", REPLAY_WINDOW)
             .await
             .map_err(|_| ())?;
         let stored: StoredGrant = serde_json::from_slice(&bytes).map_err(|_| ())?;
@@ -223,5 +228,52 @@ impl oxide_auth_async::primitives::Authorizer for CodeStore {
             .extensions
             .set_raw(EXT_CODE.to_owned(), Value::private(Some(hash)));
         Ok(Some(grant))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use oxide_auth_async::primitives::Authorizer;
+
+    use super::*;
+
+    fn grant() -> Grant {
+        Grant {
+            owner_id: Uuid::new_v4().to_string(),
+            client_id: "client".into(),
+            scope: "openid".parse().expect("scope"),
+            redirect_uri: "https://app.example/cb".parse().expect("uri"),
+            until: Utc::now(),
+            extensions: Extensions::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_redeemed_code_is_remembered_for_the_replay_window_only() {
+        let cache = Cache::memory("t:");
+        let mut store = CodeStore::new(cache.clone(), None);
+        let code = Authorizer::authorize(&mut store, grant())
+            .await
+            .expect("code");
+        assert!(
+            Authorizer::extract(&mut store, &code)
+                .await
+                .expect("ok")
+                .is_some()
+        );
+        let hash = digest(&code);
+        let marker = cache
+            .memory_expires_in(&spent_key(&hash))
+            .expect("a spent marker");
+        assert!(marker <= REPLAY_WINDOW, "marker kept for {marker:?}");
+        assert!(marker > REPLAY_WINDOW - Duration::from_secs(5));
+
+        assert!(
+            Authorizer::extract(&mut store, &code)
+                .await
+                .expect("ok")
+                .is_none()
+        );
+        assert_eq!(store.failure, Some(CodeFailure::Replayed));
     }
 }

@@ -14,8 +14,8 @@ use uuid::Uuid;
 use sea_orm::DatabaseConnection;
 
 use super::codes::{
-    EXT_CODE, EXT_NONCE, EXT_ORG, EXT_RESOURCE, EXT_SESSION, IssuedFromCode, SessionContext,
-    issued_key, revoked_jti_key,
+    EXT_CODE, EXT_NONCE, EXT_ORG, EXT_RESOURCE, EXT_SESSION, IssuedFromCode, REPLAY_WINDOW,
+    SessionContext, issued_key, revoked_jti_key,
 };
 use super::refresh::{self, Lifetimes, Presented, RefreshRecord};
 use crate::store::cache::Cache;
@@ -185,10 +185,9 @@ impl TokenIssuer {
     /// ever replayed.
     async fn link_to_code(&self, code_hash: &str, issued: &IssuedFromCode) -> Result<(), ()> {
         let json = serde_json::to_vec(issued).map_err(|_| ())?;
-        let ttl = self.config.access_ttl + Duration::from_secs(60);
         self.config
             .cache
-            .put(&issued_key(code_hash), &json, ttl)
+            .put(&issued_key(code_hash), &json, REPLAY_WINDOW)
             .await
             .map_err(|e| tracing::error!("cannot link tokens to their code: {e}"))
     }

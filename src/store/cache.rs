@@ -140,20 +140,41 @@ struct Entry {
     expires_at: Instant,
 }
 
-/// The in-process cache: a map behind a mutex, swept of expired entries as it grows.
+/// The in-process cache: a map behind a mutex, swept of expired entries.
 pub struct MemoryCache {
     prefix: String,
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<Entries>,
+    sweep_interval: Duration,
 }
 
-/// Sweep expired entries once the map has grown by this many since the last sweep.
-const SWEEP_EVERY: usize = 1024;
+struct Entries {
+    map: HashMap<String, Entry>,
+    next_sweep: Instant,
+    /// Sweep early once the map reaches this size, so a burst of short-lived
+    /// entries cannot pile up for a whole interval; doubling keeps sweeps amortized
+    /// O(1) per insert.
+    sweep_at_len: usize,
+}
+
+/// A long-running single instance would otherwise keep every expired entry that
+/// is never read again (spent codes, counters of addresses that went away).
+const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+const MIN_SWEEP_LEN: usize = 1024;
 
 impl MemoryCache {
     fn new(prefix: &str) -> Self {
+        Self::with_sweep_interval(prefix, SWEEP_INTERVAL)
+    }
+
+    fn with_sweep_interval(prefix: &str, sweep_interval: Duration) -> Self {
         Self {
             prefix: prefix.to_owned(),
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries {
+                map: HashMap::new(),
+                next_sweep: Instant::now() + sweep_interval,
+                sweep_at_len: MIN_SWEEP_LEN,
+            }),
+            sweep_interval,
         }
     }
 
@@ -161,7 +182,7 @@ impl MemoryCache {
         format!("{}{}", self.prefix, key)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         // A panic while holding the lock cannot leave an entry half-written, so a
         // poisoned map is still consistent.
         self.entries
@@ -169,12 +190,20 @@ impl MemoryCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn insert(map: &mut HashMap<String, Entry>, key: String, value: &[u8], ttl: Duration) {
+    fn insert(&self, entries: &mut Entries, key: String, value: &[u8], ttl: Duration) {
         let now = Instant::now();
-        if map.len() % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            map.retain(|_, e| e.expires_at > now);
+        if now >= entries.next_sweep || entries.map.len() >= entries.sweep_at_len {
+            entries.map.retain(|_, e| e.expires_at > now);
+            let live = entries.map.len();
+            // A HashMap never gives memory back by itself: after a burst, the
+            // table would stay at its peak size for the life of the process.
+            if entries.map.capacity() > 4 * live.max(MIN_SWEEP_LEN) {
+                entries.map.shrink_to(2 * live);
+            }
+            entries.next_sweep = now + self.sweep_interval;
+            entries.sweep_at_len = (2 * live).max(MIN_SWEEP_LEN);
         }
-        map.insert(
+        entries.map.insert(
             key,
             Entry {
                 value: value.to_vec(),
@@ -185,28 +214,34 @@ impl MemoryCache {
 
     fn put(&self, key: &str, value: &[u8], ttl: Duration) {
         let key = self.key(key);
-        Self::insert(&mut self.lock(), key, value, ttl);
+        self.insert(&mut self.lock(), key, value, ttl);
     }
 
     fn insert_new(&self, key: &str, value: &[u8], ttl: Duration) -> bool {
         let key = self.key(key);
-        let mut map = self.lock();
-        if map.get(&key).is_some_and(|e| e.expires_at > Instant::now()) {
+        let mut entries = self.lock();
+        if entries
+            .map
+            .get(&key)
+            .is_some_and(|e| e.expires_at > Instant::now())
+        {
             return false;
         }
-        Self::insert(&mut map, key, value, ttl);
+        self.insert(&mut entries, key, value, ttl);
         true
     }
 
     fn get(&self, key: &str) -> Option<Vec<u8>> {
-        let map = self.lock();
-        map.get(&self.key(key))
+        self.lock()
+            .map
+            .get(&self.key(key))
             .filter(|e| e.expires_at > Instant::now())
             .map(|e| e.value.clone())
     }
 
     fn take(&self, key: &str) -> Option<Vec<u8>> {
         self.lock()
+            .map
             .remove(&self.key(key))
             .filter(|e| e.expires_at > Instant::now())
             .map(|e| e.value)
@@ -214,8 +249,9 @@ impl MemoryCache {
 
     fn peek_count(&self, key: &str) -> Option<WindowCount> {
         let now = Instant::now();
-        let map = self.lock();
-        map.get(&self.key(key))
+        self.lock()
+            .map
+            .get(&self.key(key))
             .filter(|e| e.expires_at > now)
             .map(|e| WindowCount {
                 count: decode_count(&e.value),
@@ -226,8 +262,8 @@ impl MemoryCache {
     fn increment(&self, key: &str, window: Duration) -> WindowCount {
         let key = self.key(key);
         let now = Instant::now();
-        let mut map = self.lock();
-        let live = map.get_mut(&key).filter(|e| e.expires_at > now);
+        let mut entries = self.lock();
+        let live = entries.map.get_mut(&key).filter(|e| e.expires_at > now);
         match live {
             Some(entry) => {
                 let count = decode_count(&entry.value).saturating_add(1);
@@ -238,7 +274,7 @@ impl MemoryCache {
                 }
             }
             None => {
-                Self::insert(&mut map, key, &1u64.to_be_bytes(), window);
+                self.insert(&mut entries, key, &1u64.to_be_bytes(), window);
                 WindowCount {
                     count: 1,
                     resets_in: window,
@@ -377,5 +413,71 @@ impl RedisCache {
         let mut c = self.connection.clone();
         let _: String = Self::bounded(redis::cmd("PING").query_async(&mut c)).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+impl Cache {
+    /// How long `key` has left in the in-process cache, for tests of lifetimes.
+    pub(crate) fn memory_expires_in(&self, key: &str) -> Option<Duration> {
+        let Cache::Memory(m) = self else {
+            return None;
+        };
+        let now = Instant::now();
+        m.lock()
+            .map
+            .get(&m.key(key))
+            .and_then(|e| e.expires_at.checked_duration_since(now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_entries_are_swept_and_their_memory_given_back() {
+        let cache = MemoryCache::with_sweep_interval("t:", Duration::from_millis(20));
+        for i in 0..5000 {
+            cache.put(&format!("short-{i}"), b"spent", Duration::from_millis(10));
+        }
+        let peak_capacity = cache.lock().map.capacity();
+        std::thread::sleep(Duration::from_millis(30));
+        cache.put("long", b"kept", Duration::from_secs(60));
+        let entries = cache.lock();
+        assert_eq!(entries.map.len(), 1, "only the live entry is left");
+        assert!(
+            entries.map.capacity() < peak_capacity / 4,
+            "capacity {} after the sweep, {peak_capacity} at the peak",
+            entries.map.capacity()
+        );
+        drop(entries);
+        assert_eq!(cache.get("long").as_deref(), Some(&b"kept"[..]));
+    }
+
+    #[test]
+    fn a_burst_is_swept_before_the_interval_ends() {
+        let cache = MemoryCache::with_sweep_interval("t:", Duration::from_secs(3600));
+        for i in 0..MIN_SWEEP_LEN {
+            cache.put(&format!("short-{i}"), b"x", Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        for i in 0..10 {
+            cache.put(&format!("live-{i}"), b"x", Duration::from_secs(60));
+        }
+        assert_eq!(cache.lock().map.len(), 10);
+    }
+
+    #[test]
+    fn live_entries_survive_a_sweep() {
+        let cache = MemoryCache::with_sweep_interval("t:", Duration::ZERO);
+        cache.put("a", b"1", Duration::from_secs(60));
+        assert!(cache.insert_new("b", b"2", Duration::from_secs(60)));
+        cache.increment("c", Duration::from_secs(60));
+        cache.put("d", b"4", Duration::from_secs(60));
+        assert_eq!(cache.get("a").as_deref(), Some(&b"1"[..]));
+        assert_eq!(cache.get("b").as_deref(), Some(&b"2"[..]));
+        assert_eq!(cache.peek_count("c").map(|c| c.count), Some(1));
+        assert_eq!(cache.lock().map.len(), 4);
     }
 }
