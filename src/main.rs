@@ -114,6 +114,10 @@ enum ClientCommand {
         /// A public client (no secret; token_endpoint_auth_method none; PKCE as always).
         #[arg(long)]
         public: bool,
+        /// The client sends its secret in the request body (client_secret_post)
+        /// instead of HTTP Basic (client_secret_basic, the default).
+        #[arg(long, conflicts_with = "public")]
+        secret_post: bool,
         /// A native app: loopback redirect URIs match with any port (RFC 8252).
         #[arg(long)]
         native: bool,
@@ -483,6 +487,7 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
             redirect_uris,
             post_logout_redirect_uris,
             public,
+            secret_post,
             native,
             grant_types,
             scope,
@@ -507,6 +512,7 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
                 id_token_alg,
                 post_logout_redirect_uris,
                 org_optional,
+                secret_post,
                 ..clients::NewClient::default()
             };
             let (client, secret) = clients::create(&db, new).await.map_err(refused)?;
@@ -518,7 +524,7 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
                     "redirect_uris": client.redirect_uris,
                     "grant_types": client.grant_types,
                     "scope": client.scope.join(" "),
-                    "token_endpoint_auth_method": if client.is_public() { "none" } else { "client_secret_basic" },
+                    "token_endpoint_auth_method": client.auth_method,
                     "id_token_signed_response_alg": client.id_token_alg.as_str(),
                     "org_optional": client.org_optional,
                 });

@@ -594,9 +594,74 @@ async fn client_authentication_is_enforced_at_the_token_endpoint() {
         "a confidential client must authenticate"
     );
 
-    // client_secret_post works too; the code is still unused.
+    // The right secret in the body is refused too: this client registered
+    // client_secret_basic (RFC 7591 §2), so only Basic authenticates it.
     let mut post = without.clone();
     let secret = client.secret.clone().unwrap();
+    post.push(("client_secret", &secret));
+    let other_method = app
+        .client
+        .post(app.url("/token"))
+        .form(&post)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other_method.status(), 401);
+    let body: Value = other_method.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client");
+    assert_eq!(
+        body["error_description"],
+        "this client is registered to authenticate with client_secret_basic, not client_secret_post"
+    );
+
+    // Basic still works: nothing was spent by the refusals.
+    let ok = app
+        .client
+        .post(app.url("/token"))
+        .basic_auth(&client.id, client.secret.as_ref())
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+}
+
+#[tokio::test]
+async fn a_client_secret_post_client_authenticates_in_the_body_only() {
+    let app = common::spawn_app().await;
+    let browser = signed_in_browser(&app).await;
+    let mut new = new_client();
+    new.first_party = true;
+    new.secret_post = true;
+    let client = register(&app, new).await;
+    let secret = client.secret.clone().expect("a confidential client");
+    let (verifier, challenge) = pkce();
+    let code = code_for(&browser, &client, &challenge).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", verifier.as_str()),
+    ];
+
+    let basic = app
+        .client
+        .post(app.url("/token"))
+        .basic_auth(&client.id, Some(&secret))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), 401);
+    let body: Value = basic.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client");
+    assert_eq!(
+        body["error_description"],
+        "this client is registered to authenticate with client_secret_post, not client_secret_basic"
+    );
+
+    let mut post: Vec<(&str, &str)> = form.to_vec();
+    post.push(("client_id", &client.id));
     post.push(("client_secret", &secret));
     let ok = app
         .client
@@ -605,7 +670,7 @@ async fn client_authentication_is_enforced_at_the_token_endpoint() {
         .send()
         .await
         .unwrap();
-    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.status(), 200, "the code was not spent by the refusal");
 }
 
 #[tokio::test]

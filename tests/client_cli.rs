@@ -53,6 +53,7 @@ async fn a_client_created_on_the_command_line_completes_the_code_flow() {
     assert!(secret.len() >= 43, "256 bits");
     assert_eq!(printed["id_token_signed_response_alg"], "ES256");
     assert_eq!(printed["org_optional"], false);
+    assert_eq!(printed["token_endpoint_auth_method"], "client_secret_basic");
     let rows = client::Entity::find().all(&app.state.db).await.unwrap();
     assert_ne!(
         rows[0].secret_hash.as_deref(),
@@ -113,6 +114,24 @@ async fn client_create_refuses_bad_metadata_and_public_clients_get_no_secret() {
     assert!(printed["client_secret"].is_null());
     assert_eq!(printed["org_optional"], true);
     assert_eq!(printed["token_endpoint_auth_method"], "none");
+
+    let post = tessera(
+        &app,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Body secret",
+            "--redirect-uri",
+            REDIRECT,
+            "--secret-post",
+            "--json",
+        ],
+    );
+    assert!(post.status.success());
+    let printed: Value = serde_json::from_slice(&post.stdout).unwrap();
+    assert_eq!(printed["token_endpoint_auth_method"], "client_secret_post");
+    assert!(printed["client_secret"].is_string());
 
     for (args, message) in [
         (vec!["--redirect-uri", "http://app.example/cb"], "https"),

@@ -794,6 +794,23 @@ async fn authenticated_request(
             "unknown client or wrong credentials",
         ));
     }
+    // A secret is only as safe as the channel the client agreed to send it on
+    // (RFC 7591 §2); Hydra and node-oidc-provider hold clients to it too. Checked
+    // after the secret so that only the client itself learns its method.
+    let used = match (&basic, &secret) {
+        (Some(_), _) => "client_secret_basic",
+        (None, Some(_)) => "client_secret_post",
+        (None, None) => "none",
+    };
+    if used != client.auth_method {
+        return Err(token_error(
+            "invalid_client",
+            &format!(
+                "this client is registered to authenticate with {}, not {used}",
+                client.auth_method
+            ),
+        ));
+    }
     Ok(ClientRequest {
         client,
         params,
