@@ -1,5 +1,4 @@
-//! Passkeys over HTTP with a software authenticator (webauthn-authenticator-rs's
-//! soft passkey): sign-up without a password, discoverable sign-in, `amr` in
+//! Passkeys over HTTP with a software authenticator (1Password's passkey-rs): sign-up without a password, discoverable sign-in, `amr` in
 //! tokens, wrong origin, replayed and expired challenges, unknown credentials,
 //! counter regression, user verification, and the removal rules.
 
@@ -14,8 +13,8 @@ use common::oauth::{authorize_path, exchange, new_client, param, pkce, redirect_
 use common::{Browser, PASSWORD, TestApp};
 use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
 use serde_json::{Value, json};
-use tessera::identity::passkeys::PasskeyError;
-use tessera::store::entities::passkey;
+use tessera::identity::passkeys::{self, PasskeyError};
+use tessera::store::entities::{passkey, session, user};
 use url::Url;
 
 /// The person in front of the authenticator: always present, and verified (PIN or
@@ -457,9 +456,25 @@ async fn an_address_that_keeps_failing_passkey_sign_ins_must_wait() {
         .await
         .unwrap();
     ada.sign_out().await;
-    for _ in 0..2 {
-        assert_eq!(ada.sign_in().await.status, 401);
-    }
+    assert_eq!(ada.sign_in().await.status, 401);
+    // A ceremony begun while the address was still allowed...
+    let origin = ada.origin.clone();
+    let (csrf, pending) = ada.assertion(&origin).await;
+    // ...then the last allowed failure, a password one: the count is per address.
+    let wrong = Browser::new(&app)
+        .sign_in("someone@example.com", "not the password at all")
+        .await;
+    assert_eq!(wrong.status, 401);
+    // Finishing it now is refused too, before the assertion is even looked at.
+    let finished = ada
+        .post_json(
+            "/passkeys/sign-in/finish",
+            &csrf,
+            json!({ "credential": pending }),
+        )
+        .await;
+    assert_eq!(finished.status, 429, "{}", finished.body);
+    assert_eq!(finished.body["error"], "too_many_requests");
     // Refused before any ceremony starts, with the time to wait.
     let csrf = ada.csrf("/login?prompt=login").await;
     let response = ada
@@ -632,6 +647,136 @@ async fn the_last_way_in_cannot_be_removed_and_passkeys_can_be_renamed() {
         .await;
     assert_eq!(foreign.status, 404);
     assert_eq!(passkeys_of(&app).await.len(), 1);
+}
+
+#[tokio::test]
+async fn removing_both_passkeys_at_once_leaves_one() {
+    let app = common::spawn_app_on_localhost().await;
+    let mut seen = Vec::new();
+    for round in 0..6 {
+        let mut person = Person::new(&app);
+        let signed_up = person.sign_up(&format!("both{round}@example.com")).await;
+        assert_eq!(signed_up.status, 200, "{}", signed_up.body);
+        person.key = authenticator(true);
+        let added = person.add_passkey().await;
+        assert_eq!(added.status, 200, "{}", added.body);
+        let fresh: Vec<passkey::Model> = passkeys_of(&app)
+            .await
+            .into_iter()
+            .filter(|row| !seen.contains(&row.id))
+            .collect();
+        assert_eq!(fresh.len(), 2);
+        seen.extend(fresh.iter().map(|row| row.id));
+        let user = fresh[0].user_id;
+
+        // Each removal alone is allowed (the other passkey remains); both at once
+        // must not be.
+        let (first, second) = tokio::join!(
+            passkeys::remove(&app.state.db, user, fresh[0].id),
+            passkeys::remove(&app.state.db, user, fresh[1].id),
+        );
+        let outcomes = [&first, &second];
+        assert_eq!(
+            outcomes.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "round {round}: {first:?} {second:?}"
+        );
+        assert!(
+            outcomes
+                .iter()
+                .any(|r| matches!(r, Err(PasskeyError::LastWayIn))),
+            "round {round}: {first:?} {second:?}"
+        );
+        let left = passkeys_of(&app)
+            .await
+            .into_iter()
+            .filter(|row| row.user_id == user)
+            .count();
+        assert_eq!(left, 1, "round {round}");
+    }
+}
+
+/// Moves every session's sign-in `ago` into the past, in the database and the cache.
+async fn age_sign_ins(app: &TestApp, ago: chrono::Duration) {
+    for row in session::Entity::find().all(&app.state.db).await.unwrap() {
+        let hash = row.token_hash.clone();
+        let mut active = row.into_active_model();
+        active.auth_time = Set(chrono::Utc::now() - ago);
+        active.update(&app.state.db).await.unwrap();
+        app.state
+            .cache
+            .remove(&format!("session:{hash}"))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_passkey_only_account_sets_a_password_after_a_recent_sign_in() {
+    let app = common::spawn_app_on_localhost().await;
+    let mut ada = Person::new(&app);
+    assert_eq!(ada.sign_up("ada@example.com").await.status, 200);
+    let has_password = || async {
+        user::Entity::find()
+            .all(&app.state.db)
+            .await
+            .unwrap()
+            .iter()
+            .any(|u| u.password_hash.is_some())
+    };
+    let account = ada.browser.get("/account").await;
+    assert!(account.body.contains("Set a password"));
+
+    // A session opened long ago cannot plant a password.
+    age_sign_ins(&app, chrono::Duration::minutes(10)).await;
+    let stale = ada
+        .browser
+        .submit(
+            "/account",
+            "/account/password",
+            &[("new_password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(stale.status, 403);
+    assert!(stale.body.contains("sign in again"), "{}", stale.body);
+    assert!(stale.body.contains("prompt=login"));
+    assert!(!has_password().await);
+
+    // Signing in again with the passkey makes it recent.
+    assert_eq!(ada.sign_in().await.status, 200);
+    let short = ada
+        .browser
+        .submit(
+            "/account",
+            "/account/password",
+            &[("new_password", "short")],
+        )
+        .await;
+    assert_eq!(short.status, 400);
+    assert!(!has_password().await);
+    let set = ada
+        .browser
+        .submit(
+            "/account",
+            "/account/password",
+            &[("new_password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    assert!(set.body.contains("Your password was set"));
+    assert!(set.body.contains("Change password"));
+
+    // The password is a way in now, on its own and as a reason the only passkey
+    // may go.
+    let elsewhere = Browser::new(&app);
+    elsewhere.sign_in("ada@example.com", PASSWORD).await;
+    assert!(elsewhere.is_signed_in().await);
+    let id = passkeys_of(&app).await.remove(0).id;
+    let removed = ada
+        .browser
+        .submit("/account", &format!("/account/passkeys/{id}/remove"), &[])
+        .await;
+    assert_eq!(removed.status, 303);
 }
 
 #[tokio::test]

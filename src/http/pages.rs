@@ -346,6 +346,8 @@ struct AccountPage {
     invite_link: Option<String>,
     notice: Option<String>,
     password_error: Option<String>,
+    /// The password could not be set because the sign-in is too old.
+    password_needs_sign_in: bool,
 }
 
 fn describe_device(user_agent: Option<&str>) -> String {
@@ -437,6 +439,7 @@ async fn org_sections(
 struct AccountExtras {
     notice: Option<String>,
     password_error: Option<String>,
+    password_needs_sign_in: bool,
     invite_link: Option<String>,
 }
 
@@ -449,6 +452,7 @@ async fn account_page(
     let AccountExtras {
         notice,
         password_error,
+        password_needs_sign_in,
         invite_link,
     } = extras;
     let user = users::find(&state.db, current.session.user_id)
@@ -501,6 +505,7 @@ async fn account_page(
         invite_link,
         notice,
         password_error,
+        password_needs_sign_in,
     };
     Ok(render(&page, status))
 }
@@ -570,6 +575,9 @@ pub async fn change_password(
         .await
         .map_err(unavailable)?
         .ok_or(PageError::NotFound)?;
+    if user.password_hash.is_none() {
+        return set_first_password(&state, &current, user, &form.new_password).await;
+    }
     match users::change_password(
         &state.db,
         &state.passwords,
@@ -606,6 +614,50 @@ pub async fn change_password(
             };
             account_page(&state, &current, extras, StatusCode::BAD_REQUEST).await
         }
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+/// A passkey-only account adds a password. With no current password to ask for,
+/// the session's sign-in must be recent, as for adding a passkey: a borrowed
+/// session must not be able to plant a lasting way in.
+async fn set_first_password(
+    state: &AppState,
+    current: &SignedIn,
+    user: users::User,
+    new_password: &str,
+) -> Result<HttpResponse, PageError> {
+    let refused = |message: String, status| {
+        let extras = AccountExtras {
+            password_error: Some(message),
+            password_needs_sign_in: status == StatusCode::FORBIDDEN,
+            ..AccountExtras::default()
+        };
+        account_page(state, current, extras, status)
+    };
+    if !crate::identity::passkeys::signed_in_recently(current.session.auth_time) {
+        return refused(
+            "To set a password, sign in again: your sign-in is more than a few minutes old."
+                .to_owned(),
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+    }
+    match users::set_first_password(&state.db, &state.passwords, user, new_password).await {
+        Ok(_) => {
+            let extras = AccountExtras {
+                notice: Some(
+                    "Your password was set. You can sign in with it or with a passkey.".to_owned(),
+                ),
+                ..AccountExtras::default()
+            };
+            account_page(state, current, extras, StatusCode::OK).await
+        }
+        Err(
+            e @ (IdentityError::PasswordTooShort
+            | IdentityError::PasswordTooLong
+            | IdentityError::PasswordTooCommon),
+        ) => refused(e.to_string(), StatusCode::BAD_REQUEST).await,
         Err(e) => Err(unavailable(e)),
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel,
     PaginatorTrait, QueryFilter, QueryOrder, Set, SqlErr, TransactionTrait,
@@ -525,6 +526,15 @@ pub async fn rename(
 /// other passkey).
 pub async fn remove(db: &DatabaseConnection, user: Uuid, id: Uuid) -> Result<(), PasskeyError> {
     let txn = db.begin().await?;
+    // Two removals at once must not each count the other's passkey and leave the
+    // account with none. A no-op write to the account row serializes them on
+    // every backend: PostgreSQL holds its row lock until commit, SQLite takes its
+    // write lock here rather than failing the later upgrade from a read.
+    user::Entity::update_many()
+        .col_expr(user::Column::UpdatedAt, Expr::col(user::Column::UpdatedAt))
+        .filter(user::Column::Id.eq(user))
+        .exec(&txn)
+        .await?;
     let row = owned(&txn, user, id).await?;
     let has_password = user::Entity::find_by_id(user)
         .one(&txn)
@@ -546,8 +556,15 @@ pub async fn remove(db: &DatabaseConnection, user: Uuid, id: Uuid) -> Result<(),
 /// password, whose sign-in is older than [`FRESH_SIGN_IN`] (a borrowed session must
 /// not be able to plant a lasting way in).
 pub fn needs_fresh_sign_in(user: &User, auth_time: DateTime<Utc>) -> bool {
+    user.password_hash.is_some() && !signed_in_recently(auth_time)
+}
+
+/// Whether a session's sign-in is within [`FRESH_SIGN_IN`]: what adding a way into
+/// an account asks of a session (a passkey to a password account, a password to
+/// a passkey-only one).
+pub fn signed_in_recently(auth_time: DateTime<Utc>) -> bool {
     let fresh = chrono::Duration::from_std(FRESH_SIGN_IN).unwrap_or(chrono::Duration::minutes(5));
-    user.password_hash.is_some() && Utc::now() - auth_time > fresh
+    Utc::now() - auth_time <= fresh
 }
 
 #[cfg(test)]

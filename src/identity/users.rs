@@ -115,6 +115,22 @@ pub async fn change_password(
     Ok(store_hash(db, user, hash).await?)
 }
 
+/// Gives a passkey-only account its first password. The caller has checked that
+/// the session's sign-in is recent: no current password vouches for the person.
+pub async fn set_first_password(
+    db: &DatabaseConnection,
+    hasher: &PasswordHasher,
+    user: User,
+    new: &str,
+) -> Result<User, IdentityError> {
+    if user.password_hash.is_some() {
+        return Err(IdentityError::WrongCurrentPassword);
+    }
+    check_policy(new)?;
+    let hash = hasher.hash(new).await?;
+    Ok(store_hash(db, user, hash).await?)
+}
+
 async fn store_hash(
     db: &DatabaseConnection,
     user: User,
