@@ -23,6 +23,8 @@ BACKENDS=${BENCH_BACKENDS:-"sqlite postgres"}
 # docs/PERFORMANCE.md: one RSA-2048 signature costs as much as 28 ES256 ones).
 SCENARIOS=${BENCH_SCENARIOS:-"jwks discovery client_credentials introspection userinfo refresh_token refresh_token:rs256 authorization_code authorization_code:rs256 password_sign_in"}
 PG_ADMIN_URL=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+# Connection parameters for the server only, e.g. BENCH_PG_PARAMS=sslmode=disable.
+PG_PARAMS=${BENCH_PG_PARAMS:-}
 REDIS=${BENCH_REDIS_URL:-redis://127.0.0.1:6379}
 PASSWORD="bench password for tessera"
 
@@ -58,7 +60,7 @@ load() { taskset -c "$load_cpus" "$LOADGEN" --concurrency "$CONCURRENCY" --secon
 port=$(free_port)
 taskset -c "$server_cpus" "$HELLO" "127.0.0.1:$port" "$WORKERS" & PIDS+=($!)
 wait_for "http://127.0.0.1:$port/"
-record ceiling hello "$(load --base "http://127.0.0.1:$port" --scenario hello)" "$(kib "${PIDS[-1]}" VmHWM)"
+record ceiling hello "$(load --base "http://127.0.0.1:$port" --scenario hello --cpu "server=${PIDS[-1]}")" "$(kib "${PIDS[-1]}" VmHWM)"
 kill "${PIDS[-1]}"
 
 for backend in $BACKENDS; do
@@ -72,7 +74,7 @@ for backend in $BACKENDS; do
     postgres)
       db="tessera_bench_$(date +%s)"
       psql "$PG_ADMIN_URL" -qc "CREATE DATABASE $db" >&2
-      env+=(DATABASE_URL="${PG_ADMIN_URL%/*}/$db" REDIS_URL="$REDIS" TESSERA_CACHE_PREFIX="$db:") ;;
+      env+=(DATABASE_URL="${PG_ADMIN_URL%/*}/$db${PG_PARAMS:+?$PG_PARAMS}" REDIS_URL="$REDIS" TESSERA_CACHE_PREFIX="$db:") ;;
     *) echo "unknown backend $backend" >&2; exit 2 ;;
   esac
   env "${env[@]}" "$BIN" migrate >&2
@@ -95,9 +97,12 @@ for backend in $BACKENDS; do
   for scenario in $SCENARIOS; do
     alg=ES256
     case "$scenario" in *:rs256) alg=RS256 ;; esac
+    # CPU per operation of each process taking part (docs/PERFORMANCE.md).
+    cpu="server=$pid"
+    if [ "$backend" = postgres ]; then cpu+=";db=postgres;cache=redis-server"; fi
     out=$(load --base "$base" --scenario "${scenario%:rs256}" \
       --client-id "${client_id[$alg]}" --client-secret "${secret[$alg]}" \
-      --email bench@example.com --password "$PASSWORD")
+      --email bench@example.com --password "$PASSWORD" --cpu "$cpu")
     record "$backend" "$scenario" "$out" "$(kib "$pid" VmRSS)"
   done
   record "$backend" peak '{"scenario":"peak"}' "$(kib "$pid" VmHWM)"
@@ -111,14 +116,15 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 ceiling = next(r for r in rows if r["scenario"] == "hello")
 top = ceiling["ops_per_sec"]
 print(f"workers={sys.argv[2]} concurrency={sys.argv[3]} seconds={sys.argv[4]}")
-print(f"{'backend':9} {'scenario':24} {'ops/s':>9} {'vs hello':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'RSS MiB':>7}")
+print(f"{'backend':9} {'scenario':24} {'ops/s':>9} {'vs hello':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'RSS MiB':>7}  CPU µs/op")
 for r in rows:
     rss = r.get("rss_kib", 0) / 1024
     if "ops_per_sec" not in r:
         print(f"{r['backend']:9} {r['scenario']:24} {'':>9} {'':>8} {'':>7} {'':>7} {'':>6} {rss:7.1f}")
         continue
     print(f"{r['backend']:9} {r['scenario']:24} {r['ops_per_sec']:9.0f} {r['ops_per_sec'] / top:8.1%} "
-          f"{r['p50_ms']:7.2f} {r['p99_ms']:7.2f} {r['errors']:6d} {rss:7.1f}")
+          f"{r['p50_ms']:7.2f} {r['p99_ms']:7.2f} {r['errors']:6d} {rss:7.1f}  "
+          + " ".join(f"{k} {v:.0f}" for k, v in r.get("cpu_us_per_op", {}).items()))
     if r.get("first_error"):
         print(f"    first error: {r['first_error']}")
 PY

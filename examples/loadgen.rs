@@ -6,7 +6,13 @@
 //! ```text
 //! loadgen --base http://127.0.0.1:8080 --scenario jwks --concurrency 32 --seconds 10 \
 //!         [--client-id ID --client-secret S --email E --password P]
+//!         [--cpu 'server=PID;db=postgres']
 //! ```
+//! With `--cpu`, it also reports the CPU time each named group of processes — a
+//! list of pids, or every process with that command name, found at both ends of
+//! the window — and the driver itself, as `load`, spent per operation during the
+//! measured window: a cost that, unlike a rate, hardly depends on what else the
+//! machine is doing.
 //! Scenarios: hello, jwks, discovery, client_credentials, introspection, userinfo,
 //! refresh_token, authorization_code, password_sign_in.
 
@@ -30,6 +36,15 @@ struct Config {
     redirect_uri: String,
     email: String,
     password: String,
+    cpu_groups: Vec<(String, Processes)>,
+}
+
+/// Whose CPU time a group counts.
+#[derive(Clone)]
+enum Processes {
+    Pids(Vec<u32>),
+    /// Every process with this command name (PostgreSQL forks one per connection).
+    Named(String),
 }
 
 fn config() -> Result<Config, String> {
@@ -56,7 +71,90 @@ fn config() -> Result<Config, String> {
         redirect_uri: get("redirect-uri", "https://app.example/callback"),
         email: get("email", "bench@example.com"),
         password: get("password", "bench password 123"),
+        cpu_groups: cpu_groups(&get("cpu", ""))?,
     })
+}
+
+/// `server=1;db=postgres` → [("server", Pids([1])), ("db", Named("postgres"))].
+fn cpu_groups(spec: &str) -> Result<Vec<(String, Processes)>, String> {
+    spec.split(';')
+        .filter(|group| !group.is_empty())
+        .map(|group| {
+            let (name, who) = group
+                .split_once('=')
+                .ok_or_else(|| format!("bad --cpu group {group}"))?;
+            let processes = if who.starts_with(|c: char| c.is_ascii_digit()) {
+                Processes::Pids(
+                    who.split(',')
+                        .map(|p| p.parse().map_err(|_| format!("bad pid {p}")))
+                        .collect::<Result<_, _>>()?,
+                )
+            } else {
+                Processes::Named(who.to_owned())
+            };
+            Ok((name.to_owned(), processes))
+        })
+        .collect()
+}
+
+fn pids_named(name: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim_end() == name)
+        })
+        .collect()
+}
+
+/// User + system CPU time of a process so far, in clock ticks (Linux
+/// `/proc/PID/stat` fields 14 and 15); 0 for a process that is gone.
+fn cpu_ticks(pid: &str) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| {
+        fields
+            .get(n - 3)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(14) + field(15)
+}
+
+/// CPU ticks per pid of each group, the driver's own last.
+fn cpu_snapshot(groups: &[(String, Processes)]) -> Vec<HashMap<u32, u64>> {
+    let mut snapshot: Vec<HashMap<u32, u64>> = groups
+        .iter()
+        .map(|(_, who)| {
+            let pids = match who {
+                Processes::Pids(pids) => pids.clone(),
+                Processes::Named(name) => pids_named(name),
+            };
+            pids.into_iter()
+                .map(|pid| (pid, cpu_ticks(&pid.to_string())))
+                .collect()
+        })
+        .collect();
+    snapshot.push(HashMap::from([(0, cpu_ticks("self"))]));
+    snapshot
+}
+
+/// Ticks spent between two snapshots of one group; a process that appeared in
+/// between counts from zero (it was born inside the window).
+fn ticks_between(before: &HashMap<u32, u64>, after: &HashMap<u32, u64>) -> u64 {
+    after
+        .iter()
+        .map(|(pid, ticks)| ticks.saturating_sub(before.get(pid).copied().unwrap_or(0)))
+        .sum()
 }
 
 type Failure = String;
@@ -361,10 +459,12 @@ async fn main() {
         }));
     }
     ready.wait().await;
+    let cpu_before = cpu_snapshot(&c.cpu_groups);
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(c.seconds)).await;
     stop.store(true, Ordering::Relaxed);
     let elapsed_at_stop = started.elapsed();
+    let cpu_after = cpu_snapshot(&c.cpu_groups);
     let mut all: Vec<u32> = Vec::new();
     for task in tasks {
         if let Ok(l) = task.await {
@@ -372,7 +472,22 @@ async fn main() {
         }
     }
     all.sort_unstable();
+    // Ticks are USER_HZ, 100 per second on every Linux this runs on.
+    let names = c
+        .cpu_groups
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .chain(["load"]);
+    let cpu_us_per_op: serde_json::Map<String, serde_json::Value> = names
+        .zip(cpu_after.iter().zip(&cpu_before))
+        .map(|(name, (after, before))| {
+            let ticks = ticks_between(before, after);
+            let us = ticks as f64 * 10_000.0 / all.len().max(1) as f64;
+            (name.to_owned(), serde_json::json!(us))
+        })
+        .collect();
     let out = serde_json::json!({
+        "cpu_us_per_op": cpu_us_per_op,
         "scenario": c.scenario,
         "concurrency": c.concurrency,
         "seconds": elapsed_at_stop.as_secs_f64(),

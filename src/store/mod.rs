@@ -36,7 +36,7 @@ pub async fn connect(url: &ConnectionUrl) -> Result<DatabaseConnection, StoreErr
         let sep = if raw.contains('?') { '&' } else { '?' };
         format!("{raw}{sep}mode=rwc")
     } else {
-        raw.to_owned()
+        without_tls_on_loopback(raw)
     };
     let mut options = ConnectOptions::new(raw);
     options
@@ -71,7 +71,75 @@ pub async fn connect(url: &ConnectionUrl) -> Result<DatabaseConnection, StoreErr
         })
 }
 
+/// A PostgreSQL URL for this host (`127.0.0.0/8`, `::1`, `localhost`) that names
+/// no `sslmode` gets `sslmode=disable`. The driver's default, `prefer`, negotiates
+/// TLS on loopback too, where it protects nothing a local attacker could not read
+/// from either process anyway, and costs ≈ 1.7 MiB per pooled connection (each
+/// loads the system CA bundle: 27 MiB of a full pool) and ≈ 15 % of the server's
+/// CPU on database-bound requests (docs/PERFORMANCE.md). An explicit `sslmode`
+/// is always kept.
+fn without_tls_on_loopback(raw: &str) -> String {
+    let Ok(url) = url::Url::parse(raw) else {
+        return raw.to_owned();
+    };
+    let postgres = matches!(url.scheme(), "postgres" | "postgresql");
+    let loopback = match url.host() {
+        // `postgres:` is not a special scheme to the url crate: an IPv4 host
+        // arrives as an opaque name.
+        Some(url::Host::Domain(name)) => {
+            name.eq_ignore_ascii_case("localhost")
+                || name
+                    .parse::<std::net::Ipv4Addr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if !postgres || !loopback || url.query_pairs().any(|(k, _)| k == "sslmode") {
+        return raw.to_owned();
+    }
+    let sep = if url.query().is_some() { '&' } else { '?' };
+    format!("{raw}{sep}sslmode=disable")
+}
+
 /// Applies every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), StoreError> {
     Migrator::up(db, None).await.map_err(StoreError::Migrate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_tls_on_loopback;
+
+    #[test]
+    fn loopback_postgres_connects_without_tls_unless_told_otherwise() {
+        let disabled = [
+            (
+                "postgres://u@127.0.0.1:5432/db",
+                "postgres://u@127.0.0.1:5432/db?sslmode=disable",
+            ),
+            (
+                "postgresql://u@localhost/db?application_name=t",
+                "postgresql://u@localhost/db?application_name=t&sslmode=disable",
+            ),
+            (
+                "postgres://u@[::1]/db",
+                "postgres://u@[::1]/db?sslmode=disable",
+            ),
+        ];
+        for (given, used) in disabled {
+            assert_eq!(without_tls_on_loopback(given), used);
+        }
+        for kept in [
+            "postgres://u@db.example.com/db",
+            "postgres://u@10.0.0.5/db",
+            "postgres://u@127.0.0.1/db?sslmode=require",
+            "postgres://u@localhost/db?sslmode=prefer",
+            "sqlite://tessera.db?mode=rwc",
+            "not a url",
+        ] {
+            assert_eq!(without_tls_on_loopback(kept), kept);
+        }
+    }
 }
