@@ -546,6 +546,27 @@ async fn a_wrong_or_missing_code_verifier_is_refused() {
     );
 }
 
+/// A code exchange's form, without client authentication.
+fn exchange_form<'a>(code: &'a str, verifier: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", verifier),
+    ]
+}
+
+/// The precise refusal of a client that authenticated other than it registered.
+async fn refused_for_its_method(response: reqwest::Response, registered: &str, used: &str) {
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client");
+    assert_eq!(
+        body["error_description"],
+        format!("this client is registered to authenticate with {registered}, not {used}")
+    );
+}
+
 #[tokio::test]
 async fn client_authentication_is_enforced_at_the_token_endpoint() {
     let app = common::spawn_app().await;
@@ -553,12 +574,7 @@ async fn client_authentication_is_enforced_at_the_token_endpoint() {
     let client = first_party(&app).await;
     let (verifier, challenge) = pkce();
     let code = code_for(&browser, &client, &challenge).await;
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", REDIRECT),
-        ("code_verifier", verifier.as_str()),
-    ];
+    let form = exchange_form(&code, &verifier);
     let wrong = app
         .client
         .post(app.url("/token"))
@@ -579,7 +595,7 @@ async fn client_authentication_is_enforced_at_the_token_endpoint() {
         "invalid_client"
     );
 
-    let mut without: Vec<(&str, &str)> = form.to_vec();
+    let mut without = form.clone();
     without.push(("client_id", &client.id));
     let missing = app
         .client
@@ -606,13 +622,7 @@ async fn client_authentication_is_enforced_at_the_token_endpoint() {
         .send()
         .await
         .unwrap();
-    assert_eq!(other_method.status(), 401);
-    let body: Value = other_method.json().await.unwrap();
-    assert_eq!(body["error"], "invalid_client");
-    assert_eq!(
-        body["error_description"],
-        "this client is registered to authenticate with client_secret_basic, not client_secret_post"
-    );
+    refused_for_its_method(other_method, "client_secret_basic", "client_secret_post").await;
 
     // Basic still works: nothing was spent by the refusals.
     let ok = app
@@ -637,12 +647,7 @@ async fn a_client_secret_post_client_authenticates_in_the_body_only() {
     let secret = client.secret.clone().expect("a confidential client");
     let (verifier, challenge) = pkce();
     let code = code_for(&browser, &client, &challenge).await;
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", REDIRECT),
-        ("code_verifier", verifier.as_str()),
-    ];
+    let form = exchange_form(&code, &verifier);
 
     let basic = app
         .client
@@ -652,15 +657,9 @@ async fn a_client_secret_post_client_authenticates_in_the_body_only() {
         .send()
         .await
         .unwrap();
-    assert_eq!(basic.status(), 401);
-    let body: Value = basic.json().await.unwrap();
-    assert_eq!(body["error"], "invalid_client");
-    assert_eq!(
-        body["error_description"],
-        "this client is registered to authenticate with client_secret_post, not client_secret_basic"
-    );
+    refused_for_its_method(basic, "client_secret_post", "client_secret_basic").await;
 
-    let mut post: Vec<(&str, &str)> = form.to_vec();
+    let mut post = form.clone();
     post.push(("client_id", &client.id));
     post.push(("client_secret", &secret));
     let ok = app

@@ -14,7 +14,7 @@ use common::{Browser, PASSWORD, TestApp};
 use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
 use serde_json::{Value, json};
 use tessera::identity::passkeys::{self, PasskeyError};
-use tessera::store::entities::{passkey, session, user};
+use tessera::store::entities::{passkey, user};
 use url::Url;
 
 /// The person in front of the authenticator: always present, and verified (PIN or
@@ -206,9 +206,13 @@ impl Person {
 
     async fn sign_in_as(&mut self, origin: &Url) -> Answer {
         let (csrf, credential) = self.assertion(origin).await;
+        self.finish_sign_in(&csrf, credential).await
+    }
+
+    async fn finish_sign_in(&self, csrf: &str, credential: Value) -> Answer {
         self.post_json(
             "/passkeys/sign-in/finish",
-            &csrf,
+            csrf,
             json!({ "credential": credential, "return_to": "/account?welcome" }),
         )
         .await
@@ -371,26 +375,14 @@ async fn a_challenge_answers_exactly_once() {
     let (csrf, credential) = ada.assertion(&ada.origin.clone()).await;
     let stranger = Person::new(&app);
     stranger.browser.get("/login").await;
-    let stolen = stranger
-        .post_json(
-            "/passkeys/sign-in/finish",
-            &csrf,
-            json!({ "credential": credential }),
-        )
-        .await;
+    let stolen = stranger.finish_sign_in(&csrf, credential.clone()).await;
     assert_eq!(
         stolen.status, 403,
         "another browser's CSRF token: {}",
         stolen.body
     );
     let stranger_csrf = stranger.csrf("/login").await;
-    let no_ceremony = stranger
-        .post_json(
-            "/passkeys/sign-in/finish",
-            &stranger_csrf,
-            json!({ "credential": credential }),
-        )
-        .await;
+    let no_ceremony = stranger.finish_sign_in(&stranger_csrf, credential).await;
     assert_eq!(no_ceremony.status, 400, "{}", no_ceremony.body);
     assert!(
         no_ceremony.body["error_description"]
@@ -466,13 +458,7 @@ async fn an_address_that_keeps_failing_passkey_sign_ins_must_wait() {
         .await;
     assert_eq!(wrong.status, 401);
     // Finishing it now is refused too, before the assertion is even looked at.
-    let finished = ada
-        .post_json(
-            "/passkeys/sign-in/finish",
-            &csrf,
-            json!({ "credential": pending }),
-        )
-        .await;
+    let finished = ada.finish_sign_in(&csrf, pending).await;
     assert_eq!(finished.status, 429, "{}", finished.body);
     assert_eq!(finished.body["error"], "too_many_requests");
     // Refused before any ceremony starts, with the time to wait.
@@ -696,19 +682,14 @@ async fn removing_both_passkeys_at_once_leaves_one() {
     }
 }
 
-/// Moves every session's sign-in `ago` into the past, in the database and the cache.
-async fn age_sign_ins(app: &TestApp, ago: chrono::Duration) {
-    for row in session::Entity::find().all(&app.state.db).await.unwrap() {
-        let hash = row.token_hash.clone();
-        let mut active = row.into_active_model();
-        active.auth_time = Set(chrono::Utc::now() - ago);
-        active.update(&app.state.db).await.unwrap();
-        app.state
-            .cache
-            .remove(&format!("session:{hash}"))
-            .await
-            .unwrap();
-    }
+async fn set_password(browser: &Browser, password: &str) -> common::Page {
+    browser
+        .submit(
+            "/account",
+            "/account/password",
+            &[("new_password", password)],
+        )
+        .await
 }
 
 #[tokio::test]
@@ -728,15 +709,9 @@ async fn a_passkey_only_account_sets_a_password_after_a_recent_sign_in() {
     assert!(account.body.contains("Set a password"));
 
     // A session opened long ago cannot plant a password.
-    age_sign_ins(&app, chrono::Duration::minutes(10)).await;
-    let stale = ada
-        .browser
-        .submit(
-            "/account",
-            "/account/password",
-            &[("new_password", PASSWORD)],
-        )
-        .await;
+    let long_ago = chrono::Utc::now() - chrono::Duration::minutes(10);
+    common::edit_sessions(&app, None, |row| row.auth_time = Set(long_ago)).await;
+    let stale = set_password(&ada.browser, PASSWORD).await;
     assert_eq!(stale.status, 403);
     assert!(stale.body.contains("sign in again"), "{}", stale.body);
     assert!(stale.body.contains("prompt=login"));
@@ -744,24 +719,10 @@ async fn a_passkey_only_account_sets_a_password_after_a_recent_sign_in() {
 
     // Signing in again with the passkey makes it recent.
     assert_eq!(ada.sign_in().await.status, 200);
-    let short = ada
-        .browser
-        .submit(
-            "/account",
-            "/account/password",
-            &[("new_password", "short")],
-        )
-        .await;
+    let short = set_password(&ada.browser, "short").await;
     assert_eq!(short.status, 400);
     assert!(!has_password().await);
-    let set = ada
-        .browser
-        .submit(
-            "/account",
-            "/account/password",
-            &[("new_password", PASSWORD)],
-        )
-        .await;
+    let set = set_password(&ada.browser, PASSWORD).await;
     assert_eq!(set.status, 200, "{}", set.body);
     assert!(set.body.contains("Your password was set"));
     assert!(set.body.contains("Change password"));

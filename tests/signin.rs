@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use common::{Browser, PASSWORD};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::EntityTrait;
 use tessera::store::entities::{session, user};
 
 async fn user_count(app: &common::TestApp) -> usize {
@@ -284,26 +284,12 @@ async fn age_session(
     created_ago: chrono::Duration,
     seen_ago: chrono::Duration,
 ) {
-    let hash = token_hash(cookie_value);
     let now = chrono::Utc::now();
-    session::Entity::update_many()
-        .col_expr(
-            session::Column::CreatedAt,
-            sea_orm::sea_query::Expr::value(now - created_ago),
-        )
-        .col_expr(
-            session::Column::LastSeenAt,
-            sea_orm::sea_query::Expr::value(now - seen_ago),
-        )
-        .filter(session::Column::TokenHash.eq(hash.clone()))
-        .exec(&app.state.db)
-        .await
-        .unwrap();
-    app.state
-        .cache
-        .remove(&format!("session:{hash}"))
-        .await
-        .unwrap();
+    common::edit_sessions(app, Some(&token_hash(cookie_value)), |row| {
+        row.created_at = sea_orm::Set(now - created_ago);
+        row.last_seen_at = sea_orm::Set(now - seen_ago);
+    })
+    .await;
 }
 
 #[tokio::test]

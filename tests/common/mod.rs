@@ -104,6 +104,33 @@ impl Backing {
 }
 
 /// A loopback port nothing listens on right now.
+/// Changes stored sessions — all, or the one whose token hashes to `token_hash` —
+/// and drops their cached copies, so the server sees the change on the next
+/// request (it reads a session from the cache first).
+pub async fn edit_sessions(
+    app: &TestApp,
+    token_hash: Option<&str>,
+    edit: impl Fn(&mut tessera::store::entities::session::ActiveModel),
+) {
+    use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter};
+    use tessera::store::entities::session;
+    let mut rows = session::Entity::find();
+    if let Some(hash) = token_hash {
+        rows = rows.filter(session::Column::TokenHash.eq(hash));
+    }
+    for row in rows.all(&app.state.db).await.expect("read sessions") {
+        let key = format!("session:{}", row.token_hash);
+        let mut active = row.into_active_model();
+        edit(&mut active);
+        active.update(&app.state.db).await.expect("edit a session");
+        app.state
+            .cache
+            .remove(&key)
+            .await
+            .expect("drop the cached copy");
+    }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
