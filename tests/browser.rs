@@ -451,6 +451,17 @@ async fn a_person_signs_up_and_in_with_a_passkey_and_authorizes_an_application_w
         .expect("the account exists");
     assert!(user.password_hash.is_none());
 
+    // The account page offers a passkey-only account a password as a second way in.
+    browser.fill("New password", common::PASSWORD).await;
+    browser.click_button("Set password").await;
+    browser.wait_for_text("Your password was set").await;
+    browser.wait_for_text("Change password").await;
+    let user = tessera::identity::users::find_by_email(&app.state.db, "hedy@example.com")
+        .await
+        .unwrap()
+        .expect("the account exists");
+    assert!(user.password_hash.is_some());
+
     // Passkey autofill (conditional mediation): the virtual authenticator answers
     // the Email field's offer at once, as a person picking it from the list would.
     browser.click_button("Sign out").await;
