@@ -9,6 +9,7 @@
 #   bench/run.sh                         # 1 worker, 10 s per scenario, both backends
 #   BENCH_WORKERS=2 bench/run.sh         # the machine total
 #   BENCH_SECONDS=2 BENCH_BACKENDS=sqlite bench/run.sh   # a quick check
+#   BENCH_TESSERA_BIN=/tmp/tessera-before bench/run.sh   # an earlier build
 #
 # Loopback only: every server binds 127.0.0.1.
 set -euo pipefail
@@ -29,7 +30,9 @@ REDIS=${BENCH_REDIS_URL:-redis://127.0.0.1:6379}
 PASSWORD="bench password for tessera"
 
 cargo build --release --locked --bin tessera --example loadgen --example hello >&2
-BIN=target/release/tessera
+# BENCH_TESSERA_BIN measures another build of the server (say, the commit before a
+# change) against the same ceiling, scripts and load generator.
+BIN=${BENCH_TESSERA_BIN:-target/release/tessera}
 LOADGEN=target/release/examples/loadgen
 HELLO=target/release/examples/hello
 

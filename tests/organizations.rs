@@ -317,7 +317,8 @@ async fn a_refresh_keeps_the_organization_shows_a_new_role_and_fails_after_remov
     );
 
     orgs::remove_member(&app.state.db, acme, ada).await.unwrap();
-    let after = refresh(&app, &client, refreshed["refresh_token"].as_str().unwrap()).await;
+    let current = refreshed["refresh_token"].as_str().unwrap();
+    let after = refresh(&app, &client, current).await;
     let body: Value = after.json().await.unwrap();
     assert_eq!(body["error"], "invalid_grant");
     assert!(
@@ -326,6 +327,13 @@ async fn a_refresh_keeps_the_organization_shows_a_new_role_and_fails_after_remov
             .unwrap()
             .contains("no longer a member")
     );
+
+    // The refused refresh spent nothing: with the membership back, the same token
+    // works.
+    orgs::add_member(&app.state.db, acme, ada, Role::Member)
+        .await
+        .unwrap();
+    assert_eq!(refresh(&app, &client, current).await.status(), 200);
 }
 
 #[tokio::test]

@@ -865,6 +865,9 @@ pub async fn token(
         grant_type == GRANT_AUTHORIZATION_CODE && client.allows_grant(GRANT_REFRESH_TOKEN),
     );
     issuer.resource = resource;
+    // Without `scope` oxide-auth keeps the granted one, so nothing it checks after
+    // recovering the token can refuse a token the one-step rotation accepted.
+    issuer.rotate_on_recovery = grant_type == GRANT_REFRESH_TOKEN && params.get("scope").is_none();
     match grant_type {
         GRANT_REFRESH_TOKEN => refresh_grant(&state, issuer, client, &params, credentials).await,
         GRANT_CLIENT_CREDENTIALS => match credentials {

@@ -120,6 +120,11 @@ pub struct TokenIssuer {
     /// Whether this client is registered for the refresh_token grant.
     client_refreshes: bool,
     presented: Option<RefreshRecord>,
+    /// Whether a presented refresh token may be spent and succeeded as soon as it is
+    /// found ([`refresh::rotate_live`]): true when the request keeps the scope.
+    pub rotate_on_recovery: bool,
+    /// The successor issued by that one-step rotation.
+    successor: Option<String>,
     /// The RFC 8707 resource named at the token endpoint (already allowed).
     pub resource: Option<String>,
     pub issued: Option<Issued>,
@@ -133,6 +138,8 @@ impl TokenIssuer {
             client_id: client_id.to_owned(),
             client_refreshes,
             presented: None,
+            rotate_on_recovery: false,
+            successor: None,
             resource: None,
             issued: None,
             refresh_failure: None,
@@ -310,9 +317,12 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer {
     async fn refresh(&mut self, _: &str, grant: Grant) -> Result<RefreshedToken, ()> {
         let presented = self.presented.take().ok_or(())?;
         let scope = sorted_scope(&grant);
-        let rotated = refresh::rotate(&self.config.db, &presented, &scope, self.config.refresh)
-            .await
-            .map_err(|e| tracing::error!("cannot rotate a refresh token: {e}"))?;
+        let rotated = match self.successor.take() {
+            Some(successor) => Some(successor),
+            None => refresh::rotate(&self.config.db, &presented, &scope, self.config.refresh)
+                .await
+                .map_err(|e| tracing::error!("cannot rotate a refresh token: {e}"))?,
+        };
         let Some(new_refresh) = rotated else {
             // Another request spent this token first: treat it as reuse.
             self.refresh_failure = Some(RefreshFailure::Reused);
@@ -345,6 +355,21 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer {
     }
 
     async fn recover_refresh(&mut self, token: &str) -> Result<Option<Grant>, ()> {
+        if self.rotate_on_recovery {
+            let rotated =
+                refresh::rotate_live(&self.config.db, token, &self.client_id, self.config.refresh)
+                    .await
+                    .map_err(|e| tracing::error!("cannot rotate a refresh token: {e}"))?;
+            if let Some((record, successor)) = rotated {
+                let mut grant = self.grant_of(&record)?;
+                // The statement checked expiry when it spent the token; oxide-auth's
+                // own check a moment later must not strand the successor.
+                grant.until = grant.until.max(Utc::now() + chrono::Duration::minutes(1));
+                self.successor = Some(successor);
+                self.presented = Some(record);
+                return Ok(Some(grant));
+            }
+        }
         let presented = refresh::find(&self.config.db, token)
             .await
             .map_err(|e| tracing::error!("cannot look up a refresh token: {e}"))?;
@@ -381,6 +406,15 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer {
                 return Ok(None);
             }
         }
+        let grant = self.grant_of(&record)?;
+        self.presented = Some(record);
+        Ok(Some(grant))
+    }
+}
+
+impl TokenIssuer {
+    /// The oxide-auth grant a refresh token stands for.
+    fn grant_of(&self, record: &RefreshRecord) -> Result<Grant, ()> {
         let mut extensions = oxide_auth::primitives::grant::Extensions::new();
         if let Some(org) = record.org_id {
             extensions.set_raw(
@@ -388,14 +422,14 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer {
                 oxide_auth::primitives::grant::Value::private(Some(org.to_string())),
             );
         }
-        if let Some(session) = refresh::session_of(&record) {
+        if let Some(session) = refresh::session_of(record) {
             let json = serde_json::to_string(&session).map_err(|_| ())?;
             extensions.set_raw(
                 EXT_SESSION.to_owned(),
                 oxide_auth::primitives::grant::Value::private(Some(json)),
             );
         }
-        let grant = Grant {
+        Ok(Grant {
             owner_id: record
                 .user_id
                 .map_or_else(|| record.client_id.clone(), |u| u.to_string()),
@@ -403,10 +437,8 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer {
             scope: record.scope.parse().map_err(|_| ())?,
             // Refresh grants carry no redirect; oxide-auth's type wants one.
             redirect_uri: self.config.issuer.parse().map_err(|_| ())?,
-            until: refresh::expires(&record),
+            until: refresh::expires(record),
             extensions,
-        };
-        self.presented = Some(record);
-        Ok(Some(grant))
+        })
     }
 }
