@@ -8,8 +8,11 @@ use common::oauth::{
     register,
 };
 use common::{Browser, PASSWORD, TestApp};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement, TransactionTrait,
+};
 use serde_json::Value;
+use tessera::oauth::refresh::ROTATE_LIVE_SQL;
 use tessera::store::entities::refresh_token;
 
 const SCOPE: &str = "openid offline_access profile";
@@ -190,7 +193,7 @@ async fn scope_can_be_narrowed_on_refresh_but_never_widened() {
         .json()
         .await
         .unwrap();
-    assert_eq!(narrower["scope"], "offline_access openid");
+    assert_eq!(narrower["scope"], "offline_access openid", "{narrower}");
 }
 
 #[tokio::test]
@@ -322,4 +325,43 @@ async fn replaying_a_code_also_revokes_the_refresh_tokens_it_issued() {
         after.json::<Value>().await.unwrap()["error"],
         "invalid_grant"
     );
+}
+
+/// A new deployment's PostgreSQL knows nothing of the table yet; the one-step
+/// rotation must still find the token by its digest. A plan through the client's
+/// index walks every token of the client, each refresh dearer than the last.
+#[tokio::test]
+async fn the_one_step_rotation_finds_the_token_by_its_digest_on_a_new_table() {
+    let app = common::spawn_app().await;
+    if app.state.db.get_database_backend() != DbBackend::Postgres {
+        eprintln!("skipped: the one-step rotation is PostgreSQL's");
+        return;
+    }
+    // One connection for SET, PREPARE and EXPLAIN; the generic plan is the one a
+    // pooled connection settles on after five executions.
+    let txn = app.state.db.begin().await.unwrap();
+    txn.execute_unprepared("SET LOCAL plan_cache_mode = force_generic_plan")
+        .await
+        .unwrap();
+    txn.execute_unprepared(&format!("PREPARE rotate_live AS {ROTATE_LIVE_SQL}"))
+        .await
+        .unwrap();
+    let rows = txn
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "EXPLAIN EXECUTE rotate_live(now(), 'digest', 'client', gen_random_uuid(), \
+             'successor', now())",
+        ))
+        .await
+        .unwrap();
+    let plan: Vec<String> = rows
+        .iter()
+        .map(|row| row.try_get::<String>("", "QUERY PLAN").unwrap())
+        .collect();
+    let plan = plan.join("\n");
+    assert!(
+        plan.contains("Index Scan using refresh_token_token_hash_key"),
+        "{plan}"
+    );
+    assert!(!plan.contains("refresh_token_client"), "{plan}");
 }
