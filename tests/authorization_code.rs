@@ -556,6 +556,20 @@ fn exchange_form<'a>(code: &'a str, verifier: &'a str) -> Vec<(&'a str, &'a str)
     ]
 }
 
+/// A token request with `form` as its body and, when given, HTTP Basic credentials.
+async fn token_request(
+    app: &common::TestApp,
+    form: &[(&str, &str)],
+    basic: Option<(&str, &str)>,
+) -> reqwest::Response {
+    let request = app.client.post(app.url("/token")).form(form);
+    let request = match basic {
+        Some((id, secret)) => request.basic_auth(id, Some(secret)),
+        None => request,
+    };
+    request.send().await.unwrap()
+}
+
 /// The precise refusal of a client that authenticated other than it registered.
 async fn refused_for_its_method(response: reqwest::Response, registered: &str, used: &str) {
     assert_eq!(response.status(), 401);
@@ -575,14 +589,7 @@ async fn client_authentication_is_enforced_at_the_token_endpoint() {
     let (verifier, challenge) = pkce();
     let code = code_for(&browser, &client, &challenge).await;
     let form = exchange_form(&code, &verifier);
-    let wrong = app
-        .client
-        .post(app.url("/token"))
-        .basic_auth(&client.id, Some("not-the-secret"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let wrong = token_request(&app, &form, Some((&client.id, "not-the-secret"))).await;
     assert_eq!(wrong.status(), 401);
     assert!(
         wrong.headers()["www-authenticate"]
@@ -597,13 +604,7 @@ async fn client_authentication_is_enforced_at_the_token_endpoint() {
 
     let mut without = form.clone();
     without.push(("client_id", &client.id));
-    let missing = app
-        .client
-        .post(app.url("/token"))
-        .form(&without)
-        .send()
-        .await
-        .unwrap();
+    let missing = token_request(&app, &without, None).await;
     assert_eq!(
         missing.status(),
         401,
@@ -615,24 +616,11 @@ async fn client_authentication_is_enforced_at_the_token_endpoint() {
     let mut post = without.clone();
     let secret = client.secret.clone().unwrap();
     post.push(("client_secret", &secret));
-    let other_method = app
-        .client
-        .post(app.url("/token"))
-        .form(&post)
-        .send()
-        .await
-        .unwrap();
+    let other_method = token_request(&app, &post, None).await;
     refused_for_its_method(other_method, "client_secret_basic", "client_secret_post").await;
 
     // Basic still works: nothing was spent by the refusals.
-    let ok = app
-        .client
-        .post(app.url("/token"))
-        .basic_auth(&client.id, client.secret.as_ref())
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let ok = token_request(&app, &form, Some((&client.id, &secret))).await;
     assert_eq!(ok.status(), 200);
 }
 
@@ -649,26 +637,13 @@ async fn a_client_secret_post_client_authenticates_in_the_body_only() {
     let code = code_for(&browser, &client, &challenge).await;
     let form = exchange_form(&code, &verifier);
 
-    let basic = app
-        .client
-        .post(app.url("/token"))
-        .basic_auth(&client.id, Some(&secret))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let basic = token_request(&app, &form, Some((&client.id, &secret))).await;
     refused_for_its_method(basic, "client_secret_post", "client_secret_basic").await;
 
     let mut post = form.clone();
     post.push(("client_id", &client.id));
     post.push(("client_secret", &secret));
-    let ok = app
-        .client
-        .post(app.url("/token"))
-        .form(&post)
-        .send()
-        .await
-        .unwrap();
+    let ok = token_request(&app, &post, None).await;
     assert_eq!(ok.status(), 200, "the code was not spent by the refusal");
 }
 

@@ -707,6 +707,10 @@ async fn a_passkey_only_account_sets_a_password_after_a_recent_sign_in() {
     };
     let account = ada.browser.get("/account").await;
     assert!(account.body.contains("Set a password"));
+    assert!(
+        !account.body.contains("current_password"),
+        "no current password to ask a passkey-only account for"
+    );
 
     // A session opened long ago cannot plant a password.
     let long_ago = chrono::Utc::now() - chrono::Duration::minutes(10);
@@ -726,6 +730,7 @@ async fn a_passkey_only_account_sets_a_password_after_a_recent_sign_in() {
     assert_eq!(set.status, 200, "{}", set.body);
     assert!(set.body.contains("Your password was set"));
     assert!(set.body.contains("Change password"));
+    assert!(set.body.contains("current_password"));
 
     // The password is a way in now, on its own and as a reason the only passkey
     // may go.

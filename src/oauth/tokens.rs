@@ -146,6 +146,35 @@ impl TokenIssuer {
         }
     }
 
+    /// The oxide-auth grant a refresh token stands for.
+    fn grant_of(&self, record: &RefreshRecord) -> Result<Grant, ()> {
+        let mut extensions = oxide_auth::primitives::grant::Extensions::new();
+        if let Some(org) = record.org_id {
+            extensions.set_raw(
+                EXT_ORG.to_owned(),
+                oxide_auth::primitives::grant::Value::private(Some(org.to_string())),
+            );
+        }
+        if let Some(session) = refresh::session_of(record) {
+            let json = serde_json::to_string(&session).map_err(|_| ())?;
+            extensions.set_raw(
+                EXT_SESSION.to_owned(),
+                oxide_auth::primitives::grant::Value::private(Some(json)),
+            );
+        }
+        Ok(Grant {
+            owner_id: record
+                .user_id
+                .map_or_else(|| record.client_id.clone(), |u| u.to_string()),
+            client_id: record.client_id.clone(),
+            scope: record.scope.parse().map_err(|_| ())?,
+            // Refresh grants carry no redirect; oxide-auth's type wants one.
+            redirect_uri: self.config.issuer.parse().map_err(|_| ())?,
+            until: refresh::expires(record),
+            extensions,
+        })
+    }
+
     /// Signs an access token for `grant`, returning the token and its `jti`.
     fn sign(
         &self,
@@ -409,36 +438,5 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer {
         let grant = self.grant_of(&record)?;
         self.presented = Some(record);
         Ok(Some(grant))
-    }
-}
-
-impl TokenIssuer {
-    /// The oxide-auth grant a refresh token stands for.
-    fn grant_of(&self, record: &RefreshRecord) -> Result<Grant, ()> {
-        let mut extensions = oxide_auth::primitives::grant::Extensions::new();
-        if let Some(org) = record.org_id {
-            extensions.set_raw(
-                EXT_ORG.to_owned(),
-                oxide_auth::primitives::grant::Value::private(Some(org.to_string())),
-            );
-        }
-        if let Some(session) = refresh::session_of(record) {
-            let json = serde_json::to_string(&session).map_err(|_| ())?;
-            extensions.set_raw(
-                EXT_SESSION.to_owned(),
-                oxide_auth::primitives::grant::Value::private(Some(json)),
-            );
-        }
-        Ok(Grant {
-            owner_id: record
-                .user_id
-                .map_or_else(|| record.client_id.clone(), |u| u.to_string()),
-            client_id: record.client_id.clone(),
-            scope: record.scope.parse().map_err(|_| ())?,
-            // Refresh grants carry no redirect; oxide-auth's type wants one.
-            redirect_uri: self.config.issuer.parse().map_err(|_| ())?,
-            until: refresh::expires(record),
-            extensions,
-        })
     }
 }
