@@ -49,7 +49,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     // One resource per path, so a wrong method answers 405 rather than 404.
     let get = web::get;
     let post = web::post;
+    // actix tries resources in this order, and a path with a parameter costs a regex
+    // match: the endpoints every client and API call come first, parameterised
+    // paths last (no two patterns here overlap, so order changes only the cost).
     let table = [
+        (paths::TOKEN, vec![post().to(oauth::token)]),
+        (paths::JWKS, vec![get().to(well_known::jwks)]),
         (
             paths::OPENID_CONFIGURATION,
             vec![get().to(well_known::discovery)],
@@ -58,7 +63,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             paths::OAUTH_AUTHORIZATION_SERVER,
             vec![get().to(well_known::discovery)],
         ),
-        (paths::JWKS, vec![get().to(well_known::jwks)]),
+        (
+            paths::USERINFO,
+            vec![get().to(oidc::userinfo_get), post().to(oidc::userinfo_post)],
+        ),
+        (paths::INTROSPECT, vec![post().to(oauth::introspect)]),
+        (paths::REVOKE, vec![post().to(oauth::revoke)]),
+        (
+            paths::AUTHORIZE,
+            vec![
+                get().to(oauth::authorize_get),
+                post().to(oauth::authorize_post),
+            ],
+        ),
         (paths::HEALTHZ, vec![get().to(ops::healthz)]),
         (paths::READYZ, vec![get().to(ops::readyz)]),
         (paths::METRICS, vec![get().to(ops::metrics)]),
@@ -72,14 +89,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             vec![get().to(browser::passkeys_script)],
         ),
         (paths::REGISTER, vec![post().to(registration::register)]),
-        (
-            "/register/{client_id}",
-            vec![
-                get().to(registration::read),
-                web::put().to(registration::update),
-                web::delete().to(registration::delete),
-            ],
-        ),
         (
             "/passkeys/sign-in/start",
             vec![post().to(passkeys::sign_in_start)],
@@ -105,14 +114,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             vec![post().to(passkeys::add_finish)],
         ),
         (
-            "/account/passkeys/{id}/rename",
-            vec![post().to(passkeys::rename)],
-        ),
-        (
-            "/account/passkeys/{id}/remove",
-            vec![post().to(passkeys::remove)],
-        ),
-        (
             "/login",
             vec![get().to(pages::login_page), post().to(pages::login)],
         ),
@@ -123,6 +124,42 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         ("/logout", vec![post().to(pages::logout)]),
         ("/account", vec![get().to(pages::account)]),
         ("/account/password", vec![post().to(pages::change_password)]),
+        (
+            "/account/sessions/end-all",
+            vec![post().to(pages::end_all_sessions)],
+        ),
+        (
+            "/authorize/consent",
+            vec![post().to(oauth::consent_decision)],
+        ),
+        ("/authorize/org", vec![post().to(oauth::org_decision)]),
+        (
+            paths::END_SESSION,
+            vec![
+                get().to(oidc::end_session_get),
+                post().to(oidc::end_session_post),
+            ],
+        ),
+        (
+            "/end_session/confirm",
+            vec![post().to(oidc::end_session_confirm)],
+        ),
+        (
+            "/register/{client_id}",
+            vec![
+                get().to(registration::read),
+                web::put().to(registration::update),
+                web::delete().to(registration::delete),
+            ],
+        ),
+        (
+            "/account/passkeys/{id}/rename",
+            vec![post().to(passkeys::rename)],
+        ),
+        (
+            "/account/passkeys/{id}/remove",
+            vec![post().to(passkeys::remove)],
+        ),
         (
             "/account/orgs/{org}/invitations",
             vec![post().to(pages::invite)],
@@ -143,42 +180,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             ],
         ),
         (
-            "/account/sessions/end-all",
-            vec![post().to(pages::end_all_sessions)],
-        ),
-        (
             "/account/sessions/{id}/end",
             vec![post().to(pages::end_session)],
-        ),
-        (
-            paths::AUTHORIZE,
-            vec![
-                get().to(oauth::authorize_get),
-                post().to(oauth::authorize_post),
-            ],
-        ),
-        (
-            "/authorize/consent",
-            vec![post().to(oauth::consent_decision)],
-        ),
-        ("/authorize/org", vec![post().to(oauth::org_decision)]),
-        (paths::TOKEN, vec![post().to(oauth::token)]),
-        (paths::REVOKE, vec![post().to(oauth::revoke)]),
-        (paths::INTROSPECT, vec![post().to(oauth::introspect)]),
-        (
-            paths::END_SESSION,
-            vec![
-                get().to(oidc::end_session_get),
-                post().to(oidc::end_session_post),
-            ],
-        ),
-        (
-            "/end_session/confirm",
-            vec![post().to(oidc::end_session_confirm)],
-        ),
-        (
-            paths::USERINFO,
-            vec![get().to(oidc::userinfo_get), post().to(oidc::userinfo_post)],
         ),
     ];
     for (path, routes) in table {
