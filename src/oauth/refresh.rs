@@ -153,18 +153,32 @@ pub const ROTATE_LIVE_SQL: &str = "WITH spent AS (
 /// from spent (reuse) from another client's token from a lost membership — so
 /// every condition of that path is repeated in the statement's `WHERE`.
 ///
-/// PostgreSQL only: the lookup by digest was a round trip of its own, ≈ a third of
-/// the database's CPU per refresh. SQLite keeps the two steps (no data-modifying
-/// CTEs; its round trips are in-process).
+/// On PostgreSQL the lookup by digest was a round trip of its own, ≈ a third of
+/// the database's CPU per refresh. SQLite has no data-modifying CTEs, so there it
+/// is a transaction of three statements instead of four plus the lookup: every
+/// statement is a hop to the driver's worker thread and back.
 pub async fn rotate_live(
     db: &DatabaseConnection,
     token: &str,
     client_id: &str,
     lifetimes: Lifetimes,
 ) -> Result<Option<(RefreshRecord, String)>, RefreshError> {
-    if db.get_database_backend() != DbBackend::Postgres || token.is_empty() || token.len() > 128 {
+    if token.is_empty() || token.len() > 128 {
         return Ok(None);
     }
+    match db.get_database_backend() {
+        DbBackend::Postgres => rotate_live_in_one_statement(db, token, client_id, lifetimes).await,
+        DbBackend::Sqlite => rotate_live_in_a_transaction(db, token, client_id, lifetimes).await,
+        _ => Ok(None),
+    }
+}
+
+async fn rotate_live_in_one_statement(
+    db: &DatabaseConnection,
+    token: &str,
+    client_id: &str,
+    lifetimes: Lifetimes,
+) -> Result<Option<(RefreshRecord, String)>, RefreshError> {
     let successor = random_token().map_err(|e| RefreshError::Random(e.to_string()))?;
     let now = Utc::now();
     let values: [sea_orm::Value; 6] = [
@@ -186,19 +200,59 @@ pub async fn rotate_live(
     Ok(spent.map(|record| (record, successor)))
 }
 
-/// Spends `old` and issues its successor with `scope` (equal or narrower). `None`
-/// when another request spent it first: the caller treats that as reuse.
-pub async fn rotate(
+/// SQLite's [`ROTATE_LIVE_SQL`]: the spend, with the same conditions except the
+/// expiry (timestamps are text there, so they are compared here, after the spend,
+/// and an expired token rolls the spend back). SQLite has one writer, so no
+/// concurrent rotation can come between the spend and the insert.
+const SPEND_LIVE_SQLITE: &str = "UPDATE refresh_token SET spent_at = ?1
+    WHERE token_hash = ?2 AND client_id = ?3 AND spent_at IS NULL AND revoked_at IS NULL
+        AND (org_id IS NULL OR EXISTS (
+            SELECT 1 FROM membership
+            WHERE membership.organization_id = refresh_token.org_id
+                AND membership.user_id = refresh_token.user_id))
+    RETURNING *";
+
+async fn rotate_live_in_a_transaction(
     db: &DatabaseConnection,
+    token: &str,
+    client_id: &str,
+    lifetimes: Lifetimes,
+) -> Result<Option<(RefreshRecord, String)>, RefreshError> {
+    let successor = random_token().map_err(|e| RefreshError::Random(e.to_string()))?;
+    let now = Utc::now();
+    let values: [sea_orm::Value; 3] = [now.into(), digest(token).into(), client_id.into()];
+    let txn = db.begin().await?;
+    let spent = refresh_token::Entity::find()
+        .from_raw_sql(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            SPEND_LIVE_SQLITE,
+            values,
+        ))
+        .one(&txn)
+        .await?;
+    let Some(record) = spent.filter(|r| r.expires_at > now && r.family_expires_at > now) else {
+        txn.rollback().await?;
+        return Ok(None);
+    };
+    let new = successor_of(&record, &record.scope, &successor, now, lifetimes);
+    refresh_token::Entity::insert(refresh_token::ActiveModel::from(new))
+        .exec_without_returning(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(Some((record, successor)))
+}
+
+/// The token that replaces `old`, with `scope` (equal or narrower).
+fn successor_of(
     old: &RefreshRecord,
     scope: &str,
+    token: &str,
+    now: DateTime<Utc>,
     lifetimes: Lifetimes,
-) -> Result<Option<String>, RefreshError> {
-    let token = random_token().map_err(|e| RefreshError::Random(e.to_string()))?;
-    let now = Utc::now();
-    let successor = refresh_token::Model {
+) -> refresh_token::Model {
+    refresh_token::Model {
         id: Uuid::now_v7(),
-        token_hash: digest(&token),
+        token_hash: digest(token),
         family_id: old.family_id,
         client_id: old.client_id.clone(),
         user_id: old.user_id,
@@ -212,7 +266,19 @@ pub async fn rotate(
         spent_at: None,
         revoked_at: None,
         org_id: old.org_id,
-    };
+    }
+}
+
+/// Spends `old` and issues its successor with `scope` (equal or narrower). `None`
+/// when another request spent it first: the caller treats that as reuse.
+pub async fn rotate(
+    db: &DatabaseConnection,
+    old: &RefreshRecord,
+    scope: &str,
+    lifetimes: Lifetimes,
+) -> Result<Option<String>, RefreshError> {
+    let token = random_token().map_err(|e| RefreshError::Random(e.to_string()))?;
+    let successor = successor_of(old, scope, &token, Utc::now(), lifetimes);
     let rotated = match db.get_database_backend() {
         DbBackend::Postgres => rotate_in_one_statement(db, old.id, &successor).await?,
         _ => rotate_in_a_transaction(db, old.id, successor).await?,
