@@ -166,38 +166,45 @@ pub async fn rotate_live(
     if token.is_empty() || token.len() > 128 {
         return Ok(None);
     }
-    match db.get_database_backend() {
-        DbBackend::Postgres => rotate_live_in_one_statement(db, token, client_id, lifetimes).await,
-        DbBackend::Sqlite => rotate_live_in_a_transaction(db, token, client_id, lifetimes).await,
-        _ => Ok(None),
-    }
+    let successor = random_token().map_err(|e| RefreshError::Random(e.to_string()))?;
+    let now = Utc::now();
+    let spent = match db.get_database_backend() {
+        DbBackend::Postgres => {
+            spend_in_one_statement(db, token, client_id, &successor, now, lifetimes).await?
+        }
+        DbBackend::Sqlite => {
+            spend_in_a_transaction(db, token, client_id, &successor, now, lifetimes).await?
+        }
+        _ => None,
+    };
+    Ok(spent.map(|record| (record, successor)))
 }
 
-async fn rotate_live_in_one_statement(
+/// Spends `token` and inserts `successor` in [`ROTATE_LIVE_SQL`]; the spent record.
+async fn spend_in_one_statement(
     db: &DatabaseConnection,
     token: &str,
     client_id: &str,
+    successor: &str,
+    now: DateTime<Utc>,
     lifetimes: Lifetimes,
-) -> Result<Option<(RefreshRecord, String)>, RefreshError> {
-    let successor = random_token().map_err(|e| RefreshError::Random(e.to_string()))?;
-    let now = Utc::now();
+) -> Result<Option<RefreshRecord>, RefreshError> {
     let values: [sea_orm::Value; 6] = [
         now.into(),
         digest(token).into(),
         client_id.into(),
         Uuid::now_v7().into(),
-        digest(&successor).into(),
+        digest(successor).into(),
         (now + chrono(lifetimes.idle)).into(),
     ];
-    let spent = refresh_token::Entity::find()
+    Ok(refresh_token::Entity::find()
         .from_raw_sql(Statement::from_sql_and_values(
             DbBackend::Postgres,
             ROTATE_LIVE_SQL,
             values,
         ))
         .one(db)
-        .await?;
-    Ok(spent.map(|record| (record, successor)))
+        .await?)
 }
 
 /// SQLite's [`ROTATE_LIVE_SQL`]: the spend, with the same conditions except the
@@ -212,14 +219,14 @@ const SPEND_LIVE_SQLITE: &str = "UPDATE refresh_token SET spent_at = ?1
                 AND membership.user_id = refresh_token.user_id))
     RETURNING *";
 
-async fn rotate_live_in_a_transaction(
+async fn spend_in_a_transaction(
     db: &DatabaseConnection,
     token: &str,
     client_id: &str,
+    successor: &str,
+    now: DateTime<Utc>,
     lifetimes: Lifetimes,
-) -> Result<Option<(RefreshRecord, String)>, RefreshError> {
-    let successor = random_token().map_err(|e| RefreshError::Random(e.to_string()))?;
-    let now = Utc::now();
+) -> Result<Option<RefreshRecord>, RefreshError> {
     let values: [sea_orm::Value; 3] = [now.into(), digest(token).into(), client_id.into()];
     let txn = db.begin().await?;
     let spent = refresh_token::Entity::find()
@@ -234,12 +241,12 @@ async fn rotate_live_in_a_transaction(
         txn.rollback().await?;
         return Ok(None);
     };
-    let new = successor_of(&record, &record.scope, &successor, now, lifetimes);
+    let new = successor_of(&record, &record.scope, successor, now, lifetimes);
     refresh_token::Entity::insert(refresh_token::ActiveModel::from(new))
         .exec_without_returning(&txn)
         .await?;
     txn.commit().await?;
-    Ok(Some((record, successor)))
+    Ok(Some(record))
 }
 
 /// The token that replaces `old`, with `scope` (equal or narrower).
