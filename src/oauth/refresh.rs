@@ -112,7 +112,7 @@ pub async fn find(db: &DatabaseConnection, token: &str) -> Result<Presented, Ref
     })
 }
 
-/// The statement behind [`rotate_live`], with its parameters: `$1` now, `$2` the
+/// PostgreSQL's statement behind [`rotate_live`], with its parameters: `$1` now, `$2` the
 /// presented digest, `$3` the client, `$4` the successor's id, `$5` its digest,
 /// `$6` its idle expiry.
 ///
@@ -146,8 +146,8 @@ pub const ROTATE_LIVE_SQL: &str = "WITH spent AS (
     SELECT * FROM spent";
 
 /// Spends the live token `token` of `client_id` and issues its successor with the
-/// same scope, in one round trip: what a refresh without a `scope` parameter needs
-/// when everything about the token is in order. Returns the spent record and the
+/// same scope, without looking it up first: what a refresh without a `scope`
+/// parameter needs when everything about the token is in order. Returns the spent record and the
 /// successor. `None` means "not in order, or not on this backend": the caller then
 /// takes the two-step path ([`find`], its checks, [`rotate`]), which tells unknown
 /// from spent (reuse) from another client's token from a lost membership — so
