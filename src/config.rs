@@ -122,6 +122,9 @@ pub struct Settings {
     pub registration_allow_http_localhost: bool,
     /// Registrations per client IP per hour before `429`.
     pub registration_max_per_ip: u32,
+    /// Sign-up attempts (password or passkey) per client IP per hour before
+    /// `429`: each answer tells whether an email has an account.
+    pub signup_max_per_ip: u32,
     /// How long an instance may answer from its copy of a client (0: never).
     pub client_cache_ttl: Duration,
     /// Reverse proxies whose `X-Forwarded-For` names the client for per-address
@@ -248,6 +251,7 @@ const SETTINGS: &[&str] = &[
     "registration",
     "registration_allow_http_localhost",
     "registration_max_per_ip",
+    "signup_max_per_ip",
     "client_cache_ttl",
     "trusted_proxies",
 ];
@@ -518,6 +522,7 @@ impl Settings {
             }
         };
         let registration_max_per_ip = layer.number("registration_max_per_ip", 20, 1, 100_000)?;
+        let signup_max_per_ip = layer.number("signup_max_per_ip", 20, 1, 100_000)?;
         let client_cache_ttl = layer.duration("client_cache_ttl", "5s", 0, 300)?;
         let trusted_proxies = layer
             .get("trusted_proxies")
@@ -606,6 +611,7 @@ impl Settings {
             registration,
             registration_allow_http_localhost,
             registration_max_per_ip,
+            signup_max_per_ip,
             client_cache_ttl,
             trusted_proxies,
         })

@@ -80,6 +80,7 @@ pub async fn start(settings: Settings) -> Result<AppState, StartupError> {
         settings.login_max_failures,
         settings.login_max_failures_per_ip,
         settings.login_lockout,
+        settings.signup_max_per_ip,
     );
     let passkeys = match &settings.webauthn {
         Some(rp) => Some(

@@ -181,7 +181,7 @@ enum UserCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Disable an account and end its sessions.
+    /// Disable an account: end its sessions and revoke its refresh tokens.
     Disable {
         #[arg(long)]
         email: String,
@@ -427,9 +427,6 @@ async fn user_command(settings: Settings, command: UserCommand) -> Result<(), St
             }
         }
         UserCommand::Disable { email } => {
-            let user = users::set_disabled(&db, &email, true)
-                .await
-                .map_err(refused)?;
             // Ending sessions reaches the shared cache when there is one, so the
             // cached copies on running servers go at once.
             let cache = tessera::connect_cache(&settings).await?;
@@ -439,8 +436,13 @@ async fn user_command(settings: Settings, command: UserCommand) -> Result<(), St
                 settings.session_idle_timeout,
                 settings.session_lifetime,
             );
-            let ended = sessions.end_all(user.id).await.map_err(refused)?;
-            println!("disabled {} and ended {ended} session(s)", user.email);
+            let (user, ended) = tessera::identity::account::disable(&db, &sessions, &email)
+                .await
+                .map_err(refused)?;
+            println!(
+                "disabled {}, ended {} session(s) and revoked {} refresh token(s)",
+                user.email, ended.sessions, ended.refresh_tokens
+            );
         }
         UserCommand::Enable { email } => {
             let user = users::set_disabled(&db, &email, false)

@@ -795,3 +795,42 @@ async fn a_public_client_without_pkce_is_refused() {
     assert_eq!(param(&params, "error"), Some("invalid_request"));
     assert!(param(&params, "code").is_none());
 }
+
+/// Issue 18 §6: the browser-facing POST endpoints read forms as strictly as
+/// `/token`: a value that is not UTF-8 is refused with a page, never turned into
+/// a different value (U+FFFD) and echoed to the client.
+#[tokio::test]
+async fn posted_forms_that_are_not_utf8_are_refused_with_a_page() {
+    let app = common::spawn_app().await;
+    let browser = signed_in_browser(&app).await;
+    let client = register(&app, new_client()).await;
+    let (_, challenge) = pkce();
+    let query = authorize_path(&client.id, &challenge, &[("state", "")])
+        .trim_start_matches("/authorize?")
+        .to_owned();
+    for action in [
+        "/authorize",
+        "/authorize/consent",
+        "/authorize/org",
+        "/end_session",
+        "/end_session/confirm",
+    ] {
+        let response = browser
+            .client
+            .post(app.url(action))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("{query}&state=%FF%FE"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{action}");
+        assert!(response.headers().get("location").is_none(), "{action}");
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(content_type.starts_with("text/html"), "{action}");
+        let body = response.text().await.unwrap();
+        assert!(body.contains("not valid UTF-8"), "{action}: {body}");
+    }
+}

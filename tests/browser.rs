@@ -364,8 +364,9 @@ async fn a_person_picks_an_organization_and_allows_an_application_in_the_browser
     let roles = orgs::memberships_of(&app.state.db, linus.id).await.unwrap();
     assert_eq!(roles[0].role, Role::Admin);
 
-    // A loopback redirect on the test server itself, so the browser can land there.
-    let callback = app.url("/healthz");
+    // The client on another origin, listening for real.
+    let listener = common::ClientListener::start().await;
+    let callback = listener.url("/cb");
     let mut new = common::oauth::new_client();
     new.name = "Orders Dashboard".into();
     new.scope = "openid profile email org".into();
@@ -392,24 +393,13 @@ async fn a_person_picks_an_organization_and_allows_an_application_in_the_browser
     browser.wait_for_text("Allow Orders Dashboard?").await;
     browser.screenshots("consent").await;
     browser.click_button("Allow").await;
-    // The browser leaves for the client's (unreachable) redirect URI with a code.
-    let started = Instant::now();
-    loop {
-        let url = browser.call("GET", "/url", json!({})).await;
-        let url = url.as_str().unwrap_or_default().to_owned();
-        if url.starts_with(&callback) {
-            assert!(
-                url.contains("code=") && url.contains("state=st-123"),
-                "{url}"
-            );
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "never left for the client: {url}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // The browser arrives at the client with a code.
+    let answer = listener.wait_for("/cb", 1).await;
+    assert!(
+        common::oauth::param(&answer, "code").is_some(),
+        "{answer:?}"
+    );
+    assert_eq!(common::oauth::param(&answer, "state"), Some("st-123"));
     browser.call("DELETE", "", json!({})).await;
 }
 
@@ -492,7 +482,9 @@ async fn a_person_signs_up_and_in_with_a_passkey_and_authorizes_an_application_w
     // Signed out again, an application sends Hedy to sign in; the passkey does it.
     browser.click_button("Sign out").await;
     browser.wait_for_path("/login").await;
-    let callback = app.url("/healthz");
+    // The client on another origin (127.0.0.1 while the server is localhost).
+    let listener = common::ClientListener::start().await;
+    let callback = listener.url("/cb");
     let mut new = common::oauth::new_client();
     new.name = "Orders Dashboard".into();
     new.redirect_uris = vec![callback.clone()];
@@ -510,24 +502,10 @@ async fn a_person_signs_up_and_in_with_a_passkey_and_authorizes_an_application_w
     browser.click_button("Sign in with a passkey").await;
     browser.wait_for_text("Allow Orders Dashboard?").await;
     browser.click_button("Allow").await;
-    let started = Instant::now();
-    let code = loop {
-        let url = browser.call("GET", "/url", json!({})).await;
-        let url = url.as_str().unwrap_or_default().to_owned();
-        if url.starts_with(&callback) {
-            let parsed = url::Url::parse(&url).unwrap();
-            let code = parsed
-                .query_pairs()
-                .find(|(k, _)| k == "code")
-                .map(|(_, v)| v.into_owned());
-            break code.expect("a code");
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "never left for the client: {url}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let answer = listener.wait_for("/cb", 1).await;
+    let code = common::oauth::param(&answer, "code")
+        .expect("a code")
+        .to_owned();
     let response = app
         .client
         .post(app.url("/token"))
@@ -592,4 +570,135 @@ async fn passkey_used_after(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Issue 18 §1: Chromium applies `form-action` to the redirects after a form, so
+/// every form that can end at a client must name the client's origin. The client
+/// here is on another origin with a real listener, as in the world.
+#[tokio::test]
+async fn an_application_on_another_origin_gets_every_answer_in_the_browser() {
+    use tessera::orgs::{self, Role};
+    let Some(browser) = Driver::start().await else {
+        return;
+    };
+    let app = common::spawn_app().await;
+    let listener = common::ClientListener::start().await;
+    let callback = listener.url("/cb");
+    let mut new = common::oauth::new_client();
+    new.name = "Orders Dashboard".into();
+    new.scope = "openid profile email org".into();
+    new.redirect_uris = vec![callback.clone()];
+    new.post_logout_redirect_uris = vec![listener.url("/signed-out")];
+    let client = common::oauth::register(&app, new).await;
+    let grace = tessera::identity::users::create(
+        &app.state.db,
+        &app.state.passwords,
+        "grace@example.com",
+        common::PASSWORD,
+    )
+    .await
+    .unwrap();
+    let (_, challenge) = common::oauth::pkce();
+    let authorize = |changes: &[(&str, &str)]| {
+        let mut all = vec![("redirect_uri", callback.as_str())];
+        all.extend_from_slice(changes);
+        app.url(&common::oauth::authorize_path(&client.id, &challenge, &all))
+    };
+
+    // First sign-in with a password, then consent: Allow.
+    browser.goto(&authorize(&[("scope", "openid email")])).await;
+    browser.wait_for_path("/login").await;
+    browser.fill("Email", "grace@example.com").await;
+    browser.fill("Password", common::PASSWORD).await;
+    browser.click_button("Sign in").await;
+    browser.wait_for_text("Allow Orders Dashboard?").await;
+    browser.click_button("Allow").await;
+    let answer = listener.wait_for("/cb", 1).await;
+    assert!(
+        common::oauth::param(&answer, "code").is_some(),
+        "{answer:?}"
+    );
+    assert_eq!(common::oauth::param(&answer, "state"), Some("st-123"));
+    assert_eq!(
+        common::oauth::param(&answer, "iss"),
+        Some(app.state.settings.issuer_str())
+    );
+
+    // Deny: the error goes to the client.
+    browser
+        .goto(&authorize(&[
+            ("scope", "openid email"),
+            ("prompt", "consent"),
+        ]))
+        .await;
+    browser.wait_for_text("Allow Orders Dashboard?").await;
+    browser.click_button("Deny").await;
+    let answer = listener.wait_for("/cb", 2).await;
+    assert_eq!(
+        common::oauth::param(&answer, "error"),
+        Some("access_denied")
+    );
+    assert_eq!(common::oauth::param(&answer, "state"), Some("st-123"));
+
+    // A returning person whose consent is remembered: the sign-in form itself
+    // ends at the client (POST /login → 303 /authorize → 303 client).
+    browser.goto(&app.url("/account")).await;
+    browser.click_button("Sign out").await;
+    browser.wait_for_path("/login").await;
+    browser.goto(&authorize(&[("scope", "openid email")])).await;
+    browser.wait_for_path("/login").await;
+    browser.fill("Email", "grace@example.com").await;
+    browser.fill("Password", common::PASSWORD).await;
+    browser.click_button("Sign in").await;
+    let answer = listener.wait_for("/cb", 3).await;
+    assert!(
+        common::oauth::param(&answer, "code").is_some(),
+        "{answer:?}"
+    );
+
+    // The organization picker: with consent already given for the scope, the
+    // choice itself ends at the client.
+    for (name, role) in [("Acme Corp", Role::Owner), ("Globex", Role::Member)] {
+        let org = orgs::create(&app.state.db, name, None).await.unwrap();
+        orgs::add_member(&app.state.db, org.id, grace.id, role)
+            .await
+            .unwrap();
+    }
+    tessera::oauth::consent::remember(&app.state.db, grace.id, &client.id, "openid org")
+        .await
+        .unwrap();
+    browser.goto(&authorize(&[("scope", "openid org")])).await;
+    browser.wait_for_text("Choose an organization").await;
+    let globex = browser
+        .find("//button[.//span[normalize-space()='Globex']]")
+        .await;
+    browser
+        .call("POST", &format!("/element/{globex}/click"), json!({}))
+        .await;
+    let answer = listener.wait_for("/cb", 4).await;
+    assert!(
+        common::oauth::param(&answer, "code").is_some(),
+        "{answer:?}"
+    );
+
+    // RP-initiated logout without an id_token_hint: the person confirms, then
+    // lands on the client's registered post-logout URI with its state.
+    let logout = format!(
+        "/end_session?client_id={}&post_logout_redirect_uri={}&state=bye",
+        client.id,
+        url::form_urlencoded::byte_serialize(listener.url("/signed-out").as_bytes())
+            .collect::<String>()
+    );
+    browser.goto(&app.url(&logout)).await;
+    browser.wait_for_text("asks to sign you out").await;
+    let confirm = browser
+        .find("//form[@action='/end_session/confirm']//button[normalize-space()='Sign out']")
+        .await;
+    browser
+        .call("POST", &format!("/element/{confirm}/click"), json!({}))
+        .await;
+    let answer = listener.wait_for("/signed-out", 1).await;
+    assert_eq!(common::oauth::param(&answer, "state"), Some("bye"));
+    assert_eq!(listener.count("/cb"), 4);
+    browser.call("DELETE", "", json!({})).await;
 }

@@ -63,6 +63,7 @@ cache_suite!(
     remove_reports_whether_something_was_removed,
     increment_counts_within_a_window_and_restarts_after_it,
     peek_count_reads_a_counter_without_counting,
+    decrement_takes_one_back_and_never_creates_a_counter,
     binary_values_round_trip,
     prefixes_keep_deployments_apart,
     ping_answers,
@@ -187,6 +188,25 @@ async fn peek_count_reads_a_counter_without_counting(cache: Cache, _: &str) {
     assert_eq!(peeked.count, 2);
     assert!(peeked.resets_in > Duration::from_secs(50) && peeked.resets_in <= LONG);
     assert_eq!(cache.peek_count("fails").await.unwrap().unwrap().count, 2);
+}
+
+async fn decrement_takes_one_back_and_never_creates_a_counter(cache: Cache, _: &str) {
+    cache.decrement("attempts").await.unwrap();
+    assert_eq!(cache.peek_count("attempts").await.unwrap(), None);
+    cache.increment("attempts", LONG).await.unwrap();
+    cache.increment("attempts", LONG).await.unwrap();
+    cache.decrement("attempts").await.unwrap();
+    let peeked = cache.peek_count("attempts").await.unwrap().unwrap();
+    assert_eq!(peeked.count, 1);
+    // The window keeps its end.
+    assert!(peeked.resets_in > Duration::from_secs(50));
+    cache.decrement("attempts").await.unwrap();
+    cache.decrement("attempts").await.unwrap();
+    assert_eq!(
+        cache.peek_count("attempts").await.unwrap().unwrap().count,
+        0
+    );
+    assert_eq!(cache.increment("attempts", LONG).await.unwrap().count, 1);
 }
 
 async fn binary_values_round_trip(cache: Cache, _: &str) {

@@ -116,3 +116,38 @@ async fn only_registered_confidential_clients_may_use_it() {
         "a public client cannot be registered for client_credentials"
     );
 }
+
+/// Issue 18 §5: a client acting for itself is no member of any organization: no
+/// `org`, `org:{id}` or `orgs` scope, no organization claims.
+#[tokio::test]
+async fn a_service_token_carries_no_organization_scope_or_claims() {
+    let app = common::spawn_app().await;
+    let mut new = new_client();
+    new.redirect_uris = vec![];
+    new.grant_types = vec!["client_credentials".into()];
+    new.scope = "api:read org orgs".into();
+    let client = register(&app, new).await;
+    for asked in [
+        None,
+        Some("api:read org orgs"),
+        Some("api:read org:0190d3c4-0000-7000-8000-000000000000"),
+    ] {
+        let response = request(&app, &client, None, asked).await;
+        assert_eq!(response.status(), 200, "{asked:?}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["scope"], "api:read", "{asked:?}");
+        let claims = jsonwebtoken::dangerous::insecure_decode::<Value>(
+            body["access_token"].as_str().unwrap(),
+        )
+        .unwrap()
+        .claims;
+        for claim in ["orgs", "org_id", "org_role", "org_slug"] {
+            assert!(claims.get(claim).is_none(), "{claim} in {claims}");
+        }
+    }
+    // Nothing but organization scopes: nothing to grant.
+    let response = request(&app, &client, None, Some("org orgs")).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_scope");
+}

@@ -175,8 +175,11 @@ async fn a_forged_hint_is_refused_and_an_expired_one_accepted() {
     assert!(!browser.is_signed_in().await);
 }
 
+/// Issue 18 §5: without a session, only an id_token_hint ties the request to the
+/// client; without one the person gets a page with a link, never an automatic
+/// redirect (else any registered client makes this an open redirector).
 #[tokio::test]
-async fn without_a_session_a_valid_request_simply_returns() {
+async fn without_a_session_only_an_id_token_hint_redirects_at_once() {
     let app = common::spawn_app().await;
     let client = client(&app).await;
     let page = Browser::new(&app)
@@ -186,7 +189,24 @@ async fn without_a_session_a_valid_request_simply_returns() {
             ("state", "x"),
         ]))
         .await;
-    assert_eq!(page.location(), Some(&*format!("{SIGNED_OUT}?state=x")));
+    assert_eq!(page.status, 200);
+    assert!(page.location().is_none());
+    assert!(
+        page.body
+            .contains(&format!("href=\"{SIGNED_OUT}?state=x\"")),
+        "{}",
+        page.body
+    );
+
+    let (_, tokens) = session_with_tokens(&app, &client).await;
+    let hinted = Browser::new(&app)
+        .get(&logout_path(&[
+            ("id_token_hint", tokens["id_token"].as_str().unwrap()),
+            ("post_logout_redirect_uri", SIGNED_OUT),
+            ("state", "y"),
+        ]))
+        .await;
+    assert_eq!(hinted.location(), Some(&*format!("{SIGNED_OUT}?state=y")));
     let plain = Browser::new(&app).get("/end_session").await;
     assert_eq!(plain.status, 200);
     assert!(plain.body.contains("You have signed out"));

@@ -458,3 +458,31 @@ async fn max_age_forces_a_new_sign_in_with_a_later_auth_time() {
             .unwrap();
     assert!(second_auth > first_auth, "{second_auth} > {first_auth}");
 }
+
+/// Issue 18 §5: `max_age=0` is older than any sign-in by the time it is checked;
+/// one fresh sign-in satisfies it — and the consent form after it — instead of
+/// sending the person round between /login and /authorize forever.
+#[tokio::test]
+async fn max_age_zero_is_satisfied_by_one_fresh_sign_in_and_its_consent() {
+    let app = common::spawn_app().await;
+    let browser = Browser::new(&app);
+    browser.sign_up("ada@example.com", PASSWORD).await;
+    let client = register(&app, new_client()).await;
+    let (verifier, challenge) = pkce();
+    let to_login = browser
+        .get(&authorize_path(&client.id, &challenge, &[("max_age", "0")]))
+        .await;
+    let login = browser
+        .get(to_login.location().expect("sent to sign in again"))
+        .await;
+    assert_eq!(login.status, 200, "the sign-in form, not a bounce");
+    let signed = browser
+        .sign_in_on(&login, "ada@example.com", PASSWORD)
+        .await;
+    let consent = browser.get(signed.location().unwrap()).await;
+    assert_eq!(consent.status, 200, "{:?}", consent.location());
+    let back = common::oauth::decide(&browser, &consent, "allow").await;
+    let code = param(&redirect_params(&back), "code").unwrap().to_owned();
+    let response = exchange(&app, &client, &code, &verifier).await;
+    assert_eq!(response.status(), 200);
+}

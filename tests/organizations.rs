@@ -190,7 +190,7 @@ async fn the_picker_is_csrf_protected_and_prompt_none_cannot_show_it() {
 }
 
 #[tokio::test]
-async fn no_membership_or_a_foreign_named_org_is_access_denied() {
+async fn no_membership_is_access_denied_and_a_foreign_or_second_named_org_is_invalid_scope() {
     let app = common::spawn_app().await;
     let (browser, ada) = ada(&app).await;
     let client = org_client(&app, true).await;
@@ -223,9 +223,24 @@ async fn no_membership_or_a_foreign_named_org_is_access_denied() {
             &[("scope", &format!("openid org:{foreign}"))],
         ))
         .await;
+    // Issue 18 §5: refused as a scope the user cannot hold, never granted.
     assert_eq!(
         param(&redirect_params(&named), "error"),
-        Some("access_denied")
+        Some("invalid_scope")
+    );
+
+    // Two organizations named, both the user's: one grant, one organization.
+    let second = org_with(&app, "globex", ada, Role::Member).await;
+    let two = browser
+        .get(&authorize_path(
+            &client.id,
+            &challenge,
+            &[("scope", &format!("openid org:{mine} org:{second}"))],
+        ))
+        .await;
+    assert_eq!(
+        param(&redirect_params(&two), "error"),
+        Some("invalid_scope")
     );
 
     let (verifier, challenge) = pkce();
@@ -478,9 +493,10 @@ async fn an_org_optional_client_gets_a_token_without_org_claims_for_a_user_in_no
             &[("scope", &format!("openid org:{foreign}"))],
         ))
         .await;
+    // Issue 18 §5: refused as a scope the user cannot hold, never granted.
     assert_eq!(
         param(&redirect_params(&named), "error"),
-        Some("access_denied")
+        Some("invalid_scope")
     );
 }
 
@@ -635,4 +651,54 @@ async fn a_member_removed_from_the_account_page_cannot_refresh_into_the_organiza
     assert_eq!(refused.status(), 400);
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"], "invalid_grant");
+}
+
+/// Issue 18 §5: two owners demoting (or removing) each other at the same moment
+/// must not leave the organization without an owner.
+#[tokio::test]
+async fn two_owners_demoting_each_other_at_once_leave_one_owner() {
+    let app = common::spawn_app().await;
+    let mut owners = Vec::new();
+    for email in ["ada@example.com", "bob@example.com"] {
+        tessera::identity::users::create(&app.state.db, &app.state.passwords, email, PASSWORD)
+            .await
+            .unwrap();
+        owners.push(user_id(&app, email).await);
+    }
+    for round in 0..6 {
+        let org = org_with(&app, &format!("race{round}"), owners[0], Role::Owner).await;
+        orgs::add_member(&app.state.db, org, owners[1], Role::Owner)
+            .await
+            .unwrap();
+        let (first, second) = if round % 2 == 0 {
+            tokio::join!(
+                orgs::set_role(&app.state.db, org, owners[0], Role::Member),
+                orgs::set_role(&app.state.db, org, owners[1], Role::Member),
+            )
+        } else {
+            tokio::join!(
+                orgs::remove_member(&app.state.db, org, owners[0]),
+                orgs::remove_member(&app.state.db, org, owners[1]),
+            )
+        };
+        let outcomes = [&first, &second];
+        assert_eq!(
+            outcomes.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "round {round}: {first:?} {second:?}"
+        );
+        assert!(
+            outcomes
+                .iter()
+                .any(|r| matches!(r, Err(orgs::OrgError::LastOwner))),
+            "round {round}: {first:?} {second:?}"
+        );
+        let remaining_owners = orgs::members::list(&app.state.db, org)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.role == Role::Owner)
+            .count();
+        assert_eq!(remaining_owners, 1, "round {round}");
+    }
 }

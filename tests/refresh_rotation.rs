@@ -194,6 +194,19 @@ async fn scope_can_be_narrowed_on_refresh_but_never_widened() {
         .await
         .unwrap();
     assert_eq!(narrower["scope"], "offline_access openid", "{narrower}");
+    // RFC 6749 §6: the narrower scope is the access token's; the new refresh
+    // token keeps the original grant, so a later refresh may ask for it all.
+    let full: Value = refresh(
+        &app,
+        &client,
+        narrower["refresh_token"].as_str().unwrap(),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(full["scope"], first["scope"], "{full}");
 }
 
 #[tokio::test]

@@ -799,3 +799,118 @@ async fn clients_the_openidconnect_crate_registers_run_the_code_flow() {
         assert!(claims.auth_time().is_some());
     }
 }
+
+/// Issue 18 §5: consent was given to a client as it presented itself and at the
+/// URIs it answered; an RFC 7592 update of those asks the person again, while an
+/// update of anything else keeps it.
+#[tokio::test]
+async fn an_update_of_name_logo_home_page_or_redirect_uris_forgets_consent() {
+    use reqwest::Method;
+    let app = open_app().await;
+    let created = register(&app, None, web_client()).await.body;
+    let client_id = created["client_id"].as_str().unwrap().to_owned();
+    let mut token = created["registration_access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let uri = created["registration_client_uri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let browser = Browser::new(&app);
+    browser.sign_up("ada@example.com", PASSWORD).await;
+    let (_, challenge) = common::oauth::pkce();
+    let silent = |redirect: &str| {
+        common::oauth::authorize_path(
+            &client_id,
+            &challenge,
+            &[
+                ("scope", "openid email"),
+                ("prompt", "none"),
+                ("redirect_uri", redirect),
+            ],
+        )
+    };
+    let page = browser
+        .get(&common::oauth::authorize_path(
+            &client_id,
+            &challenge,
+            &[("scope", "openid email")],
+        ))
+        .await;
+    let allowed = redirect_params(&decide(&browser, &page, "allow").await);
+    assert!(param(&allowed, "code").is_some());
+
+    // Each update changes one field of the one before; only what the person
+    // saw or where the answer goes forgets the consent.
+    let mut body = web_client();
+    body["client_id"] = json!(client_id);
+    let changes: [(&str, Value, bool); 5] = [
+        ("contacts", json!(["ops@app.example"]), false),
+        ("client_name", json!("Shop (new owner)"), true),
+        ("logo_uri", json!("https://app.example/logo.png"), true),
+        ("client_uri", json!("https://app.example/"), true),
+        (
+            "redirect_uris",
+            json!([REDIRECT, "https://app.example/other"]),
+            true,
+        ),
+    ];
+    for (field, value, forgets) in changes {
+        body[field] = value;
+        let updated =
+            configuration(&app, Method::PUT, &uri, Some(&token), Some(body.clone())).await;
+        assert_eq!(updated.status, 200, "{field}: {}", updated.body);
+        token = updated.body["registration_access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let answer = redirect_params(&browser.get(&silent(REDIRECT)).await);
+        if !forgets {
+            assert!(param(&answer, "code").is_some(), "{field}: {answer:?}");
+            continue;
+        }
+        assert_eq!(param(&answer, "error"), Some("consent_required"), "{field}");
+        // Allowed again for the next round.
+        let page = browser
+            .get(&common::oauth::authorize_path(
+                &client_id,
+                &challenge,
+                &[("scope", "openid email")],
+            ))
+            .await;
+        let allowed = redirect_params(&decide(&browser, &page, "allow").await);
+        assert!(param(&allowed, "code").is_some());
+    }
+}
+
+/// Issue 18 §5 (RFC 9700 §4.11.2): anyone may register a client with any redirect
+/// URI, so before anyone signed in, an error for a self-registered client is a
+/// page with a link — never an automatic redirect that would make this server an
+/// open redirector. A client made by an operator still gets the redirect.
+#[tokio::test]
+async fn a_self_registered_client_gets_errors_before_sign_in_as_a_link() {
+    let app = open_app().await;
+    let created = register(&app, None, web_client()).await.body;
+    let self_registered = created["client_id"].as_str().unwrap().to_owned();
+    let operators = common::oauth::register(&app, common::oauth::new_client()).await;
+    let (_, challenge) = common::oauth::pkce();
+    for (changes, error) in [
+        (vec![("prompt", "none")], "login_required"),
+        (vec![("response_mode", "fragment")], "invalid_request"),
+    ] {
+        let path = common::oauth::authorize_path(&self_registered, &challenge, &changes);
+        let page = Browser::new(&app).get(&path).await;
+        assert_eq!(page.status, 400, "{error}");
+        assert!(page.location().is_none(), "{error}");
+        assert!(
+            page.body
+                .contains(&format!("href=\"{REDIRECT}?error={error}")),
+            "{error}: {}",
+            page.body
+        );
+        let path = common::oauth::authorize_path(&operators.id, &challenge, &changes);
+        let redirected = Browser::new(&app).get(&path).await;
+        assert_eq!(param(&redirect_params(&redirected), "error"), Some(error));
+    }
+}

@@ -33,8 +33,8 @@ async fn signup_creates_the_account_signs_in_and_lands_on_the_account_page() {
     let account = browser.get("/account").await;
     assert_eq!(account.status, 200);
     assert!(
-        account.body.contains("Ada@example.com"),
-        "email normalised: domain lower-cased"
+        account.body.contains("ada@example.com"),
+        "email normalised: trimmed and lower-cased"
     );
 }
 
@@ -183,6 +183,71 @@ async fn repeated_failures_lock_the_account_with_retry_after() {
     Browser::new(&app)
         .sign_up("bob@example.com", PASSWORD)
         .await;
+}
+
+/// Issue 18 §3: attempts are counted before the password is checked, so parallel
+/// guesses cannot all slip under the limit.
+#[tokio::test]
+async fn parallel_wrong_passwords_get_at_most_the_limit_of_answers() {
+    let app = common::spawn_app().await;
+    Browser::new(&app)
+        .sign_up("ada@example.com", PASSWORD)
+        .await;
+    let limit = app.state.settings.login_max_failures as usize;
+    let browser = Browser::new(&app);
+    let csrf = browser.get("/login").await.csrf();
+    let mut attempts = tokio::task::JoinSet::new();
+    for _ in 0..30 {
+        // The same browser (one cookie jar), thirty requests at once.
+        let same = Browser {
+            client: browser.client.clone(),
+            base: browser.base.clone(),
+        };
+        let csrf = csrf.clone();
+        attempts.spawn(async move {
+            same.post(
+                "/login",
+                &[
+                    ("csrf", csrf.as_str()),
+                    ("email", "ada@example.com"),
+                    ("password", "wrong password here"),
+                ],
+            )
+            .await
+        });
+    }
+    let pages = attempts.join_all().await;
+    let refused = pages.iter().filter(|p| p.status == 401).count();
+    let limited: Vec<_> = pages.iter().filter(|p| p.status == 429).collect();
+    assert!(refused <= limit, "{refused} wrong passwords were checked");
+    assert_eq!(refused + limited.len(), 30);
+    assert!(
+        limited
+            .iter()
+            .all(|p| p.headers.contains_key("retry-after"))
+    );
+}
+
+/// Issue 18 §3: sign-up answers tell whether an email has an account, so they are
+/// limited per address (password and passkey sign-up alike).
+#[tokio::test]
+async fn sign_ups_are_limited_per_address() {
+    let app = common::spawn_app_with(|env| {
+        env.insert("TESSERA_SIGNUP_MAX_PER_IP".into(), "3".into());
+    })
+    .await;
+    let browser = Browser::new(&app);
+    for i in 0..3 {
+        let page = browser
+            .sign_up(&format!("user{i}@example.com"), "short")
+            .await;
+        assert_eq!(page.status, 400);
+    }
+    let limited = browser.sign_up("user9@example.com", PASSWORD).await;
+    assert_eq!(limited.status, 429);
+    assert!(limited.headers.contains_key("retry-after"));
+    assert!(limited.body.contains("Too many sign-ups"));
+    assert_eq!(user_count(&app).await, 0);
 }
 
 #[tokio::test]
@@ -675,4 +740,41 @@ async fn a_weaker_password_hash_is_upgraded_at_the_next_sign_in() {
             .status,
         303
     );
+}
+
+/// Issue 18 §4: an address means one person whatever its case — one account, and
+/// sign-in in any case reaches it.
+#[tokio::test]
+async fn an_email_in_another_case_is_the_same_account() {
+    let app = common::spawn_app().await;
+    assert_eq!(
+        Browser::new(&app)
+            .sign_up("Alice@Example.com", PASSWORD)
+            .await
+            .status,
+        303
+    );
+    let taken = Browser::new(&app)
+        .sign_up("alice@example.com", PASSWORD)
+        .await;
+    assert_eq!(taken.status, 409);
+    assert_eq!(user_count(&app).await, 1);
+    assert_eq!(
+        Browser::new(&app)
+            .sign_in("ALICE@EXAMPLE.COM", PASSWORD)
+            .await
+            .status,
+        303
+    );
+    let stored = user::Entity::find().all(&app.state.db).await.unwrap();
+    assert_eq!(stored[0].email, "alice@example.com");
+}
+
+/// Issue 18 §6: the server's root answers a person, not with a JSON 404.
+#[tokio::test]
+async fn the_root_sends_a_person_to_their_account() {
+    let app = common::spawn_app().await;
+    let root = Browser::new(&app).get("/").await;
+    assert_eq!(root.status, 303);
+    assert_eq!(root.location(), Some("/account"));
 }

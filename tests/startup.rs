@@ -238,6 +238,16 @@ fn the_server_starts_on_embedded_defaults_logs_json_lines_and_stops_cleanly_on_s
         .unwrap()
         .port();
     let bind = format!("127.0.0.1:{port}");
+    // A keys directory someone made open to all (issue 18 §6): tightened at start.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir(dir.path().join("keys")).unwrap();
+        std::fs::set_permissions(
+            dir.path().join("keys"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+    }
     let child = Command::new(BIN)
         .current_dir(dir.path())
         .env_clear()
@@ -271,6 +281,24 @@ fn the_server_starts_on_embedded_defaults_logs_json_lines_and_stops_cleanly_on_s
         std::fs::read_dir(dir.path().join("keys")).unwrap().count(),
         2
     );
+    // Password hashes and token digests: the owner's alone (issue 18 §6).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |name: &str| {
+            std::fs::metadata(dir.path().join(name))
+                .map(|m| m.permissions().mode() & 0o777)
+                .ok()
+        };
+        assert_eq!(mode("tessera.db"), Some(0o600));
+        for companion in ["tessera.db-wal", "tessera.db-shm"] {
+            assert!(
+                mode(companion).is_none_or(|m| m & 0o077 == 0),
+                "{companion}: {:o}",
+                mode(companion).unwrap_or_default()
+            );
+        }
+        assert_eq!(mode("keys"), Some(0o700));
+    }
 
     let kill = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(kill.success());
@@ -287,5 +315,119 @@ fn the_server_starts_on_embedded_defaults_logs_json_lines_and_stops_cleanly_on_s
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
     assert!(lines.iter().any(|l| l["message"] == "Tessera is listening"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "keys directory was open to others: tightened to 700")
+    );
     assert!(lines.iter().any(|l| l["message"] == "Tessera stopped"));
+}
+
+/// Issue 18 §4 and §6: the log names the route pattern, never a path that carries
+/// a secret (an invitation token here), and has no colour codes when stderr is
+/// not a terminal.
+#[test]
+fn logs_name_route_patterns_not_secret_paths_and_are_plain_text_off_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bind = format!("127.0.0.1:{port}");
+    let child = Command::new(BIN)
+        .current_dir(dir.path())
+        .env_clear()
+        .env("TESSERA_BIND", &bind)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let secret = "s3cretInvitationToken0123456789abcdefghijk";
+    let get = |path: &str| -> Option<String> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&bind).ok()?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+            .ok()?;
+        let mut reply = String::new();
+        let _ = s.read_to_string(&mut reply);
+        Some(reply)
+    };
+    let started = Instant::now();
+    while get("/readyz").is_none_or(|r| !r.starts_with("HTTP/1.0 200")) {
+        assert!(started.elapsed() < Duration::from_secs(30), "never ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let reply = get(&format!("/invitations/{secret}")).unwrap();
+    assert!(reply.starts_with("HTTP/1.0 303"), "{reply}");
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = wait_with_timeout(child, Duration::from_secs(15));
+    let log = stderr(&out);
+    assert!(log.contains("/invitations/{token}"), "{log}");
+    assert!(!log.contains(secret), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a piped log: {log}"
+    );
+}
+
+/// Issue 18 §4: emails are compared without case. A database an older release
+/// left with two accounts that differ only by case does not start: the
+/// migration names them instead of merging them silently.
+#[tokio::test]
+async fn accounts_that_differ_only_by_case_stop_the_migration_naming_them() {
+    use sea_orm::{ActiveModelTrait, Set};
+    use tessera_migrations::MigratorTrait;
+    let backing = common::Backing::new().await;
+    let db = sea_orm::Database::connect(&backing.database_url)
+        .await
+        .unwrap();
+    // The schema as the release before this step left it.
+    tessera_migrations::Migrator::up(&db, Some(9))
+        .await
+        .unwrap();
+    for email in ["Alice@example.com", "alice@example.com", "Bob@Example.com"] {
+        let now = chrono::Utc::now();
+        tessera::store::entities::user::ActiveModel {
+            id: Set(uuid::Uuid::now_v7()),
+            email: Set(email.to_owned()),
+            password_hash: Set(None),
+            disabled: Set(false),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&db)
+        .await
+        .unwrap();
+    }
+    let env = [("DATABASE_URL", backing.database_url.as_str())];
+    let out = tessera(backing.path(), &env, &["migrate"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("Alice@example.com = alice@example.com"),
+        "{err}"
+    );
+    assert!(!err.contains("Bob"), "{err}");
+
+    // Renamed by the operator, the same database migrates and Bob's address
+    // is now in its canonical form.
+    use sea_orm::ConnectionTrait;
+    db.execute_unprepared("DELETE FROM \"user\" WHERE email = 'Alice@example.com'")
+        .await
+        .unwrap();
+    let out = tessera(backing.path(), &env, &["migrate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bob = tessera::identity::users::find_by_email(&db, "BOB@example.com")
+        .await
+        .unwrap()
+        .expect("found without case");
+    assert_eq!(bob.email, "bob@example.com");
 }

@@ -171,3 +171,53 @@ async fn user_disable_ends_sessions_and_refuses_sign_in_until_enabled() {
     );
     assert!(!out.status.success());
 }
+
+/// Issue 18 §2: disabling an account reaches every token it backs, and enabling
+/// it again brings none back.
+#[tokio::test]
+async fn user_disable_revokes_refresh_tokens_and_its_access_tokens_stop_working() {
+    let app = common::spawn_app().await;
+    let (_browser, client, tokens) = common::oauth::signed_in_with_refresh_token(&app).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+
+    let out = tessera(&app, &["user", "disable", "--email", "ada@example.com"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("revoked 1 refresh token"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let (status, body) = common::oauth::refresh(&app, &client, refresh).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let introspection: serde_json::Value = app
+        .client
+        .post(app.url("/introspect"))
+        .basic_auth(&client.id, client.secret.as_deref())
+        .form(&[("token", access)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(introspection, serde_json::json!({ "active": false }));
+    let userinfo = app
+        .client
+        .get(app.url("/userinfo"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(userinfo.status(), 401);
+
+    // Enabled again: the person signs in anew; the old grant stays dead.
+    let out = tessera(&app, &["user", "enable", "--email", "ada@example.com"], "");
+    assert!(out.status.success());
+    let (status, _) = common::oauth::refresh(&app, &client, refresh).await;
+    assert_eq!(status, 400);
+}

@@ -13,6 +13,7 @@ mod m20261122_000006_organizations;
 mod m20261122_000007_client_org_optional;
 mod m20261122_000008_passkeys;
 mod m20261122_000009_client_registration;
+pub mod m20261201_000010_email_case;
 
 /// All migrations, in the order they apply.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000007_client_org_optional::Migration),
             Box::new(m20261122_000008_passkeys::Migration),
             Box::new(m20261122_000009_client_registration::Migration),
+            Box::new(m20261201_000010_email_case::Migration),
         ]
     }
 }

@@ -231,6 +231,42 @@ pub fn render(template: &impl Template, status: StatusCode) -> HttpResponse {
     }
 }
 
+/// The CSP source a page needs so that its form may end at `uri`: Chromium applies
+/// `form-action` to the redirects that follow a submission, so a consent or
+/// sign-in form whose answer is a 303 to the client must name the client's
+/// origin. A native app's private-use URI (`com.example.app:/cb`) has no origin;
+/// its scheme is the narrowest source CSP can express for it. `None` for
+/// anything CSP cannot name safely.
+pub fn form_target(uri: &url::Url) -> Option<String> {
+    let origin = uri.origin();
+    if origin.is_tuple() {
+        return Some(origin.ascii_serialization());
+    }
+    let scheme = uri.scheme();
+    let plain = scheme
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    (plain && !matches!(scheme, "javascript" | "data" | "blob" | "file"))
+        .then(|| format!("{scheme}:"))
+}
+
+/// Lets the page in `response` submit forms that end at `target` (see
+/// [`form_target`]) besides this server — that one origin, nothing wider.
+pub fn allow_form_target(response: &mut HttpResponse, target: Option<&str>) {
+    let Some(target) = target else {
+        return;
+    };
+    let csp = PAGE_CSP.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {target}"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+}
+
 /// A 303 to a path on this server.
 pub fn see_other(path: &str) -> HttpResponse {
     HttpResponse::SeeOther()
@@ -324,6 +360,34 @@ impl ResponseError for PageError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_form_may_end_only_at_the_client_origin() {
+        let target = |u: &str| form_target(&url::Url::parse(u).unwrap());
+        assert_eq!(
+            target("https://client.example:8443/cb?x=1").as_deref(),
+            Some("https://client.example:8443")
+        );
+        assert_eq!(
+            target("com.example.app:/oauth").as_deref(),
+            Some("com.example.app:")
+        );
+        assert_eq!(target("javascript:alert(1)"), None);
+        assert_eq!(target("data:text/html,x"), None);
+        let mut response = HttpResponse::Ok().finish();
+        allow_form_target(&mut response, Some("https://client.example"));
+        let csp = response
+            .headers()
+            .get(header::CONTENT_SECURITY_POLICY)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            csp.contains("form-action 'self' https://client.example;"),
+            "{csp}"
+        );
+    }
 
     #[test]
     fn return_to_never_leaves_this_server() {

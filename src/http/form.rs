@@ -70,6 +70,46 @@ impl FromRequest for Body {
     }
 }
 
+/// The largest form a browser page posts (an authorization request carried
+/// through the consent page is the longest).
+pub const MAX_PAGE_FORM: usize = 16 * 1024;
+
+/// A form posted by one of our pages, read as strictly as the OAuth endpoints
+/// read theirs: every pair in order, and anything that is not
+/// `application/x-www-form-urlencoded` UTF-8 refused with the HTML error page
+/// (the lossy extractor would turn a corrupted value into a different one).
+pub struct PageForm(pub Vec<(String, String)>);
+
+impl FromRequest for PageForm {
+    type Error = super::browser::PageError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        use super::browser::PageError;
+        let is_form = req
+            .headers()
+            .get(actix_web::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            if !is_form {
+                return Err(PageError::BadForm("it was not sent as a form".to_owned()));
+            }
+            let body = bytes.await.map_err(|e| match e.as_error() {
+                Some(PayloadError::Overflow) => PageError::TooLarge,
+                _ => PageError::BadForm("the body could not be read".to_owned()),
+            })?;
+            if body.len() > MAX_PAGE_FORM {
+                return Err(PageError::TooLarge);
+            }
+            strict_pairs(&body)
+                .map(PageForm)
+                .map_err(|why| PageError::BadForm(why.to_owned()))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,11 +39,13 @@ pub async fn request_context(
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let method = req.method().as_str().to_owned();
+    // The route pattern (`/invitations/{token}`), recorded once routing has
+    // matched; never the raw path, which can carry a secret.
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,
         method = %method,
-        path = %req.path(),
+        route = tracing::field::Empty,
     );
 
     // Holding a clone of the request across `next.call` would break actix's routing
@@ -64,10 +66,10 @@ pub async fn request_context(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
     let elapsed = started.elapsed();
+    span.record("route", route.as_str());
     span.in_scope(|| {
         tracing::info!(
             status,
-            route = %route,
             elapsed_ms = elapsed.as_secs_f64() * 1000.0,
             "answered"
         );

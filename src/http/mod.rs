@@ -121,6 +121,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/signup",
             vec![get().to(pages::signup_page), post().to(pages::signup)],
         ),
+        ("/", vec![get().to(pages::home)]),
         ("/logout", vec![post().to(pages::logout)]),
         ("/account", vec![get().to(pages::account)]),
         ("/account/password", vec![post().to(pages::change_password)]),

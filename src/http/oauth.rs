@@ -22,10 +22,13 @@ use serde::Serialize;
 use url::Url;
 
 use super::browser::{
-    PageContext, PageError, SignedIn, asset_version, check_csrf, render, see_other, signed_in,
+    PageContext, PageError, SignedIn, allow_form_target, asset_version, check_csrf, form_target,
+    render, see_other, signed_in,
 };
+use crate::oauth::MAX_NONCE;
 use crate::oauth::clients::{
-    Client, ClientRegistry, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN,
+    Client, ClientRegistry, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS,
+    GRANT_REFRESH_TOKEN, GRANT_TYPES,
 };
 use crate::oauth::codes::{CodeFailure, CodeStore, SessionContext};
 use crate::oauth::consent;
@@ -51,12 +54,9 @@ struct AuthorizeErrorPage<'a> {
     back_to: &'a str,
 }
 
-/// A refusal shown to the person, because the client cannot be trusted with it.
-/// Bounds on values the server echoes back: `state` into the redirect, `nonce`
-/// into the id_token. Generous for any real client (node-oidc-provider and Hydra
-/// clients use a few dozen characters).
+/// The longest `state` echoed back into the redirect. Generous for any real client
+/// (node-oidc-provider and Hydra clients use a few dozen characters).
 const MAX_STATE: usize = 2048;
-const MAX_NONCE: usize = 1024;
 
 fn refusal_page(message: impl Into<String>) -> HttpResponse {
     render(
@@ -88,6 +88,11 @@ struct ClientRedirect {
     state: Option<String>,
     mode: ResponseMode,
     issuer: String,
+    /// Errors are shown as a page with a link to the client instead of a
+    /// redirect: for a self-registered client while nobody is signed in, where a
+    /// redirect would make this server an open redirector to whatever URI anyone
+    /// registered (RFC 9700 §4.11.2).
+    link_only: bool,
 }
 
 #[derive(Template)]
@@ -109,6 +114,25 @@ impl ClientRedirect {
             if let Some(state) = &self.state {
                 q.append_pair("state", state);
             }
+        }
+        if self.link_only {
+            url.query_pairs_mut().append_pair("iss", &self.issuer);
+            return render(
+                &AuthorizeErrorPage {
+                    page: PageContext {
+                        asset_version: asset_version(),
+                        csrf: String::new(),
+                        signed_in_as: None,
+                    },
+                    title: "The application's request cannot be completed",
+                    message: format!(
+                        "{description}. Continue to return to the application at {}.",
+                        self.uri.origin().ascii_serialization()
+                    ),
+                    back_to: url.as_str(),
+                },
+                StatusCode::BAD_REQUEST,
+            );
         }
         self.deliver(url)
     }
@@ -270,9 +294,8 @@ pub async fn authorize_get(
 pub async fn authorize_post(
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: web::Form<Vec<(String, String)>>,
+    super::form::PageForm(mut pairs): super::form::PageForm,
 ) -> Result<HttpResponse, PageError> {
-    let mut pairs = form.into_inner();
     pairs.retain(|(n, _)| n != ORG_CHOICE);
     authorize(&req, &state, pairs, None, None).await
 }
@@ -281,9 +304,8 @@ pub async fn authorize_post(
 pub async fn org_decision(
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: web::Form<Vec<(String, String)>>,
+    super::form::PageForm(mut pairs): super::form::PageForm,
 ) -> Result<HttpResponse, PageError> {
-    let mut pairs = form.into_inner();
     let csrf = take_field(&mut pairs, "csrf").unwrap_or_default();
     let choice = take_field(&mut pairs, ORG_CHOICE).and_then(|c| uuid::Uuid::parse_str(&c).ok());
     let current = signed_in(&req, &state).await?;
@@ -295,9 +317,8 @@ pub async fn org_decision(
 pub async fn consent_decision(
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: web::Form<Vec<(String, String)>>,
+    super::form::PageForm(mut pairs): super::form::PageForm,
 ) -> Result<HttpResponse, PageError> {
-    let mut pairs = form.into_inner();
     let csrf = take_field(&mut pairs, "csrf").unwrap_or_default();
     let choice = take_field(&mut pairs, ORG_CHOICE).and_then(|c| uuid::Uuid::parse_str(&c).ok());
     let decision = match take_field(&mut pairs, "decision").as_deref() {
@@ -362,11 +383,14 @@ async fn authorize(
             "The request's state is longer than {MAX_STATE} characters."
         )));
     }
+    // The person behind the browser, if anyone is signed in.
+    let current = signed_in(req, state).await?;
     let mut redirect = ClientRedirect {
         uri,
         state: params.get("state").map(str::to_owned),
         mode: ResponseMode::Query,
         issuer: state.settings.issuer_str().to_owned(),
+        link_only: client.self_registered && current.is_none(),
     };
 
     // 2. Everything else is the client's to hear about.
@@ -441,7 +465,6 @@ async fn authorize(
         };
 
     // 3. The person behind the browser.
-    let current = signed_in(req, state).await?;
     let now = Utc::now();
     // OIDC Core §3.1.2.1: a sign-in older than max_age seconds must be redone.
     let stale = |s: &SignedIn| {
@@ -502,13 +525,22 @@ async fn authorize(
                 OrgChoice::Chosen(id) => Some(id),
                 OrgChoice::Without => None,
                 OrgChoice::Refused(why) => return Ok(redirect.error("access_denied", why)),
+                OrgChoice::InvalidScope(why) => return Ok(redirect.error("invalid_scope", why)),
                 OrgChoice::Ask if prompt.none => {
                     return Ok(redirect.error(
                         "interaction_required",
                         "the user must choose an organization",
                     ));
                 }
-                OrgChoice::Ask => return Ok(picker_page(&client, &current, &params, &memberships)),
+                OrgChoice::Ask => {
+                    return Ok(picker_page(
+                        &client,
+                        &current,
+                        &params,
+                        &memberships,
+                        &redirect.uri,
+                    ));
+                }
             }
         }
     };
@@ -555,7 +587,13 @@ async fn authorize(
                         redirect.error("consent_required", "the user has not allowed this client")
                     );
                 }
-                return Ok(consent_page(&client, &current, &scope, &params));
+                return Ok(consent_page(
+                    &client,
+                    &current,
+                    &scope,
+                    &params,
+                    &redirect.uri,
+                ));
             }
         }
     }
@@ -588,6 +626,7 @@ fn picker_page(
     current: &SignedIn,
     params: &Params,
     memberships: &[orgs::Membership],
+    redirect_uri: &Url,
 ) -> HttpResponse {
     let page = PickerPage {
         page: PageContext {
@@ -596,17 +635,24 @@ fn picker_page(
             signed_in_as: Some(current.session.email.clone()),
         },
         client_name: &client.name,
-        params: params.pairs().to_vec(),
+        // `max_age` was checked on the way here (see the consent page).
+        params: params.without(&["max_age"]).pairs().to_vec(),
         orgs: memberships,
     };
-    render(&page, StatusCode::OK)
+    let mut response = render(&page, StatusCode::OK);
+    // The choice can end at the client (consent already given).
+    allow_form_target(&mut response, form_target(redirect_uri).as_deref());
+    response
 }
 
-/// To the sign-in page, then back to this same request. `prompt=login` is dropped
-/// from the way back, or the fresh sign-in would be asked for again. `fresh` shows
-/// the form even to a signed-in browser.
+/// To the sign-in page, then back to this same request. `prompt=login` and
+/// `max_age` are dropped from the way back: the sign-in about to happen satisfies
+/// both, and checking them again would send the person round forever (`max_age=0`
+/// is older than any sign-in by the time it is checked). `auth_time` in the
+/// id_token tells the client when it was. `fresh` shows the form even to a
+/// signed-in browser.
 fn send_to_login(params: &Params, fresh: bool) -> HttpResponse {
-    let mut back = params.clone();
+    let mut back = params.without(&["max_age"]);
     if let Some(prompt) = params.get("prompt") {
         let rest: Vec<&str> = prompt
             .split_whitespace()
@@ -629,7 +675,13 @@ fn send_to_login(params: &Params, fresh: bool) -> HttpResponse {
     see_other(&format!("/login?{}", login.finish()))
 }
 
-fn consent_page(client: &Client, current: &SignedIn, scope: &str, params: &Params) -> HttpResponse {
+fn consent_page(
+    client: &Client,
+    current: &SignedIn,
+    scope: &str,
+    params: &Params,
+    redirect_uri: &Url,
+) -> HttpResponse {
     let page = ConsentPage {
         page: PageContext {
             asset_version: asset_version(),
@@ -641,10 +693,45 @@ fn consent_page(client: &Client, current: &SignedIn, scope: &str, params: &Param
         client_uri: client.client_uri.clone(),
         email: current.session.email.clone(),
         scopes: scope.split_whitespace().map(describe_scope).collect(),
-        // `prompt=consent` is satisfied by this very page.
-        params: params.without(&["prompt"]).pairs().to_vec(),
+        // `prompt=consent` is satisfied by this very page, and `max_age` was
+        // checked on the way here: answering must not send the person to sign in
+        // again.
+        params: params.without(&["prompt", "max_age"]).pairs().to_vec(),
     };
-    render(&page, StatusCode::OK)
+    let mut response = render(&page, StatusCode::OK);
+    // Allow and Deny both answer with a 303 to the client.
+    allow_form_target(&mut response, form_target(redirect_uri).as_deref());
+    response
+}
+
+/// The form target (see [`form_target`]) of the authorization request a sign-in
+/// page returns to, once its redirect URI is verified as the client's: a sign-in
+/// that ends at `/authorize` may be answered straight away with a 303 to the
+/// client. `None` for any other `return_to`, or one that does not verify.
+pub(super) async fn return_target(state: &AppState, return_to: Option<&str>) -> Option<String> {
+    let query = return_to?.strip_prefix("/authorize?")?;
+    let mut client_id = None;
+    let mut redirect_uri = None;
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        match name.as_ref() {
+            "client_id" => client_id = Some(value.into_owned()),
+            "redirect_uri" => redirect_uri = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    let (client_id, redirect_uri) = (client_id?, redirect_uri?);
+    let client = match state.clients.find(&state.db, &client_id).await {
+        Ok(client) => client?,
+        Err(e) => {
+            // The page still works; only its answer cannot end at the client.
+            tracing::warn!("sign-in page: client lookup failed: {e}");
+            return None;
+        }
+    };
+    if !client.redirect_allowed(&redirect_uri) {
+        return None;
+    }
+    form_target(&Url::parse(&redirect_uri).ok()?)
 }
 
 fn unavailable(e: &dyn std::fmt::Display) -> PageError {
@@ -836,16 +923,10 @@ pub async fn token(
     let Some(grant_type) = params.get("grant_type") else {
         return token_error("invalid_request", "grant_type is required");
     };
-    if ![
-        GRANT_AUTHORIZATION_CODE,
-        GRANT_REFRESH_TOKEN,
-        GRANT_CLIENT_CREDENTIALS,
-    ]
-    .contains(&grant_type)
-    {
+    if !GRANT_TYPES.contains(&grant_type) {
         return token_error(
             "unsupported_grant_type",
-            "grant_type must be authorization_code, refresh_token or client_credentials",
+            &format!("grant_type must be one of {}", GRANT_TYPES.join(", ")),
         );
     }
     if !client.allows_grant(grant_type) {
@@ -1086,6 +1167,7 @@ async fn refresh_grant(
             RefreshFailure::MembershipGone => {
                 "the user is no longer a member of the organization this grant was made in"
             }
+            RefreshFailure::AccountDisabled => "the account this grant was made for is disabled",
         };
         return token_error("invalid_grant", description);
     }
@@ -1152,11 +1234,20 @@ fn token_success(state: &AppState, issued: &Issued, id_token_alg: Algorithm) -> 
 
 /// Turns oxide-auth's verdict into the precise RFC 6749 §5.2 answer.
 fn exchange_error(mut error: TokenError, flow: &CodeExchange) -> HttpResponse {
-    if flow.issuer.refresh_failure == Some(RefreshFailure::MembershipGone) {
-        return token_error(
-            "invalid_grant",
-            "the user is no longer a member of the organization chosen for this code",
-        );
+    match flow.issuer.refresh_failure {
+        Some(RefreshFailure::MembershipGone) => {
+            return token_error(
+                "invalid_grant",
+                "the user is no longer a member of the organization chosen for this code",
+            );
+        }
+        Some(RefreshFailure::AccountDisabled) => {
+            return token_error(
+                "invalid_grant",
+                "the account this code was issued for is disabled",
+            );
+        }
+        _ => {}
     }
     match flow.codes.failure {
         Some(CodeFailure::Replayed) => {

@@ -165,6 +165,9 @@ struct LogoutPage {
     confirm: bool,
     requester: String,
     params: Vec<(String, String)>,
+    /// After signing out: a link back to the application, which the person
+    /// follows or not (no automatic redirect for a request nothing vouches for).
+    continue_to: Option<String>,
 }
 
 #[derive(Template)]
@@ -205,18 +208,17 @@ pub async fn end_session_get(
 pub async fn end_session_post(
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: web::Form<Vec<(String, String)>>,
+    super::form::PageForm(pairs): super::form::PageForm,
 ) -> Result<HttpResponse, PageError> {
-    end_session(&req, &state, form.into_inner(), false).await
+    end_session(&req, &state, pairs, false).await
 }
 
 /// The person confirmed on the page: CSRF-checked, then signed out.
 pub async fn end_session_confirm(
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: web::Form<Vec<(String, String)>>,
+    super::form::PageForm(mut pairs): super::form::PageForm,
 ) -> Result<HttpResponse, PageError> {
-    let mut pairs = form.into_inner();
     let csrf = pairs
         .iter()
         .position(|(k, _)| k == "csrf")
@@ -225,6 +227,10 @@ pub async fn end_session_confirm(
     let current = signed_in(&req, &state).await?;
     check_csrf(&req, current.as_ref().map(|s| s.token.as_str()), &csrf)?;
     end_session(&req, &state, pairs, true).await
+}
+
+fn requester(client: Option<&crate::oauth::clients::Client>) -> String {
+    client.map_or_else(|| "An application".to_owned(), |c| c.name.clone())
 }
 
 /// OIDC RP-Initiated Logout 1.0. A post-logout redirect goes only to a URI the
@@ -309,12 +315,15 @@ async fn end_session(
                     signed_in_as: Some(session.email.clone()),
                 },
                 confirm: true,
-                requester: client
-                    .as_ref()
-                    .map_or_else(|| "An application".to_owned(), |c| c.name.clone()),
+                requester: requester(client.as_ref()),
                 params: params.pairs().to_vec(),
+                continue_to: None,
             };
-            return Ok(render(&page, StatusCode::OK));
+            let mut response = render(&page, StatusCode::OK);
+            // Confirming answers with a 303 to the registered post-logout URI.
+            let target = redirect.as_ref().and_then(super::browser::form_target);
+            super::browser::allow_form_target(&mut response, target.as_deref());
+            return Ok(response);
         }
         let unavailable = |e: &dyn std::fmt::Display| {
             tracing::error!("logout: {e}");
@@ -325,22 +334,28 @@ async fn end_session(
             .end(&current.token)
             .await
             .map_err(|e| unavailable(&e))?;
-        refresh::revoke_for_session(&state.db, session.id)
+        refresh::revoke_for_session(&state.db, session.id, false)
             .await
             .map_err(|e| unavailable(&e))?;
     }
 
-    let mut response = match redirect {
-        Some(mut url) => {
-            if let Some(s) = params.get("state") {
-                url.query_pairs_mut().append_pair("state", s);
-            }
-            HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, url.as_str()))
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .finish()
+    let redirect = redirect.map(|mut url| {
+        if let Some(s) = params.get("state") {
+            url.query_pairs_mut().append_pair("state", s);
         }
-        None => render(
+        url
+    });
+    // Without a session, a redirect straight away would make this endpoint an open
+    // redirector for any client that registered a URI (RFC 9700 §4.11): only an
+    // id_token_hint of ours ties the request to the client (it named the same
+    // client above), or the person's own confirmation did.
+    let vouched = confirmed || hint.is_some();
+    let mut response = match redirect {
+        Some(url) if vouched => HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, url.as_str()))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish(),
+        url => render(
             &LogoutPage {
                 page: PageContext {
                     asset_version: asset_version(),
@@ -348,8 +363,9 @@ async fn end_session(
                     signed_in_as: None,
                 },
                 confirm: false,
-                requester: String::new(),
+                requester: requester(client.as_ref()),
                 params: Vec::new(),
+                continue_to: url.map(String::from),
             },
             StatusCode::OK,
         ),

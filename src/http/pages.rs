@@ -8,10 +8,11 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::browser::{
-    PageContext, PageError, PreSession, SignedIn, asset_version, check_csrf,
+    PageContext, PageError, PreSession, SignedIn, allow_form_target, asset_version, check_csrf,
     expired_session_cookie, render, safe_return_to, see_other, session_cookie, signed_in,
 };
-use crate::identity::{IdentityError, normalize_email, users};
+use crate::identity::throttle::Admission;
+use crate::identity::{IdentityError, account, normalize_email, users};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -62,6 +63,12 @@ fn pre_session_page(pre: &PreSession) -> PageContext {
         csrf: pre.csrf(),
         signed_in_as: None,
     }
+}
+
+/// A sign-in or sign-up page whose form may end at the client `target`.
+fn page_for(mut response: HttpResponse, target: Option<&str>) -> HttpResponse {
+    allow_form_target(&mut response, target);
+    response
 }
 
 fn with_cookie(mut response: HttpResponse, pre: &PreSession) -> HttpResponse {
@@ -151,6 +158,12 @@ async fn start_session(
     Ok(response)
 }
 
+/// The server's root is for people: their account, which sends them to sign in
+/// when they are not.
+pub async fn home() -> HttpResponse {
+    see_other("/account")
+}
+
 pub async fn login_page(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -163,6 +176,7 @@ pub async fn login_page(
     }
     let pre = PreSession::from_request(&req, &state.settings)?;
     let hint = query.login_hint.as_deref().unwrap_or_default();
+    let target = super::oauth::return_target(&state, return_to.as_deref()).await;
     let page = LoginPage {
         page: pre_session_page(&pre),
         error: None,
@@ -171,7 +185,10 @@ pub async fn login_page(
         signup_open: state.settings.signup,
         passkeys: state.passkeys.is_some(),
     };
-    Ok(with_cookie(render(&page, StatusCode::OK), &pre))
+    Ok(with_cookie(
+        page_for(render(&page, StatusCode::OK), target.as_deref()),
+        &pre,
+    ))
 }
 
 pub async fn login(
@@ -181,6 +198,7 @@ pub async fn login(
 ) -> Result<HttpResponse, PageError> {
     let pre = checked_pre_session(&req, &state, &form.csrf)?;
     let return_to = safe_return_to(form.return_to.as_deref());
+    let target = super::oauth::return_target(&state, return_to.as_deref()).await;
     let failure = |message: String, status: StatusCode| {
         let page = LoginPage {
             page: pre_session_page(&pre),
@@ -190,45 +208,42 @@ pub async fn login(
             signup_open: state.settings.signup,
             passkeys: state.passkeys.is_some(),
         };
-        with_cookie(render(&page, status), &pre)
+        with_cookie(page_for(render(&page, status), target.as_deref()), &pre)
     };
 
     let ip = client_ip(&req);
     // Unparseable emails are counted under their raw form; they can never succeed.
     let account = normalize_email(&form.email).unwrap_or_else(|_| form.email.trim().to_lowercase());
     let throttle = &state.login_throttle;
-    if let Some(wait) = throttle
-        .blocked_for(&account, &ip)
+    let attempt = match throttle
+        .password_attempt(&account, &ip)
         .await
         .map_err(unavailable)?
     {
-        let secs = wait.as_secs().max(1);
-        let mut response = failure(
-            format!(
-                "Too many failed attempts. Try again in {} minute(s).",
-                secs.div_ceil(60)
-            ),
-            StatusCode::TOO_MANY_REQUESTS,
-        );
-        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
+        Admission::Allowed(attempt) => attempt,
+        Admission::Refused(wait) => {
+            let secs = wait.as_secs().max(1);
+            let mut response = failure(
+                format!(
+                    "Too many failed attempts. Try again in {} minute(s).",
+                    secs.div_ceil(60)
+                ),
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return Ok(response);
         }
-        return Ok(response);
-    }
+    };
 
     match users::authenticate(&state.db, &state.passwords, &form.email, &form.password).await {
         Ok(user) => {
-            throttle
-                .record_success(&account)
-                .await
-                .map_err(unavailable)?;
+            throttle.forgive(attempt).await.map_err(unavailable)?;
             start_session(&req, &state, &user, return_to.as_deref()).await
         }
+        // The attempt was counted before the check; a failure needs nothing more.
         Err(e @ (IdentityError::BadCredentials | IdentityError::Disabled)) => {
-            throttle
-                .record_failure(&account, &ip)
-                .await
-                .map_err(unavailable)?;
             Ok(failure(e.to_string(), StatusCode::UNAUTHORIZED))
         }
         Err(e) => Err(unavailable(e)),
@@ -241,15 +256,20 @@ pub async fn signup_page(
     query: web::Query<ReturnTo>,
 ) -> Result<HttpResponse, PageError> {
     let pre = PreSession::from_request(&req, &state.settings)?;
+    let return_to = safe_return_to(query.return_to.as_deref());
+    let target = super::oauth::return_target(&state, return_to.as_deref()).await;
     let page = SignupPage {
         page: pre_session_page(&pre),
         error: None,
         email: String::new(),
-        return_to: safe_return_to(query.return_to.as_deref()).unwrap_or_default(),
+        return_to: return_to.unwrap_or_default(),
         signup_open: state.settings.signup,
         passkeys: state.passkeys.is_some(),
     };
-    Ok(with_cookie(render(&page, StatusCode::OK), &pre))
+    Ok(with_cookie(
+        page_for(render(&page, StatusCode::OK), target.as_deref()),
+        &pre,
+    ))
 }
 
 pub async fn signup(
@@ -259,6 +279,8 @@ pub async fn signup(
 ) -> Result<HttpResponse, PageError> {
     let pre = checked_pre_session(&req, &state, &form.csrf)?;
     let return_to = safe_return_to(form.return_to.as_deref());
+    let target = super::oauth::return_target(&state, return_to.as_deref()).await;
+    let render = |page: &SignupPage, status| page_for(render(page, status), target.as_deref());
     let page = |error: Option<String>| SignupPage {
         page: pre_session_page(&pre),
         error,
@@ -269,6 +291,25 @@ pub async fn signup(
     };
     if !state.settings.signup {
         return Ok(render(&page(None), StatusCode::FORBIDDEN));
+    }
+    if let Some(wait) = state
+        .login_throttle
+        .signup_attempt(&client_ip(&req))
+        .await
+        .map_err(unavailable)?
+    {
+        let secs = wait.as_secs().max(1);
+        let mut response = render(
+            &page(Some(format!(
+                "Too many sign-ups from this network. Try again in {} minute(s).",
+                secs.div_ceil(60)
+            ))),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Ok(response);
     }
     let user = match users::create(&state.db, &state.passwords, &form.email, &form.password).await {
         Ok(user) => user,
@@ -314,11 +355,14 @@ pub async fn logout(
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
     let current = require_session(&req, &state, &form.csrf).await?;
-    state
-        .sessions
-        .end(&current.token)
-        .await
-        .map_err(unavailable)?;
+    account::sign_out(
+        &state.db,
+        &state.sessions,
+        &current.token,
+        current.session.id,
+    )
+    .await
+    .map_err(unavailable)?;
     Ok(signed_out(&state))
 }
 
@@ -530,9 +574,7 @@ pub async fn end_session(
 ) -> Result<HttpResponse, PageError> {
     let current = require_session(&req, &state, &form.csrf).await?;
     let target = path.into_inner();
-    state
-        .sessions
-        .end_by_id(current.session.user_id, target)
+    account::end_session(&state.db, &state.sessions, current.session.user_id, target)
         .await
         .map_err(unavailable)?;
     if target == current.session.id {
@@ -547,9 +589,7 @@ pub async fn end_all_sessions(
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
     let current = require_session(&req, &state, &form.csrf).await?;
-    state
-        .sessions
-        .end_all(current.session.user_id)
+    account::sign_out_everywhere(&state.db, &state.sessions, current.session.user_id)
         .await
         .map_err(unavailable)?;
     Ok(signed_out(&state))
@@ -588,12 +628,15 @@ pub async fn change_password(
     .await
     {
         Ok(_) => {
-            // Whoever else knew the old password loses their sessions with it.
-            state
-                .sessions
-                .end_others(current.session.user_id, current.session.id)
-                .await
-                .map_err(unavailable)?;
+            // Whoever else knew the old password loses their sessions and tokens.
+            account::password_changed(
+                &state.db,
+                &state.sessions,
+                current.session.user_id,
+                current.session.id,
+            )
+            .await
+            .map_err(unavailable)?;
             let notice =
                 Some("Your password was changed. Other sessions were signed out.".to_owned());
             let extras = AccountExtras {

@@ -19,6 +19,7 @@ use super::browser::{
 use super::pages::{self, client_ip, user_agent};
 use crate::error::ApiError;
 use crate::identity::passkeys::{self, PasskeyError, Passkeys};
+use crate::identity::throttle::Admission;
 use crate::state::AppState;
 
 /// The header our script sends the page's CSRF token in.
@@ -137,10 +138,17 @@ async fn address_blocked(
 
 /// `429` in the one JSON error shape, with `Retry-After`.
 fn too_many_attempts(wait: std::time::Duration) -> HttpResponse {
+    too_many(
+        wait,
+        "too many failed sign-ins from this address; try again later",
+    )
+}
+
+fn too_many(wait: std::time::Duration, description: &str) -> HttpResponse {
     let mut response = ApiError::Refused {
         status: StatusCode::TOO_MANY_REQUESTS,
         code: "too_many_requests",
-        description: "too many failed sign-ins from this address; try again later".into(),
+        description: description.into(),
     }
     .error_response();
     if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
@@ -217,31 +225,46 @@ pub async fn sign_in_finish(
 ) -> Result<HttpResponse, ApiError> {
     let passkeys = enabled(&state)?;
     check_pre_session(&req, &state)?;
-    if let Some(wait) = address_blocked(&req, &state).await? {
-        return Ok(too_many_attempts(wait));
-    }
-    let finish: Finish<PublicKeyCredential> = parse(&body)?;
-    let token = ceremony_token(&req, &state.settings);
-    let done = match passkeys.finish_sign_in(&token, &finish.credential).await {
-        Ok(done) => done,
+    let throttle_failed = |e: crate::store::cache::CacheError| {
+        tracing::error!("sign-in throttle: {e}");
+        ApiError::Unavailable("try again in a moment".into())
+    };
+    // Counted before the check, so parallel attempts cannot all slip under the limit.
+    let attempt = match state
+        .login_throttle
+        .address_attempt(&client_ip(&req))
+        .await
+        .map_err(throttle_failed)?
+    {
+        Admission::Allowed(attempt) => attempt,
+        Admission::Refused(wait) => return Ok(too_many_attempts(wait)),
+    };
+    let finish: Finish<PublicKeyCredential> = match parse(&body) {
+        Ok(finish) => finish,
         Err(e) => {
-            use PasskeyError as E;
-            if matches!(
-                e,
-                E::UnknownCredential | E::CounterRegression | E::Rejected(_) | E::NotVerified
-            ) {
-                state
-                    .login_throttle
-                    .record_address_failure(&client_ip(&req))
-                    .await
-                    .map_err(|e| {
-                        tracing::error!("sign-in throttle: {e}");
-                        ApiError::Unavailable("try again in a moment".into())
-                    })?;
-            }
-            return Err(passkey_error(e));
+            state
+                .login_throttle
+                .forgive(attempt)
+                .await
+                .map_err(throttle_failed)?;
+            return Err(e);
         }
     };
+    let token = ceremony_token(&req, &state.settings);
+    let outcome = passkeys.finish_sign_in(&token, &finish.credential).await;
+    use PasskeyError as E;
+    let guessed = matches!(
+        outcome,
+        Err(E::UnknownCredential | E::CounterRegression | E::Rejected(_) | E::NotVerified)
+    );
+    if !guessed {
+        state
+            .login_throttle
+            .forgive(attempt)
+            .await
+            .map_err(throttle_failed)?;
+    }
+    let done = outcome.map_err(passkey_error)?;
     tracing::info!(user = %done.user.id, "signed in with a passkey");
     signed_in_response(
         &req,
@@ -271,6 +294,20 @@ pub async fn sign_up_start(
             StatusCode::FORBIDDEN,
             "signup_closed",
             "sign-up is closed on this server",
+        ));
+    }
+    if let Some(wait) = state
+        .login_throttle
+        .signup_attempt(&client_ip(&req))
+        .await
+        .map_err(|e| {
+            tracing::error!("sign-up limit: {e}");
+            ApiError::Unavailable("try again in a moment".into())
+        })?
+    {
+        return Ok(too_many(
+            wait,
+            "too many sign-ups from this address; try again later",
         ));
     }
     let start: SignUpStart = parse(&body)?;

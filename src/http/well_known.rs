@@ -71,7 +71,7 @@ impl Discovery {
             jwks_uri: settings.endpoint(paths::JWKS),
             response_types_supported: &["code"],
             response_modes_supported: &["query", "form_post"],
-            grant_types_supported: &["authorization_code", "refresh_token", "client_credentials"],
+            grant_types_supported: crate::oauth::clients::GRANT_TYPES,
             subject_types_supported: &["public"],
             // RS256 first: OIDC Core §15.1 makes it the default every RP can use.
             id_token_signing_alg_values_supported: vec![
@@ -88,14 +88,7 @@ impl Discovery {
             authorization_response_iss_parameter_supported: true,
             request_parameter_supported: false,
             request_uri_parameter_supported: false,
-            scopes_supported: &[
-                "openid",
-                "profile",
-                "email",
-                "offline_access",
-                "org",
-                "orgs",
-            ],
+            scopes_supported: crate::oauth::SCOPES,
             claims_supported: &[
                 "sub",
                 "iss",

@@ -1,5 +1,6 @@
 //! Accounts, passwords and browser sessions: the rules, with no HTTP in sight.
 
+pub mod account;
 pub mod passkeys;
 pub mod password;
 pub mod sessions;
@@ -35,8 +36,11 @@ pub enum IdentityError {
     Hashing(String),
 }
 
-/// Trims, checks the shape, and lower-cases the domain (the local part's case is
-/// the mailbox owner's to decide, RFC 5321 §2.4).
+/// Trims, checks the shape, and lower-cases the whole address: its canonical form,
+/// stored and compared everywhere. RFC 5321 §2.4 lets a mailbox owner give the
+/// local part's case a meaning, but no mail system in use does, and two accounts
+/// that differ only by case would let a look-alike accept someone else's
+/// invitation.
 pub fn normalize_email(raw: &str) -> Result<String, IdentityError> {
     let trimmed = raw.trim();
     let (local, domain) = trimmed
@@ -59,7 +63,7 @@ pub fn normalize_email(raw: &str) -> Result<String, IdentityError> {
     if !domain_ok || !local_ok || trimmed.len() > 254 {
         return Err(IdentityError::InvalidEmail);
     }
-    Ok(format!("{local}@{}", domain.to_lowercase()))
+    Ok(trimmed.to_lowercase())
 }
 
 #[cfg(test)]
@@ -67,10 +71,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn emails_are_trimmed_and_their_domain_lower_cased() {
+    fn emails_are_trimmed_and_lower_cased_whole() {
         assert_eq!(
             normalize_email("  Ada.Lovelace@Example.COM ").unwrap(),
-            "Ada.Lovelace@example.com"
+            "ada.lovelace@example.com"
         );
     }
 

@@ -1,10 +1,16 @@
-//! Brute-force defence for sign-in: password failures are counted per account and
-//! per client IP, passkey failures per client IP, in fixed windows; past a
-//! threshold, sign-in is refused until the window ends.
+//! Brute-force defence for sign-in: attempts are counted per account and per
+//! client IP in fixed windows; past a threshold, sign-in is refused until the
+//! window ends.
+//!
+//! Every attempt is counted *before* the credential is checked (an atomic
+//! increment in the cache), and refused when the count it got is over the limit.
+//! Counting after the check let parallel guesses all pass the check before any of
+//! them was counted. A successful attempt is taken back, so only failures use up
+//! the allowance.
 
 use std::time::Duration;
 
-use crate::store::cache::{Cache, CacheError};
+use crate::store::cache::{Cache, CacheError, WindowCount};
 
 #[derive(Clone)]
 pub struct LoginThrottle {
@@ -12,7 +18,11 @@ pub struct LoginThrottle {
     max_per_account: u64,
     max_per_ip: u64,
     window: Duration,
+    max_signups_per_ip: u64,
 }
+
+/// Sign-ups are counted per hour.
+const SIGNUP_WINDOW: Duration = Duration::from_secs(3600);
 
 fn account_key(email: &str) -> String {
     format!("login-failures:account:{email}")
@@ -22,54 +32,104 @@ fn ip_key(ip: &str) -> String {
     format!("login-failures:ip:{ip}")
 }
 
+/// An attempt already counted; hand it back with [`LoginThrottle::succeeded`]
+/// when the credential was right. A failed attempt needs nothing more.
+#[must_use = "a successful attempt must be handed back"]
+pub struct Attempt {
+    account: Option<String>,
+    ip: String,
+}
+
+/// How a counted attempt came out against the limits.
+pub enum Admission {
+    /// Within the limits: check the credential.
+    Allowed(Attempt),
+    /// Over a limit: refuse without checking, and tell the caller how long to wait.
+    Refused(Duration),
+}
+
 impl LoginThrottle {
-    pub fn new(cache: Cache, max_per_account: u32, max_per_ip: u32, window: Duration) -> Self {
+    pub fn new(
+        cache: Cache,
+        max_per_account: u32,
+        max_per_ip: u32,
+        window: Duration,
+        max_signups_per_ip: u32,
+    ) -> Self {
         Self {
             cache,
             max_per_account: u64::from(max_per_account),
             max_per_ip: u64::from(max_per_ip),
             window,
+            max_signups_per_ip: u64::from(max_signups_per_ip),
         }
     }
 
-    /// `Some(wait)` when this account or IP must wait before trying again.
-    pub async fn blocked_for(&self, email: &str, ip: &str) -> Result<Option<Duration>, CacheError> {
-        let account = self.cache.peek_count(&account_key(email)).await?;
-        let by_ip = self.cache.peek_count(&ip_key(ip)).await?;
-        let over = |count: Option<crate::store::cache::WindowCount>, max: u64| {
-            count.filter(|c| c.count >= max).map(|c| c.resets_in)
-        };
-        Ok(over(account, self.max_per_account).max(over(by_ip, self.max_per_ip)))
-    }
-
-    pub async fn record_failure(&self, email: &str, ip: &str) -> Result<(), CacheError> {
-        self.cache
-            .increment(&account_key(email), self.window)
+    /// Counts a sign-up attempt (password, or the start of a passkey sign-up)
+    /// from `ip`; `Some(wait)` when it is over the hourly limit. Sign-ups are not
+    /// taken back: each one, successful or not, tells whether an email is taken.
+    pub async fn signup_attempt(&self, ip: &str) -> Result<Option<Duration>, CacheError> {
+        let count = self
+            .cache
+            .increment(&format!("signups:ip:{ip}"), SIGNUP_WINDOW)
             .await?;
-        self.cache.increment(&ip_key(ip), self.window).await?;
-        Ok(())
+        Ok(Self::over(count, self.max_signups_per_ip))
     }
 
-    /// `Some(wait)` when this address has failed too often — with passwords or with
-    /// passkeys, which share its count.
+    /// `Some(wait)` when the address is already over its limit: for steps that
+    /// are not attempts themselves (starting a passkey ceremony).
     pub async fn address_blocked_for(&self, ip: &str) -> Result<Option<Duration>, CacheError> {
         let by_ip = self.cache.peek_count(&ip_key(ip)).await?;
         Ok(by_ip
             .filter(|c| c.count >= self.max_per_ip)
-            .map(|c| c.resets_in))
+            .map(|c| c.resets_in.max(Duration::from_secs(1))))
     }
 
-    /// A failed passkey sign-in: a signature cannot be guessed, but each attempt
-    /// costs a ceremony and a verification, so an address that keeps failing waits.
-    pub async fn record_address_failure(&self, ip: &str) -> Result<(), CacheError> {
-        self.cache.increment(&ip_key(ip), self.window).await?;
-        Ok(())
+    fn over(count: WindowCount, max: u64) -> Option<Duration> {
+        (count.count > max).then_some(count.resets_in.max(Duration::from_secs(1)))
     }
 
-    /// A successful sign-in clears the account's count (not the IP's: one good
-    /// password must not reset a spray across many accounts).
-    pub async fn record_success(&self, email: &str) -> Result<(), CacheError> {
-        self.cache.remove(&account_key(email)).await?;
-        Ok(())
+    /// Counts a password attempt for `email` from `ip`, then decides.
+    pub async fn password_attempt(&self, email: &str, ip: &str) -> Result<Admission, CacheError> {
+        let account = self
+            .cache
+            .increment(&account_key(email), self.window)
+            .await?;
+        let by_ip = self.cache.increment(&ip_key(ip), self.window).await?;
+        let wait =
+            Self::over(account, self.max_per_account).max(Self::over(by_ip, self.max_per_ip));
+        Ok(match wait {
+            Some(wait) => Admission::Refused(wait),
+            None => Admission::Allowed(Attempt {
+                account: Some(email.to_owned()),
+                ip: ip.to_owned(),
+            }),
+        })
+    }
+
+    /// Counts a passkey attempt from `ip` (it shares the address's count with
+    /// passwords): a signature cannot be guessed, but each attempt costs a
+    /// ceremony and a verification.
+    pub async fn address_attempt(&self, ip: &str) -> Result<Admission, CacheError> {
+        let by_ip = self.cache.increment(&ip_key(ip), self.window).await?;
+        Ok(match Self::over(by_ip, self.max_per_ip) {
+            Some(wait) => Admission::Refused(wait),
+            None => Admission::Allowed(Attempt {
+                account: None,
+                ip: ip.to_owned(),
+            }),
+        })
+    }
+
+    /// The attempt does not count against the limits: it succeeded (the account's
+    /// count is cleared), or failed for a reason that is not a guess (an expired
+    /// ceremony). Only this attempt is taken back from the address, not its
+    /// earlier failures: one good password must not reset a spray across many
+    /// accounts.
+    pub async fn forgive(&self, attempt: Attempt) -> Result<(), CacheError> {
+        if let Some(account) = &attempt.account {
+            self.cache.remove(&account_key(account)).await?;
+        }
+        self.cache.decrement(&ip_key(&attempt.ip)).await
     }
 }

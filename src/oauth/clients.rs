@@ -24,6 +24,12 @@ use crate::tokens::Algorithm;
 pub const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
 pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
 pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
+/// Every grant type this server implements, in the order discovery lists them.
+pub const GRANT_TYPES: &[&str] = &[
+    GRANT_AUTHORIZATION_CODE,
+    GRANT_REFRESH_TOKEN,
+    GRANT_CLIENT_CREDENTIALS,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -290,13 +296,7 @@ pub fn validate(new: &NewClient, rules: RedirectRules) -> Result<(), ClientError
         return Err(ClientError::InvalidName);
     }
     for g in &new.grant_types {
-        if ![
-            GRANT_AUTHORIZATION_CODE,
-            GRANT_REFRESH_TOKEN,
-            GRANT_CLIENT_CREDENTIALS,
-        ]
-        .contains(&g.as_str())
-        {
+        if !GRANT_TYPES.contains(&g.as_str()) {
             return Err(ClientError::UnsupportedGrantType(g.clone()));
         }
     }
@@ -558,7 +558,9 @@ pub struct ClientRegistry {
 }
 
 /// Scopes that describe a user; a client acting for itself cannot have them.
-const USER_ONLY_SCOPES: &[&str] = &["openid", "offline_access"];
+/// Scopes that speak of a person (their identity, their organizations): a client
+/// acting for itself (client_credentials) holds none of them.
+const USER_ONLY_SCOPES: &[&str] = &["openid", "offline_access", "org", "orgs"];
 
 /// Stands in for the redirect URI oxide-auth's types require on grants that have
 /// none (client_credentials).
@@ -628,7 +630,7 @@ impl oxide_auth_async::primitives::Registrar for ClientRegistry {
         let requested = scope.map(|s| s.to_string());
         let mut granted = client.negotiate_scope(requested.as_deref());
         if self.for_itself {
-            granted.retain(|s| !USER_ONLY_SCOPES.contains(&s.as_str()));
+            granted.retain(|s| !USER_ONLY_SCOPES.contains(&s.as_str()) && !s.starts_with("org:"));
         }
         if granted.is_empty() {
             return Err(RegistrarError::Unspecified);

@@ -60,3 +60,17 @@ pub async fn remember(
         .await?;
     Ok(())
 }
+
+/// Forgets every consent given to a client: what people allowed was shown under
+/// its name, logo and home page, and answered at its redirect URIs; when those
+/// change, the person must be asked again.
+pub async fn forget_client(
+    db: &DatabaseConnection,
+    client_id: &str,
+) -> Result<u64, sea_orm::DbErr> {
+    Ok(consent::Entity::delete_many()
+        .filter(consent::Column::ClientId.eq(client_id))
+        .exec(db)
+        .await?
+        .rows_affected)
+}

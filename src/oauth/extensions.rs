@@ -17,8 +17,7 @@ fn is_pkce_string(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
-/// The longest `nonce` accepted; it is echoed into the id_token.
-const MAX_NONCE: usize = 512;
+use super::MAX_NONCE;
 
 /// Applied to authorization requests.
 pub struct AuthorizationChecks {

@@ -22,6 +22,22 @@ pub fn digest(value: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(value.as_bytes()))
 }
 
+/// The scopes this server itself defines (OpenID Connect and organizations): what
+/// discovery lists and what a client may register for itself. An API's own
+/// scopes are not among them.
+pub const SCOPES: &[&str] = &[
+    "openid",
+    "profile",
+    "email",
+    "offline_access",
+    "org",
+    "orgs",
+];
+
+/// The longest `nonce` accepted (it is echoed into the id_token); generous for any
+/// real client (node-oidc-provider and Hydra clients use a few dozen characters).
+pub const MAX_NONCE: usize = 512;
+
 /// A scope string as a sorted, de-duplicated list.
 pub fn scope_list(scope: &str) -> Vec<String> {
     let mut items: Vec<String> = scope.split_whitespace().map(str::to_owned).collect();

@@ -134,6 +134,8 @@ pub const ROTATE_LIVE_SQL: &str = "WITH spent AS (
                 SELECT 1 FROM membership
                 WHERE membership.organization_id = refresh_token.org_id
                     AND membership.user_id = refresh_token.user_id))
+            AND NOT EXISTS (SELECT 1 FROM \"user\"
+                WHERE \"user\".id = refresh_token.user_id AND \"user\".disabled)
         RETURNING *
     ), successor AS (
         INSERT INTO refresh_token (id, token_hash, family_id, client_id, user_id,
@@ -217,6 +219,8 @@ const SPEND_LIVE_SQLITE: &str = "UPDATE refresh_token SET spent_at = ?1
             SELECT 1 FROM membership
             WHERE membership.organization_id = refresh_token.org_id
                 AND membership.user_id = refresh_token.user_id))
+        AND NOT EXISTS (SELECT 1 FROM \"user\"
+            WHERE \"user\".id = refresh_token.user_id AND \"user\".disabled)
     RETURNING *";
 
 async fn spend_in_a_transaction(
@@ -241,7 +245,7 @@ async fn spend_in_a_transaction(
         txn.rollback().await?;
         return Ok(None);
     };
-    let new = successor_of(&record, &record.scope, successor, now, lifetimes);
+    let new = successor_of(&record, successor, now, lifetimes);
     refresh_token::Entity::insert(refresh_token::ActiveModel::from(new))
         .exec_without_returning(&txn)
         .await?;
@@ -249,10 +253,10 @@ async fn spend_in_a_transaction(
     Ok(Some(record))
 }
 
-/// The token that replaces `old`, with `scope` (equal or narrower).
+/// The token that replaces `old`: the same grant (RFC 6749 §6 — a refresh that
+/// narrows `scope` narrows the access token only), with a fresh idle expiry.
 fn successor_of(
     old: &RefreshRecord,
-    scope: &str,
     token: &str,
     now: DateTime<Utc>,
     lifetimes: Lifetimes,
@@ -264,7 +268,7 @@ fn successor_of(
         client_id: old.client_id.clone(),
         user_id: old.user_id,
         session_id: old.session_id,
-        scope: scope.to_owned(),
+        scope: old.scope.clone(),
         auth_time: old.auth_time,
         amr: old.amr.clone(),
         created_at: now,
@@ -276,16 +280,15 @@ fn successor_of(
     }
 }
 
-/// Spends `old` and issues its successor with `scope` (equal or narrower). `None`
-/// when another request spent it first: the caller treats that as reuse.
+/// Spends `old` and issues its successor (same grant). `None` when another
+/// request spent it first: the caller treats that as reuse.
 pub async fn rotate(
     db: &DatabaseConnection,
     old: &RefreshRecord,
-    scope: &str,
     lifetimes: Lifetimes,
 ) -> Result<Option<String>, RefreshError> {
     let token = random_token().map_err(|e| RefreshError::Random(e.to_string()))?;
-    let successor = successor_of(old, scope, &token, Utc::now(), lifetimes);
+    let successor = successor_of(old, &token, Utc::now(), lifetimes);
     let rotated = match db.get_database_backend() {
         DbBackend::Postgres => rotate_in_one_statement(db, old.id, &successor).await?,
         _ => rotate_in_a_transaction(db, old.id, successor).await?,
@@ -376,15 +379,52 @@ pub async fn revoke_family(db: &DatabaseConnection, family_id: Uuid) -> Result<u
     Ok(result.rows_affected)
 }
 
-/// Revokes the refresh tokens granted during a browser session (RP-initiated
-/// logout ends what the session started).
+/// Revokes the refresh tokens granted during a browser session: all of them
+/// (RP-initiated logout ends what the session started), or with `keep_offline`
+/// all but the families granted `offline_access`, which the person gave to keep
+/// working after they leave (plain sign-out of one browser).
 pub async fn revoke_for_session(
     db: &DatabaseConnection,
     session_id: Uuid,
+    keep_offline: bool,
 ) -> Result<u64, RefreshError> {
-    let result = refresh_token::Entity::update_many()
+    let mut revoke = refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::RevokedAt, Expr::value(Utc::now()))
         .filter(refresh_token::Column::SessionId.eq(session_id))
+        .filter(refresh_token::Column::RevokedAt.is_null());
+    if keep_offline {
+        let live = refresh_token::Entity::find()
+            .filter(refresh_token::Column::SessionId.eq(session_id))
+            .filter(refresh_token::Column::RevokedAt.is_null())
+            .all(db)
+            .await?;
+        let offline: std::collections::HashSet<Uuid> = live
+            .iter()
+            .filter(|r| r.scope.split_whitespace().any(|s| s == "offline_access"))
+            .map(|r| r.family_id)
+            .collect();
+        let ended: Vec<Uuid> = live
+            .iter()
+            .map(|r| r.family_id)
+            .filter(|f| !offline.contains(f))
+            .collect::<std::collections::HashSet<_>>()
+            .into_iter()
+            .collect();
+        if ended.is_empty() {
+            return Ok(0);
+        }
+        revoke = revoke.filter(refresh_token::Column::FamilyId.is_in(ended));
+    }
+    Ok(revoke.exec(db).await?.rows_affected)
+}
+
+/// Revokes every refresh token of a user, for every client, `offline_access`
+/// included: what "sign out everywhere", a password change and disabling the
+/// account promise. Nothing brings them back.
+pub async fn revoke_for_user(db: &DatabaseConnection, user_id: Uuid) -> Result<u64, RefreshError> {
+    let result = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RevokedAt, Expr::value(Utc::now()))
+        .filter(refresh_token::Column::UserId.eq(user_id))
         .filter(refresh_token::Column::RevokedAt.is_null())
         .exec(db)
         .await?;

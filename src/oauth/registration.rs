@@ -32,14 +32,7 @@ const MAX_SCOPE_LENGTH: usize = 1000;
 /// Scopes a client may register for itself: the ones this server defines. A
 /// self-registered client naming an API scope could otherwise mint itself
 /// `client_credentials` tokens an API trusts.
-pub const REGISTRABLE_SCOPES: &[&str] = &[
-    "openid",
-    "profile",
-    "email",
-    "offline_access",
-    "org",
-    "orgs",
-];
+pub const REGISTRABLE_SCOPES: &[&str] = super::SCOPES;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistrationError {
@@ -167,15 +160,10 @@ pub fn validate(
         .clone()
         .unwrap_or_else(|| vec![GRANT_AUTHORIZATION_CODE.to_owned()])
     {
-        if ![
-            GRANT_AUTHORIZATION_CODE,
-            GRANT_REFRESH_TOKEN,
-            GRANT_CLIENT_CREDENTIALS,
-        ]
-        .contains(&g.as_str())
-        {
+        if !clients::GRANT_TYPES.contains(&g.as_str()) {
             return Err(metadata_error(format!(
-                "grant type `{g}` is not supported (authorization_code, refresh_token, client_credentials)"
+                "grant type `{g}` is not supported ({})",
+                clients::GRANT_TYPES.join(", ")
             )));
         }
         if !grant_types.contains(&g) {
@@ -452,6 +440,15 @@ pub async fn update(
     let (client, secret) = clients::replace(db, &current.client_id, new, rotate)
         .await?
         .ok_or(RegistrationError::InvalidToken)?;
+    // What people consented to was shown and answered under these: a change
+    // means asking them again (else prompt=none would send a code to a new URI).
+    let presented_anew = client.redirect_uris != current.redirect_uris
+        || client.name != current.name
+        || client.logo_uri != current.logo_uri
+        || client.client_uri != current.client_uri;
+    if presented_anew {
+        super::consent::forget_client(db, &client.client_id).await?;
+    }
     clients::set_registration_token(db, &client.client_id, &registration_token).await?;
     Ok(Updated {
         client,

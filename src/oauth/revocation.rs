@@ -127,6 +127,7 @@ pub async fn introspect(
         if as_refresh {
             if let Presented::Live(record) = refresh::find(&config.db, token).await?
                 && record.client_id == client_id
+                && account_active(config, record.user_id).await?
             {
                 let mut out = Map::new();
                 out.insert("active".into(), Value::Bool(true));
@@ -147,6 +148,9 @@ pub async fn introspect(
         } else {
             match verify_access_token(&config.keys, &config.cache, &config.issuer, token).await {
                 Ok(mut claims) => {
+                    if !account_active(config, user_subject(&claims)).await? {
+                        return Ok(inactive);
+                    }
                     claims.insert("active".into(), Value::Bool(true));
                     claims.insert("token_type".into(), Value::from("Bearer"));
                     return Ok(Value::Object(claims));
@@ -157,4 +161,29 @@ pub async fn introspect(
         }
     }
     Ok(inactive)
+}
+
+/// The user an access token speaks for; `None` for a client acting for itself
+/// (client_credentials: `sub` is the client's own id).
+fn user_subject(claims: &Map<String, Value>) -> Option<uuid::Uuid> {
+    let sub = claims.get("sub").and_then(Value::as_str)?;
+    if claims.get("client_id").and_then(Value::as_str) == Some(sub) {
+        return None;
+    }
+    uuid::Uuid::parse_str(sub).ok()
+}
+
+/// Whether the account behind a token still exists and is enabled: a disabled
+/// account's tokens introspect as inactive even before they expire.
+async fn account_active(
+    config: &IssuerConfig,
+    user: Option<uuid::Uuid>,
+) -> Result<bool, RevocationError> {
+    let Some(user) = user else {
+        return Ok(true);
+    };
+    let found = crate::identity::users::find(&config.db, user)
+        .await
+        .map_err(|e| RevocationError::Storage(e.to_string()))?;
+    Ok(found.is_some_and(|u| !u.disabled))
 }

@@ -99,6 +99,8 @@ pub enum RefreshFailure {
     Reused,
     /// The user is no longer a member of the grant's organization.
     MembershipGone,
+    /// The account the grant was made for is disabled (or gone).
+    AccountDisabled,
 }
 
 /// Settings shared by every issuer.
@@ -228,12 +230,31 @@ impl TokenIssuer {
             .map_err(|e| tracing::error!("cannot link tokens to their code: {e}"))
     }
 
+    /// Whether `user` can no longer hold tokens: disabled or deleted. A disabled
+    /// account's families are revoked when it is disabled; this check is what
+    /// holds for a code or a token presented in the moment in between.
+    async fn account_disabled(&mut self, user: Uuid) -> Result<bool, ()> {
+        let found = crate::identity::users::find(&self.config.db, user)
+            .await
+            .map_err(|e| tracing::error!("cannot read an account: {e}"))?;
+        let disabled = found.is_none_or(|u| u.disabled);
+        if disabled {
+            self.refresh_failure = Some(RefreshFailure::AccountDisabled);
+        }
+        Ok(disabled)
+    }
+
     /// Organization claims for a user's grant, fresh from the database. Fails with
     /// `MembershipGone` when the grant's organization no longer has the user.
     async fn org_claims(
         &mut self,
         grant: &Grant,
     ) -> Result<serde_json::Map<String, serde_json::Value>, ()> {
+        // A client acting for itself (client_credentials) is no member of
+        // anything: its id is a UUID too, so it must not be read as a user's.
+        if grant.owner_id == grant.client_id {
+            return Ok(serde_json::Map::new());
+        }
         let Ok(user) = Uuid::parse_str(&grant.owner_id) else {
             return Ok(serde_json::Map::new());
         };
@@ -296,6 +317,13 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer {
     async fn issue(&mut self, grant: Grant) -> Result<IssuedToken, ()> {
         let session: Option<SessionContext> =
             private_ext(&grant, EXT_SESSION).and_then(|json| serde_json::from_str(&json).ok());
+        // A code outlives the sessions ended when its account was disabled.
+        if session.is_some()
+            && let Ok(user) = Uuid::parse_str(&grant.owner_id)
+            && self.account_disabled(user).await?
+        {
+            return Err(());
+        }
         let org = self.org_claims(&grant).await?;
         let (token, jti, exp) = self.sign(&grant, session.as_ref(), &org)?;
         let scope = sorted_scope(&grant);
@@ -345,10 +373,11 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer {
 
     async fn refresh(&mut self, _: &str, grant: Grant) -> Result<RefreshedToken, ()> {
         let presented = self.presented.take().ok_or(())?;
-        let scope = sorted_scope(&grant);
+        // RFC 6749 §6: a narrower `scope` narrows this access token only; the
+        // successor keeps the original grant.
         let rotated = match self.successor.take() {
             Some(successor) => Some(successor),
-            None => refresh::rotate(&self.config.db, &presented, &scope, self.config.refresh)
+            None => refresh::rotate(&self.config.db, &presented, self.config.refresh)
                 .await
                 .map_err(|e| tracing::error!("cannot rotate a refresh token: {e}"))?,
         };
@@ -422,6 +451,11 @@ impl oxide_auth_async::primitives::Issuer for TokenIssuer {
         // of any other client is not its to use.
         if record.client_id != self.client_id {
             self.refresh_failure = Some(RefreshFailure::WrongClient);
+            return Ok(None);
+        }
+        if let Some(user) = record.user_id
+            && self.account_disabled(user).await?
+        {
             return Ok(None);
         }
         // A refresh never changes organization; without the membership it fails,

@@ -155,7 +155,11 @@ pub async fn accept(
     email: &str,
 ) -> Result<Organization, InvitationError> {
     let pending = pending(db, token).await?;
-    if !pending.email.eq_ignore_ascii_case(email) {
+    // Both sides in their canonical form: the invitation may predate it.
+    let same = normalize_email(&pending.email)
+        .ok()
+        .is_some_and(|invited| normalize_email(email).ok() == Some(invited));
+    if !same {
         return Err(InvitationError::WrongEmail(pending.email));
     }
     let txn = db.begin().await?;

@@ -6,8 +6,9 @@
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, Set, SqlErr, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, Set, SqlErr,
+    TransactionTrait,
 };
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -201,12 +202,30 @@ async fn membership_row(
 /// Removes a member; the last owner cannot be removed.
 pub async fn remove_member(db: &DatabaseConnection, org: Uuid, user: Uuid) -> Result<(), OrgError> {
     let txn = db.begin().await?;
+    lock_organization(&txn, org).await?;
     let row = membership_row(&txn, org, user).await?;
     if row.role == Role::Owner.as_str() && owner_count(&txn, org).await? <= 1 {
         return Err(OrgError::LastOwner);
     }
     membership::Entity::delete_by_id(row.id).exec(&txn).await?;
     txn.commit().await?;
+    Ok(())
+}
+
+/// Serializes changes to one organization's owners: two owners demoting or
+/// removing each other at once must not each count the other and leave none. A
+/// no-op write to the organization row does it on every backend: PostgreSQL holds
+/// the row lock until commit, SQLite takes its write lock here rather than
+/// failing a later upgrade from a read.
+async fn lock_organization(txn: &DatabaseTransaction, org: Uuid) -> Result<(), OrgError> {
+    organization::Entity::update_many()
+        .col_expr(
+            organization::Column::Name,
+            sea_orm::sea_query::Expr::col(organization::Column::Name),
+        )
+        .filter(organization::Column::Id.eq(org))
+        .exec(txn)
+        .await?;
     Ok(())
 }
 
@@ -218,6 +237,7 @@ pub async fn set_role(
     role: Role,
 ) -> Result<(), OrgError> {
     let txn = db.begin().await?;
+    lock_organization(&txn, org).await?;
     let row = membership_row(&txn, org, user).await?;
     if row.role == Role::Owner.as_str() && role != Role::Owner && owner_count(&txn, org).await? <= 1
     {
@@ -264,6 +284,9 @@ pub enum OrgChoice {
     Without,
     /// Refused with this description (`access_denied`).
     Refused(&'static str),
+    /// The scope names an organization the grant cannot be made in, or more than
+    /// one (`invalid_scope`): nothing of it is granted.
+    InvalidScope(&'static str),
     /// The person must pick one of several.
     Ask,
 }
@@ -279,10 +302,19 @@ pub fn choose_for_grant(
     org_optional: bool,
 ) -> OrgChoice {
     let member = |id: Uuid| memberships.iter().any(|m| m.id == id);
-    if let Some(named) = granted_scopes.iter().find_map(|s| s.strip_prefix("org:")) {
-        return match Uuid::parse_str(named).ok().filter(|id| member(*id)) {
+    let mut named = granted_scopes.iter().filter_map(|s| s.strip_prefix("org:"));
+    if let Some(first) = named.next() {
+        // A grant is made in one organization; the scope that names one must be
+        // one the user can hold, or it would be granted as asked (RFC 6749 §3.3:
+        // invalid_scope).
+        if named.next().is_some() {
+            return OrgChoice::InvalidScope("only one org:{id} scope may be requested");
+        }
+        return match Uuid::parse_str(first).ok().filter(|id| member(*id)) {
             Some(id) => OrgChoice::Chosen(id),
-            None => OrgChoice::Refused("the user is not a member of the requested organization"),
+            None => OrgChoice::InvalidScope(
+                "the user is not a member of the organization in the org:{id} scope",
+            ),
         };
     }
     match (memberships, picked) {
@@ -381,12 +413,18 @@ mod tests {
         );
         let foreign = vec![format!("org:{}", Uuid::now_v7())];
         assert!(matches!(
-            choose_for_grant(&foreign, &[a, b], None, false),
-            OrgChoice::Refused(_)
+            choose_for_grant(&foreign, &[a.clone(), b.clone()], None, false),
+            OrgChoice::InvalidScope(_)
         ));
         assert!(matches!(
             choose_for_grant(&foreign, &[], None, true),
-            OrgChoice::Refused(_)
+            OrgChoice::InvalidScope(_)
+        ));
+        // Two organizations named: even both the user's, a grant is made in one.
+        let two = vec![format!("org:{}", a.id), format!("org:{}", b.id)];
+        assert!(matches!(
+            choose_for_grant(&two, &[a, b], None, false),
+            OrgChoice::InvalidScope(_)
         ));
     }
 

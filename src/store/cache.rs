@@ -111,6 +111,18 @@ impl Cache {
         }
     }
 
+    /// Takes one back from a counter whose window is open (an attempt counted
+    /// ahead that turned out fine); never creates a counter nor goes below zero.
+    pub async fn decrement(&self, key: &str) -> Result<(), CacheError> {
+        match self {
+            Cache::Memory(m) => {
+                m.decrement(key);
+                Ok(())
+            }
+            Cache::Redis(r) => r.decrement(key).await,
+        }
+    }
+
     /// A counter's current state without counting; `None` when no window is open.
     pub async fn peek_count(&self, key: &str) -> Result<Option<WindowCount>, CacheError> {
         match self {
@@ -259,6 +271,19 @@ impl MemoryCache {
             })
     }
 
+    fn decrement(&self, key: &str) {
+        let now = Instant::now();
+        let mut entries = self.lock();
+        if let Some(entry) = entries
+            .map
+            .get_mut(&self.key(key))
+            .filter(|e| e.expires_at > now)
+        {
+            let count = decode_count(&entry.value).saturating_sub(1);
+            entry.value = count.to_be_bytes().to_vec();
+        }
+    }
+
     fn increment(&self, key: &str, window: Duration) -> WindowCount {
         let key = self.key(key);
         let now = Instant::now();
@@ -387,6 +412,24 @@ impl RedisCache {
         .await?;
         let resets_in = u64::try_from(pttl).map_or(window, Duration::from_millis);
         Ok(WindowCount { count, resets_in })
+    }
+
+    async fn decrement(&self, key: &str) -> Result<(), CacheError> {
+        // One script, so the check and the decrement are one step: a window that
+        // closed in between is not reopened without an expiry, and no count goes
+        // below zero.
+        const SCRIPT: &str = "local n = tonumber(redis.call('GET', KEYS[1]) or '0') \
+            if n > 0 then return redis.call('DECR', KEYS[1]) end return 0";
+        let mut c = self.connection.clone();
+        let _: i64 = Self::bounded(
+            redis::cmd("EVAL")
+                .arg(SCRIPT)
+                .arg(1)
+                .arg(self.key(key))
+                .query_async(&mut c),
+        )
+        .await?;
+        Ok(())
     }
 
     async fn peek_count(&self, key: &str) -> Result<Option<WindowCount>, CacheError> {

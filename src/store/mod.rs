@@ -22,6 +22,8 @@ pub enum StoreError {
     Migrate(DbErr),
     #[error("database error: {0}")]
     Db(#[from] DbErr),
+    #[error("cannot create the database file {path}: {reason}")]
+    File { path: String, reason: String },
 }
 
 /// How long a pooled connection may sit unused before it is pinged on checkout.
@@ -38,6 +40,9 @@ pub async fn connect(url: &ConnectionUrl) -> Result<DatabaseConnection, StoreErr
     } else {
         without_tls_on_loopback(raw)
     };
+    if is_sqlite {
+        create_private_file(&raw)?;
+    }
     let mut options = ConnectOptions::new(raw);
     options
         .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -69,6 +74,37 @@ pub async fn connect(url: &ConnectionUrl) -> Result<DatabaseConnection, StoreErr
             url: url.redacted(),
             source,
         })
+}
+
+/// The file a SQLite URL names (`sqlite://tessera.db?…`, `sqlite:///abs/path`);
+/// `None` for an in-memory database.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.starts_with(":memory:")).then(|| path.into())
+}
+
+/// Creates a missing SQLite file readable by its owner only: it holds password
+/// hashes and token digests. SQLite gives its `-wal` and `-shm` files the
+/// database file's permissions, so they follow.
+fn create_private_file(url: &str) -> Result<(), StoreError> {
+    let Some(path) = sqlite_file(url) else {
+        return Ok(());
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(&path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::File {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        }),
+    }
 }
 
 /// A PostgreSQL URL for this host (`127.0.0.0/8`, `::1`, `localhost`) that names
@@ -111,6 +147,21 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::without_tls_on_loopback;
+
+    #[test]
+    fn sqlite_urls_name_their_file() {
+        use super::sqlite_file;
+        assert_eq!(
+            sqlite_file("sqlite://tessera.db?mode=rwc"),
+            Some("tessera.db".into())
+        );
+        assert_eq!(
+            sqlite_file("sqlite:///var/lib/t.db"),
+            Some("/var/lib/t.db".into())
+        );
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://db/x"), None);
+    }
 
     #[test]
     fn loopback_postgres_connects_without_tls_unless_told_otherwise() {

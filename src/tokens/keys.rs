@@ -505,7 +505,7 @@ async fn ensure_dir(dir: &Path) -> Result<(), KeyError> {
             reason,
         };
         match std::fs::metadata(&dir) {
-            Ok(m) if m.is_dir() => Ok(()),
+            Ok(m) if m.is_dir() => tighten(&dir, &m).map_err(|e| fail(e.to_string())),
             Ok(_) => Err(fail("exists and is not a directory".into())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut builder = std::fs::DirBuilder::new();
@@ -519,6 +519,28 @@ async fn ensure_dir(dir: &Path) -> Result<(), KeyError> {
     })
     .await
     .map_err(|e| KeyError::Generate(e.to_string()))?
+}
+
+/// An existing keys directory others can read or enter is closed to its owner:
+/// the private keys inside are each 0600, but a listing or a later file must not
+/// leak either.
+fn tighten(dir: &Path, meta: &std::fs::Metadata) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+            tracing::warn!(
+                dir = %dir.display(),
+                from = format!("{mode:o}"),
+                "keys directory was open to others: tightened to 700"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (dir, meta);
+    Ok(())
 }
 
 fn key_path(dir: &Path, kid: &str) -> PathBuf {

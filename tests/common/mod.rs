@@ -383,3 +383,93 @@ impl Browser {
 }
 
 pub const PASSWORD: &str = "purple elephants dance";
+
+/// A client application's redirect endpoint on another origin (its own port), as
+/// the world runs it: a real listener that records every request target it gets
+/// and answers with a small page.
+pub struct ClientListener {
+    pub base: String,
+    hits: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ClientListener {
+    pub async fn start() -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the client listener");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let hits = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recorded = hits.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let recorded = recorded.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head);
+                    if let Some(target) = head.split_whitespace().nth(1) {
+                        recorded.lock().unwrap().push(target.to_owned());
+                    }
+                    let body = "<!doctype html><title>Client</title><p>callback received</p>";
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(reply.as_bytes()).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        Self { base, hits }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// How many requests for `path` arrived so far.
+    pub fn count(&self, path: &str) -> usize {
+        self.hits
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|t| t.split('?').next() == Some(path))
+            .count()
+    }
+
+    /// Waits (up to 10 s) for request number `nth` (from 1) for `path`, and returns
+    /// its query parameters.
+    pub async fn wait_for(&self, path: &str, nth: usize) -> Vec<(String, String)> {
+        let started = std::time::Instant::now();
+        loop {
+            let found = self
+                .hits
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|t| t.split('?').next() == Some(path))
+                .nth(nth - 1)
+                .cloned();
+            if let Some(target) = found {
+                let url = url::Url::parse(&format!("http://client{target}")).expect("target");
+                return url
+                    .query_pairs()
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect();
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "the client never received request {nth} for {path}: {:?}",
+                self.hits.lock().unwrap()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}

@@ -7,7 +7,7 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    /// Normalized: trimmed, domain lower-cased.
+    /// Canonical: trimmed and lower-cased (`identity::normalize_email`).
     #[sea_orm(unique)]
     pub email: String,
     /// Argon2id PHC string; `None` for passkey-only accounts.

@@ -1,0 +1,105 @@
+//! What a change of an account's state does to every credential it backs: its
+//! browser sessions and the refresh tokens granted through them. Handlers and the
+//! CLI call these, never the pieces, so no path ends sessions and forgets tokens.
+
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+
+use super::IdentityError;
+use super::sessions::Sessions;
+use super::users::{self, User};
+use crate::oauth::refresh::{self, RefreshError};
+
+impl From<RefreshError> for IdentityError {
+    fn from(e: RefreshError) -> Self {
+        match e {
+            RefreshError::Storage(e) => IdentityError::Storage(e),
+            RefreshError::Random(e) => IdentityError::Hashing(e),
+        }
+    }
+}
+
+/// What a change ended.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Ended {
+    pub sessions: u64,
+    pub refresh_tokens: u64,
+}
+
+/// Disables an account: it cannot sign in, its sessions end, and every refresh
+/// token it holds is revoked for good (re-enabling brings none back). The flag is
+/// set first, so a refresh racing with this is refused by the flag itself.
+pub async fn disable(
+    db: &DatabaseConnection,
+    sessions: &Sessions,
+    email: &str,
+) -> Result<(User, Ended), IdentityError> {
+    let user = users::set_disabled(db, email, true).await?;
+    let refresh_tokens = refresh::revoke_for_user(db, user.id).await?;
+    let sessions = sessions.end_all(user.id).await?;
+    let ended = Ended {
+        sessions,
+        refresh_tokens,
+    };
+    Ok((user, ended))
+}
+
+/// "Sign out everywhere": every session and every refresh token of the user, for
+/// every client, `offline_access` included — what a person does when a token
+/// leaked.
+pub async fn sign_out_everywhere(
+    db: &DatabaseConnection,
+    sessions: &Sessions,
+    user_id: Uuid,
+) -> Result<Ended, IdentityError> {
+    let refresh_tokens = refresh::revoke_for_user(db, user_id).await?;
+    let sessions = sessions.end_all(user_id).await?;
+    Ok(Ended {
+        sessions,
+        refresh_tokens,
+    })
+}
+
+/// After a password change: whoever else knew the old password loses their
+/// sessions and every refresh token; the session that made the change stays.
+pub async fn password_changed(
+    db: &DatabaseConnection,
+    sessions: &Sessions,
+    user_id: Uuid,
+    keep_session: Uuid,
+) -> Result<Ended, IdentityError> {
+    let refresh_tokens = refresh::revoke_for_user(db, user_id).await?;
+    let sessions = sessions.end_others(user_id, keep_session).await?;
+    Ok(Ended {
+        sessions,
+        refresh_tokens,
+    })
+}
+
+/// Plain sign-out of one browser session (by its cookie value): the session ends
+/// with the refresh tokens granted through it, except those granted
+/// `offline_access`, which the person gave to outlive the session.
+pub async fn sign_out(
+    db: &DatabaseConnection,
+    sessions: &Sessions,
+    token: &str,
+    session_id: Uuid,
+) -> Result<(), IdentityError> {
+    refresh::revoke_for_session(db, session_id, true).await?;
+    sessions.end(token).await
+}
+
+/// Ends one of the user's sessions from the account page, under the same rule as
+/// [`sign_out`]; `false` when the session is not theirs.
+pub async fn end_session(
+    db: &DatabaseConnection,
+    sessions: &Sessions,
+    user_id: Uuid,
+    session_id: Uuid,
+) -> Result<bool, IdentityError> {
+    let ended = sessions.end_by_id(user_id, session_id).await?;
+    if ended {
+        refresh::revoke_for_session(db, session_id, true).await?;
+    }
+    Ok(ended)
+}
