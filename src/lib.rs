@@ -75,12 +75,15 @@ pub async fn start(settings: Settings) -> Result<AppState, StartupError> {
         settings.session_idle_timeout,
         settings.session_lifetime,
     );
-    let login_throttle = identity::throttle::LoginThrottle::new(
+    let throttle = identity::throttle::Throttle::new(
         cache.clone(),
-        settings.login_max_failures,
-        settings.login_max_failures_per_ip,
-        settings.login_lockout,
-        settings.signup_max_per_ip,
+        identity::throttle::Limits {
+            failures_per_account: settings.login_max_failures,
+            failures_per_ip: settings.login_max_failures_per_ip,
+            window: settings.login_lockout,
+            signups_per_ip: settings.signup_max_per_ip,
+            registrations_per_ip: settings.registration_max_per_ip,
+        },
     );
     let passkeys = match &settings.webauthn {
         Some(rp) => Some(
@@ -106,7 +109,7 @@ pub async fn start(settings: Settings) -> Result<AppState, StartupError> {
         metrics: Arc::new(metrics::Metrics::default()),
         passwords,
         sessions,
-        login_throttle,
+        throttle,
     })
 }
 

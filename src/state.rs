@@ -9,7 +9,7 @@ use crate::http::well_known::Discovery;
 use crate::identity::passkeys::Passkeys;
 use crate::identity::password::PasswordHasher;
 use crate::identity::sessions::Sessions;
-use crate::identity::throttle::LoginThrottle;
+use crate::identity::throttle::Throttle;
 use crate::metrics::Metrics;
 use crate::store::cache::Cache;
 use crate::tokens::KeyRing;
@@ -24,7 +24,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub passwords: PasswordHasher,
     pub sessions: Sessions,
-    pub login_throttle: LoginThrottle,
+    pub throttle: Throttle,
     /// `None` when the issuer cannot be a WebAuthn relying party (an IP address).
     pub passkeys: Option<Passkeys>,
     pub clients: Arc<crate::oauth::clients::ClientCache>,

@@ -805,9 +805,12 @@ async fn posted_forms_that_are_not_utf8_are_refused_with_a_page() {
     let browser = signed_in_browser(&app).await;
     let client = register(&app, new_client()).await;
     let (_, challenge) = pkce();
-    let query = authorize_path(&client.id, &challenge, &[("state", "")])
-        .trim_start_matches("/authorize?")
-        .to_owned();
+    // With the page's CSRF token, so the forms reach their handlers.
+    let csrf = browser.get("/account").await.csrf();
+    let query = format!(
+        "{}&csrf={csrf}",
+        authorize_path(&client.id, &challenge, &[("state", "")]).trim_start_matches("/authorize?")
+    );
     for action in [
         "/authorize",
         "/authorize/consent",

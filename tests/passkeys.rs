@@ -774,8 +774,10 @@ async fn ceremonies_need_the_page_csrf_token_and_a_free_email() {
         .await;
     assert_eq!(forged.status, 403);
     assert_eq!(forged.body["error"], "invalid_csrf_token");
+    // A valid page token, but no session: adding a passkey needs one.
+    let page_token = ada.csrf("/login").await;
     let anonymous_add = ada
-        .post_json("/account/passkeys/start", "x", json!({}))
+        .post_json("/account/passkeys/start", &page_token, json!({}))
         .await;
     assert_eq!(anonymous_add.status, 401);
 

@@ -164,6 +164,17 @@ pub async fn signed_in(req: &HttpRequest, state: &AppState) -> Result<Option<Sig
     }
 }
 
+/// The secrets a request's CSRF token may be bound to: the session cookie and the
+/// pre-session cookie, those the browser sent in their proper shape.
+pub fn csrf_secrets(req: &HttpRequest, settings: &Settings) -> Vec<String> {
+    [session_cookie_name(settings), csrf_cookie_name(settings)]
+        .into_iter()
+        .filter_map(|name| req.cookie(name))
+        .map(|c| c.value().to_owned())
+        .filter(|v| v.len() == 43)
+        .collect()
+}
+
 /// The pre-session CSRF secret: the existing cookie, or a new one to set.
 pub struct PreSession {
     pub secret: String,
@@ -191,22 +202,25 @@ impl PreSession {
     }
 }
 
-/// Refuses a state-changing request whose form token does not match `secret`, or
-/// that a browser says came from another site (Fetch Metadata).
-pub fn check_csrf(
-    req: &HttpRequest,
-    secret: Option<&str>,
-    submitted: &str,
-) -> Result<(), PageError> {
-    let cross_site = req
-        .headers()
-        .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes() == b"cross-site");
-    let matches = secret.is_some_and(|s| sessions::csrf_matches(s, submitted));
-    if cross_site || !matches {
-        return Err(PageError::Csrf);
-    }
-    Ok(())
+/// The session a form was posted in (its CSRF token was checked by the router's
+/// `csrf::form` before this handler ran). Without one the form cannot have come
+/// from a page of this session: refused as a forgery would be.
+pub async fn require_session(req: &HttpRequest, state: &AppState) -> Result<SignedIn, PageError> {
+    signed_in(req, state).await?.ok_or(PageError::Csrf)
+}
+
+/// Logs why a page could not be served and answers with the "temporarily
+/// unavailable" page (details stay in the log).
+pub fn unavailable(e: impl std::fmt::Display) -> PageError {
+    tracing::error!("page failed: {e}");
+    PageError::Unavailable
+}
+
+/// Back to the sign-in page with the session cookie removed.
+pub fn signed_out(state: &AppState) -> HttpResponse {
+    let mut response = see_other("/login");
+    let _ = response.add_cookie(&expired_session_cookie(&state.settings));
+    response
 }
 
 /// Renders a page with the page CSP and no caching (pages carry CSRF tokens).

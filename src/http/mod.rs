@@ -1,18 +1,25 @@
 //! actix routes and handlers, grouped by what the client sees.
 
+pub mod account;
 pub mod browser;
+pub mod client;
+pub mod csrf;
 pub mod form;
 pub mod middleware;
 pub mod oauth;
 pub mod oidc;
 pub mod ops;
-pub mod pages;
+pub mod organizations;
 pub mod passkeys;
 pub mod registration;
+pub mod signin;
 pub mod well_known;
 
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::middleware::from_fn;
+use actix_web::{HttpRequest, HttpResponse, Route, web};
+
+use self::csrf::Protection;
 
 use crate::error::ApiError;
 
@@ -46,152 +53,222 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             }),
     );
     cfg.app_data(web::PayloadConfig::new(form::MAX_BODY));
-    // One resource per path, so a wrong method answers 405 rather than 404.
+    for Entry { path, csrf, routes } in table() {
+        // One resource per path, so a wrong method answers 405 rather than 404.
+        let mut resource = web::resource(path);
+        for route in routes {
+            resource = resource.route(route);
+        }
+        match csrf {
+            Protection::Exempt => cfg.service(resource),
+            Protection::Form => cfg.service(resource.wrap(from_fn(csrf::form))),
+            Protection::Script => cfg.service(resource.wrap(from_fn(csrf::script))),
+        };
+    }
+}
+
+/// One path of the route table: its handlers by method, and how its
+/// state-changing requests are protected against cross-site forgery — every path
+/// must say, so no form can be added without the check.
+struct Entry {
+    path: &'static str,
+    csrf: Protection,
+    routes: Vec<Route>,
+}
+
+/// Every path and its CSRF protection, as the router applies it (tests walk this
+/// to prove each protected route refuses a request without a token).
+pub fn csrf_protections() -> Vec<(&'static str, Protection)> {
+    table().into_iter().map(|e| (e.path, e.csrf)).collect()
+}
+
+fn table() -> Vec<Entry> {
+    use Protection::{Exempt, Form, Script};
     let get = web::get;
     let post = web::post;
+    let entry = |path, csrf, routes| Entry { path, csrf, routes };
     // actix tries resources in this order, and a path with a parameter costs a regex
     // match: the endpoints every client and API call come first, parameterised
     // paths last (no two patterns here overlap, so order changes only the cost).
-    let table = [
-        (paths::TOKEN, vec![post().to(oauth::token)]),
-        (paths::JWKS, vec![get().to(well_known::jwks)]),
-        (
+    vec![
+        entry(paths::TOKEN, Exempt, vec![post().to(oauth::token)]),
+        entry(paths::JWKS, Exempt, vec![get().to(well_known::jwks)]),
+        entry(
             paths::OPENID_CONFIGURATION,
+            Exempt,
             vec![get().to(well_known::discovery)],
         ),
-        (
+        entry(
             paths::OAUTH_AUTHORIZATION_SERVER,
+            Exempt,
             vec![get().to(well_known::discovery)],
         ),
-        (
+        entry(
             paths::USERINFO,
+            Exempt,
             vec![get().to(oidc::userinfo_get), post().to(oidc::userinfo_post)],
         ),
-        (paths::INTROSPECT, vec![post().to(oauth::introspect)]),
-        (paths::REVOKE, vec![post().to(oauth::revoke)]),
-        (
+        entry(
+            paths::INTROSPECT,
+            Exempt,
+            vec![post().to(oauth::introspect)],
+        ),
+        entry(paths::REVOKE, Exempt, vec![post().to(oauth::revoke)]),
+        // A client may send the authorization request as a form from its own site.
+        entry(
             paths::AUTHORIZE,
+            Exempt,
             vec![
                 get().to(oauth::authorize_get),
                 post().to(oauth::authorize_post),
             ],
         ),
-        (paths::HEALTHZ, vec![get().to(ops::healthz)]),
-        (paths::READYZ, vec![get().to(ops::readyz)]),
-        (paths::METRICS, vec![get().to(ops::metrics)]),
-        ("/static/tessera.css", vec![get().to(browser::stylesheet)]),
-        (
+        entry(paths::HEALTHZ, Exempt, vec![get().to(ops::healthz)]),
+        entry(paths::READYZ, Exempt, vec![get().to(ops::readyz)]),
+        entry(paths::METRICS, Exempt, vec![get().to(ops::metrics)]),
+        entry(
+            "/static/tessera.css",
+            Exempt,
+            vec![get().to(browser::stylesheet)],
+        ),
+        entry(
             "/static/form_post.js",
+            Exempt,
             vec![get().to(browser::form_post_script)],
         ),
-        (
+        entry(
             "/static/passkeys.js",
+            Exempt,
             vec![get().to(browser::passkeys_script)],
         ),
-        (paths::REGISTER, vec![post().to(registration::register)]),
-        (
+        entry(
+            paths::REGISTER,
+            Exempt,
+            vec![post().to(registration::register)],
+        ),
+        entry(
             "/passkeys/sign-in/start",
+            Script,
             vec![post().to(passkeys::sign_in_start)],
         ),
-        (
+        entry(
             "/passkeys/sign-in/finish",
+            Script,
             vec![post().to(passkeys::sign_in_finish)],
         ),
-        (
+        entry(
             "/passkeys/sign-up/start",
+            Script,
             vec![post().to(passkeys::sign_up_start)],
         ),
-        (
+        entry(
             "/passkeys/sign-up/finish",
+            Script,
             vec![post().to(passkeys::sign_up_finish)],
         ),
-        (
+        entry(
             "/account/passkeys/start",
+            Script,
             vec![post().to(passkeys::add_start)],
         ),
-        (
+        entry(
             "/account/passkeys/finish",
+            Script,
             vec![post().to(passkeys::add_finish)],
         ),
-        (
+        entry(
             "/login",
-            vec![get().to(pages::login_page), post().to(pages::login)],
+            Form,
+            vec![get().to(signin::login_page), post().to(signin::login)],
         ),
-        (
+        entry(
             "/signup",
-            vec![get().to(pages::signup_page), post().to(pages::signup)],
+            Form,
+            vec![get().to(signin::signup_page), post().to(signin::signup)],
         ),
-        ("/", vec![get().to(pages::home)]),
-        ("/logout", vec![post().to(pages::logout)]),
-        ("/account", vec![get().to(pages::account)]),
-        ("/account/password", vec![post().to(pages::change_password)]),
-        (
+        entry("/", Exempt, vec![get().to(signin::home)]),
+        entry("/logout", Form, vec![post().to(signin::logout)]),
+        entry("/account", Exempt, vec![get().to(account::account)]),
+        entry(
+            "/account/password",
+            Form,
+            vec![post().to(account::change_password)],
+        ),
+        entry(
             "/account/sessions/end-all",
-            vec![post().to(pages::end_all_sessions)],
+            Form,
+            vec![post().to(account::end_all_sessions)],
         ),
-        (
+        entry(
             "/authorize/consent",
+            Form,
             vec![post().to(oauth::consent_decision)],
         ),
-        ("/authorize/org", vec![post().to(oauth::org_decision)]),
-        (
+        entry("/authorize/org", Form, vec![post().to(oauth::org_decision)]),
+        // RP-initiated logout is requested by the client's site; what it does
+        // without proof of the person's intent is bounded in `oidc::end_session`.
+        entry(
             paths::END_SESSION,
+            Exempt,
             vec![
                 get().to(oidc::end_session_get),
                 post().to(oidc::end_session_post),
             ],
         ),
-        (
+        entry(
             "/end_session/confirm",
+            Form,
             vec![post().to(oidc::end_session_confirm)],
         ),
-        (
+        // RFC 7592: authenticated by the registration access token.
+        entry(
             "/register/{client_id}",
+            Exempt,
             vec![
                 get().to(registration::read),
                 web::put().to(registration::update),
                 web::delete().to(registration::delete),
             ],
         ),
-        (
+        entry(
             "/account/passkeys/{id}/rename",
+            Form,
             vec![post().to(passkeys::rename)],
         ),
-        (
+        entry(
             "/account/passkeys/{id}/remove",
+            Form,
             vec![post().to(passkeys::remove)],
         ),
-        (
+        entry(
             "/account/orgs/{org}/invitations",
-            vec![post().to(pages::invite)],
+            Form,
+            vec![post().to(organizations::invite)],
         ),
-        (
+        entry(
             "/account/orgs/{org}/members/{user}/role",
-            vec![post().to(pages::change_member_role)],
+            Form,
+            vec![post().to(organizations::change_member_role)],
         ),
-        (
+        entry(
             "/account/orgs/{org}/members/{user}/remove",
-            vec![post().to(pages::remove_member)],
+            Form,
+            vec![post().to(organizations::remove_member)],
         ),
-        (
+        entry(
             "/invitations/{token}",
+            Form,
             vec![
-                get().to(pages::invitation),
-                post().to(pages::accept_invitation),
+                get().to(organizations::invitation),
+                post().to(organizations::accept_invitation),
             ],
         ),
-        (
+        entry(
             "/account/sessions/{id}/end",
-            vec![post().to(pages::end_session)],
+            Form,
+            vec![post().to(account::end_session)],
         ),
-    ];
-    for (path, routes) in table {
-        let mut resource = web::resource(path);
-        for route in routes {
-            resource = resource.route(route);
-        }
-        cfg.service(resource);
-    }
+    ]
 }
 
 /// Unknown paths answer with the JSON error body, not an empty 404.

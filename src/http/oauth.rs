@@ -22,8 +22,8 @@ use serde::Serialize;
 use url::Url;
 
 use super::browser::{
-    PageContext, PageError, SignedIn, allow_form_target, asset_version, check_csrf, form_target,
-    render, see_other, signed_in,
+    PageContext, PageError, SignedIn, allow_form_target, asset_version, form_target, render,
+    see_other, signed_in,
 };
 use crate::oauth::MAX_NONCE;
 use crate::oauth::clients::{
@@ -306,10 +306,9 @@ pub async fn org_decision(
     state: web::Data<AppState>,
     super::form::PageForm(mut pairs): super::form::PageForm,
 ) -> Result<HttpResponse, PageError> {
-    let csrf = take_field(&mut pairs, "csrf").unwrap_or_default();
+    // Checked by the router (`csrf::form`); not part of the authorization request.
+    take_field(&mut pairs, super::csrf::FIELD);
     let choice = take_field(&mut pairs, ORG_CHOICE).and_then(|c| uuid::Uuid::parse_str(&c).ok());
-    let current = signed_in(&req, &state).await?;
-    check_csrf(&req, current.as_ref().map(|s| s.token.as_str()), &csrf)?;
     authorize(&req, &state, pairs, None, choice).await
 }
 
@@ -319,7 +318,8 @@ pub async fn consent_decision(
     state: web::Data<AppState>,
     super::form::PageForm(mut pairs): super::form::PageForm,
 ) -> Result<HttpResponse, PageError> {
-    let csrf = take_field(&mut pairs, "csrf").unwrap_or_default();
+    // Checked by the router (`csrf::form`); not part of the authorization request.
+    take_field(&mut pairs, super::csrf::FIELD);
     let choice = take_field(&mut pairs, ORG_CHOICE).and_then(|c| uuid::Uuid::parse_str(&c).ok());
     let decision = match take_field(&mut pairs, "decision").as_deref() {
         Some("allow") => Decision::Allow,
@@ -330,8 +330,6 @@ pub async fn consent_decision(
             ));
         }
     };
-    let current = signed_in(&req, &state).await?;
-    check_csrf(&req, current.as_ref().map(|s| s.token.as_str()), &csrf)?;
     authorize(&req, &state, pairs, Some(decision), choice).await
 }
 

@@ -153,7 +153,7 @@ async fn userinfo(req: &HttpRequest, state: &AppState, body: Option<&[u8]>) -> H
 use askama::Template;
 
 use super::browser::{
-    PageContext, PageError, asset_version, check_csrf, expired_session_cookie, render, signed_in,
+    PageContext, PageError, asset_version, expired_session_cookie, render, signed_in,
 };
 use crate::oauth::flows::Params;
 use crate::oauth::refresh;
@@ -213,19 +213,17 @@ pub async fn end_session_post(
     end_session(&req, &state, pairs, false).await
 }
 
-/// The person confirmed on the page: CSRF-checked, then signed out.
+/// The person confirmed on the page (the router checked the form's CSRF token),
+/// then is signed out. Only a signed-in person confirms anything.
 pub async fn end_session_confirm(
     req: HttpRequest,
     state: web::Data<AppState>,
     super::form::PageForm(mut pairs): super::form::PageForm,
 ) -> Result<HttpResponse, PageError> {
-    let csrf = pairs
-        .iter()
-        .position(|(k, _)| k == "csrf")
-        .map(|at| pairs.remove(at).1)
-        .unwrap_or_default();
-    let current = signed_in(&req, &state).await?;
-    check_csrf(&req, current.as_ref().map(|s| s.token.as_str()), &csrf)?;
+    pairs.retain(|(name, _)| name != super::csrf::FIELD);
+    if signed_in(&req, &state).await?.is_none() {
+        return Err(PageError::Csrf);
+    }
     end_session(&req, &state, pairs, true).await
 }
 

@@ -13,17 +13,14 @@ use uuid::Uuid;
 use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 use super::browser::{
-    PageError, PreSession, SignedIn, ceremony_cookie, ceremony_token, expired_ceremony_cookie,
-    safe_return_to, see_other, session_cookie, signed_in,
+    PageError, SignedIn, ceremony_cookie, ceremony_token, expired_ceremony_cookie, safe_return_to,
+    see_other, session_cookie, signed_in,
 };
-use super::pages::{self, client_ip, user_agent};
+use super::client::{ClientIp, user_agent};
 use crate::error::ApiError;
 use crate::identity::passkeys::{self, PasskeyError, Passkeys};
 use crate::identity::throttle::Admission;
 use crate::state::AppState;
-
-/// The header our script sends the page's CSRF token in.
-const CSRF_HEADER: &str = "x-csrf-token";
 
 /// Larger than any attestation a passkey sends (`none` attestation, one key).
 const MAX_BODY: usize = 64 * 1024;
@@ -46,37 +43,12 @@ fn enabled(state: &AppState) -> Result<&Passkeys, ApiError> {
     })
 }
 
-fn csrf_header(req: &HttpRequest) -> &str {
-    req.headers()
-        .get(CSRF_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-}
-
-fn forbidden_csrf() -> ApiError {
-    refused(
-        StatusCode::FORBIDDEN,
-        "invalid_csrf_token",
-        "the page has expired or the request came from another site; reload the page",
-    )
-}
-
-/// A request made before sign-in must carry the pre-session cookie's token.
-fn check_pre_session(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    let pre = PreSession::from_request(req, &state.settings).map_err(|_| forbidden_csrf())?;
-    let secret = pre.new_cookie.is_none().then_some(pre.secret.as_str());
-    super::browser::check_csrf(req, secret, csrf_header(req)).map_err(|_| forbidden_csrf())
-}
-
-/// A request made with a session must carry the session's token.
+/// The session a script request was made in (the router checked its CSRF header).
 async fn check_session(req: &HttpRequest, state: &AppState) -> Result<SignedIn, ApiError> {
-    let current = signed_in(req, state)
+    signed_in(req, state)
         .await
         .map_err(page_to_api)?
-        .ok_or_else(|| refused(StatusCode::UNAUTHORIZED, "login_required", "sign in first"))?;
-    super::browser::check_csrf(req, Some(&current.token), csrf_header(req))
-        .map_err(|_| forbidden_csrf())?;
-    Ok(current)
+        .ok_or_else(|| refused(StatusCode::UNAUTHORIZED, "login_required", "sign in first"))
 }
 
 fn page_to_api(e: PageError) -> ApiError {
@@ -127,8 +99,8 @@ async fn address_blocked(
     state: &AppState,
 ) -> Result<Option<std::time::Duration>, ApiError> {
     state
-        .login_throttle
-        .address_blocked_for(&client_ip(req))
+        .throttle
+        .address_blocked_for(ClientIp::of(req).as_str())
         .await
         .map_err(|e| {
             tracing::error!("sign-in throttle: {e}");
@@ -183,7 +155,7 @@ async fn signed_in_response(
 ) -> Result<HttpResponse, ApiError> {
     let started = state
         .sessions
-        .start(user, amr, Some(client_ip(req)), user_agent(req))
+        .start(user, amr, Some(ClientIp::of(req).0), user_agent(req))
         .await
         .map_err(|e| {
             tracing::error!("session start failed: {e}");
@@ -210,7 +182,6 @@ pub async fn sign_in_start(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let passkeys = enabled(&state)?;
-    check_pre_session(&req, &state)?;
     if let Some(wait) = address_blocked(&req, &state).await? {
         return Ok(too_many_attempts(wait));
     }
@@ -221,18 +192,18 @@ pub async fn sign_in_start(
 pub async fn sign_in_finish(
     req: HttpRequest,
     state: web::Data<AppState>,
+    ip: ClientIp,
     super::form::Body(body): super::form::Body,
 ) -> Result<HttpResponse, ApiError> {
     let passkeys = enabled(&state)?;
-    check_pre_session(&req, &state)?;
     let throttle_failed = |e: crate::store::cache::CacheError| {
         tracing::error!("sign-in throttle: {e}");
         ApiError::Unavailable("try again in a moment".into())
     };
     // Counted before the check, so parallel attempts cannot all slip under the limit.
     let attempt = match state
-        .login_throttle
-        .address_attempt(&client_ip(&req))
+        .throttle
+        .address_attempt(ip.as_str())
         .await
         .map_err(throttle_failed)?
     {
@@ -243,7 +214,7 @@ pub async fn sign_in_finish(
         Ok(finish) => finish,
         Err(e) => {
             state
-                .login_throttle
+                .throttle
                 .forgive(attempt)
                 .await
                 .map_err(throttle_failed)?;
@@ -259,7 +230,7 @@ pub async fn sign_in_finish(
     );
     if !guessed {
         state
-            .login_throttle
+            .throttle
             .forgive(attempt)
             .await
             .map_err(throttle_failed)?;
@@ -283,12 +254,11 @@ struct SignUpStart {
 }
 
 pub async fn sign_up_start(
-    req: HttpRequest,
     state: web::Data<AppState>,
+    ip: ClientIp,
     super::form::Body(body): super::form::Body,
 ) -> Result<HttpResponse, ApiError> {
     let passkeys = enabled(&state)?;
-    check_pre_session(&req, &state)?;
     if !state.settings.signup {
         return Err(refused(
             StatusCode::FORBIDDEN,
@@ -297,8 +267,8 @@ pub async fn sign_up_start(
         ));
     }
     if let Some(wait) = state
-        .login_throttle
-        .signup_attempt(&client_ip(&req))
+        .throttle
+        .signup_attempt(ip.as_str())
         .await
         .map_err(|e| {
             tracing::error!("sign-up limit: {e}");
@@ -324,7 +294,6 @@ pub async fn sign_up_finish(
     super::form::Body(body): super::form::Body,
 ) -> Result<HttpResponse, ApiError> {
     let passkeys = enabled(&state)?;
-    check_pre_session(&req, &state)?;
     let finish: Finish<RegisterPublicKeyCredential> = parse(&body)?;
     let token = ceremony_token(&req, &state.settings);
     let done = passkeys
@@ -390,8 +359,6 @@ pub async fn add_finish(
 #[derive(Deserialize)]
 pub struct RenameForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     name: String,
 }
 
@@ -401,7 +368,7 @@ pub async fn rename(
     path: web::Path<Uuid>,
     form: web::Form<RenameForm>,
 ) -> Result<HttpResponse, PageError> {
-    let current = pages::require_session(&req, &state, &form.csrf).await?;
+    let current = super::browser::require_session(&req, &state).await?;
     match passkeys::rename(
         &state.db,
         current.session.user_id,
@@ -411,7 +378,7 @@ pub async fn rename(
     .await
     {
         Ok(()) => Ok(see_other("/account")),
-        Err(e) => pages::account_with_notice(&state, &current, e).await,
+        Err(e) => super::account::account_with_notice(&state, &current, e).await,
     }
 }
 
@@ -419,11 +386,10 @@ pub async fn remove(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<Uuid>,
-    form: web::Form<pages::CsrfForm>,
 ) -> Result<HttpResponse, PageError> {
-    let current = pages::require_session(&req, &state, &form.csrf).await?;
+    let current = super::browser::require_session(&req, &state).await?;
     match passkeys::remove(&state.db, current.session.user_id, path.into_inner()).await {
         Ok(()) => Ok(see_other("/account")),
-        Err(e) => pages::account_with_notice(&state, &current, e).await,
+        Err(e) => super::account::account_with_notice(&state, &current, e).await,
     }
 }

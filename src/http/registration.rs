@@ -6,8 +6,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
+use super::client::ClientIp;
 use super::oidc::{bearer_challenge, bearer_token};
-use super::pages::client_ip;
 use super::paths;
 use crate::config::RegistrationPolicy;
 use crate::oauth::registration::{self, Metadata, RegistrationError};
@@ -77,25 +77,24 @@ fn client_uri(state: &AppState, client_id: &str) -> String {
 
 /// At most `registration_max_per_ip` registrations per client IP per hour.
 async fn rate_limited(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
-    let key = format!("register-ip:{}", client_ip(req));
     match state
-        .cache
-        .increment(&key, std::time::Duration::from_secs(3600))
+        .throttle
+        .registration_attempt(ClientIp::of(req).as_str())
         .await
     {
-        Ok(window) if window.count > u64::from(state.settings.registration_max_per_ip) => {
+        Ok(Some(wait)) => {
             let mut response = json_error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_requests",
                 "too many registrations from this address; try again later",
             );
-            let secs = window.resets_in.as_secs().max(1).to_string();
+            let secs = wait.as_secs().max(1).to_string();
             if let Ok(v) = HeaderValue::from_str(&secs) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }
             Some(response)
         }
-        Ok(_) => None,
+        Ok(None) => None,
         Err(e) => {
             tracing::error!("registration rate limit: {e}");
             Some(json_error(

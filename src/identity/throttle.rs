@@ -1,6 +1,7 @@
-//! Brute-force defence for sign-in: attempts are counted per account and per
-//! client IP in fixed windows; past a threshold, sign-in is refused until the
-//! window ends.
+//! Every per-account and per-address limit, in one place: sign-in attempts
+//! (brute-force defence), sign-ups and client registrations, each counted in a
+//! fixed window in the shared cache; past a threshold, the request is refused
+//! until the window ends.
 //!
 //! Every attempt is counted *before* the credential is checked (an atomic
 //! increment in the cache), and refused when the count it got is over the limit.
@@ -13,16 +14,28 @@ use std::time::Duration;
 use crate::store::cache::{Cache, CacheError, WindowCount};
 
 #[derive(Clone)]
-pub struct LoginThrottle {
+pub struct Throttle {
     cache: Cache,
     max_per_account: u64,
     max_per_ip: u64,
     window: Duration,
     max_signups_per_ip: u64,
+    max_registrations_per_ip: u64,
 }
 
-/// Sign-ups are counted per hour.
-const SIGNUP_WINDOW: Duration = Duration::from_secs(3600);
+/// Sign-ups and client registrations are counted per hour.
+const HOURLY: Duration = Duration::from_secs(3600);
+
+/// The limits, as settings give them.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub failures_per_account: u32,
+    pub failures_per_ip: u32,
+    /// The window sign-in failures are counted in.
+    pub window: Duration,
+    pub signups_per_ip: u32,
+    pub registrations_per_ip: u32,
+}
 
 fn account_key(email: &str) -> String {
     format!("login-failures:account:{email}")
@@ -32,7 +45,7 @@ fn ip_key(ip: &str) -> String {
     format!("login-failures:ip:{ip}")
 }
 
-/// An attempt already counted; hand it back with [`LoginThrottle::succeeded`]
+/// An attempt already counted; hand it back with [`Throttle::succeeded`]
 /// when the credential was right. A failed attempt needs nothing more.
 #[must_use = "a successful attempt must be handed back"]
 pub struct Attempt {
@@ -48,21 +61,26 @@ pub enum Admission {
     Refused(Duration),
 }
 
-impl LoginThrottle {
-    pub fn new(
-        cache: Cache,
-        max_per_account: u32,
-        max_per_ip: u32,
-        window: Duration,
-        max_signups_per_ip: u32,
-    ) -> Self {
+impl Throttle {
+    pub fn new(cache: Cache, limits: Limits) -> Self {
         Self {
             cache,
-            max_per_account: u64::from(max_per_account),
-            max_per_ip: u64::from(max_per_ip),
-            window,
-            max_signups_per_ip: u64::from(max_signups_per_ip),
+            max_per_account: u64::from(limits.failures_per_account),
+            max_per_ip: u64::from(limits.failures_per_ip),
+            window: limits.window,
+            max_signups_per_ip: u64::from(limits.signups_per_ip),
+            max_registrations_per_ip: u64::from(limits.registrations_per_ip),
         }
+    }
+
+    /// Counts a dynamic client registration (RFC 7591) from `ip`; `Some(wait)`
+    /// when it is over the hourly limit.
+    pub async fn registration_attempt(&self, ip: &str) -> Result<Option<Duration>, CacheError> {
+        let count = self
+            .cache
+            .increment(&format!("register-ip:{ip}"), HOURLY)
+            .await?;
+        Ok(Self::over(count, self.max_registrations_per_ip))
     }
 
     /// Counts a sign-up attempt (password, or the start of a passkey sign-up)
@@ -71,7 +89,7 @@ impl LoginThrottle {
     pub async fn signup_attempt(&self, ip: &str) -> Result<Option<Duration>, CacheError> {
         let count = self
             .cache
-            .increment(&format!("signups:ip:{ip}"), SIGNUP_WINDOW)
+            .increment(&format!("signups:ip:{ip}"), HOURLY)
             .await?;
         Ok(Self::over(count, self.max_signups_per_ip))
     }

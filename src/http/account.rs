@@ -1,0 +1,369 @@
+//! The account page: sessions, password, passkeys and organizations at a glance.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::browser::{
+    PageContext, PageError, SignedIn, asset_version, render, require_session, see_other, signed_in,
+    signed_out, unavailable,
+};
+use crate::identity::{IdentityError, account, users};
+use crate::state::AppState;
+
+struct SessionRow {
+    id: Uuid,
+    device: String,
+    ip: String,
+    created: String,
+    last_seen: String,
+    current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    page: PageContext,
+    email: String,
+    member_since: String,
+    sessions: Vec<SessionRow>,
+    orgs: Vec<OrgSection>,
+    /// `None` when passkeys are off on this server.
+    passkeys: Option<Vec<PasskeyRow>>,
+    has_password: bool,
+    /// A just-created invitation link, shown once.
+    invite_link: Option<String>,
+    notice: Option<String>,
+    password_error: Option<String>,
+    /// The password could not be set because the sign-in is too old.
+    password_needs_sign_in: bool,
+}
+
+fn describe_device(user_agent: Option<&str>) -> String {
+    let Some(ua) = user_agent else {
+        return "Unknown device".to_owned();
+    };
+    let browser = ["Edg/", "Firefox/", "Chrome/", "Safari/", "curl/"]
+        .iter()
+        .find(|b| ua.contains(*b))
+        .map(|b| match *b {
+            "Edg/" => "Edge",
+            "Firefox/" => "Firefox",
+            "Chrome/" => "Chrome",
+            "Safari/" => "Safari",
+            _ => "curl",
+        });
+    let os = ["Android", "iPhone", "iPad", "Windows", "Mac OS X", "Linux"]
+        .iter()
+        .find(|o| ua.contains(*o))
+        .map(|o| if *o == "Mac OS X" { "macOS" } else { o });
+    match (browser, os) {
+        (Some(b), Some(o)) => format!("{b} on {o}"),
+        (Some(b), None) => b.to_owned(),
+        (None, Some(o)) => o.to_string(),
+        (None, None) => ua.chars().take(60).collect(),
+    }
+}
+
+struct PasskeyRow {
+    id: Uuid,
+    name: String,
+    created: String,
+    last_used: String,
+    synced: bool,
+}
+
+/// One of the user's organizations; owners and admins also see and manage its
+/// members.
+struct OrgSection {
+    org: crate::orgs::Membership,
+    members: Vec<MemberRow>,
+}
+
+struct MemberRow {
+    user_id: Uuid,
+    email: String,
+    role: crate::orgs::Role,
+    is_me: bool,
+    /// Whether the viewer may change this member's role or remove them.
+    manageable: bool,
+    /// The roles the viewer may give this member.
+    grantable: Vec<crate::orgs::Role>,
+}
+
+async fn org_sections(
+    state: &AppState,
+    viewer: Uuid,
+) -> Result<Vec<OrgSection>, crate::orgs::OrgError> {
+    use crate::orgs::members::{self, Change, may_manage};
+    use crate::orgs::{Role, memberships_of};
+    let mut sections = Vec::new();
+    for org in memberships_of(&state.db, viewer).await? {
+        let members = if org.role >= Role::Admin {
+            members::list(&state.db, org.id)
+                .await?
+                .into_iter()
+                .map(|m| MemberRow {
+                    manageable: may_manage(org.role, m.role, Change::Remove).is_ok(),
+                    grantable: [Role::Member, Role::Admin, Role::Owner]
+                        .into_iter()
+                        .filter(|r| may_manage(org.role, m.role, Change::SetRole(*r)).is_ok())
+                        .collect(),
+                    is_me: m.user_id == viewer,
+                    user_id: m.user_id,
+                    email: m.email,
+                    role: m.role,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        sections.push(OrgSection { org, members });
+    }
+    Ok(sections)
+}
+
+/// What the account page shows besides the basics.
+#[derive(Default)]
+pub(super) struct AccountExtras {
+    pub(super) notice: Option<String>,
+    pub(super) password_error: Option<String>,
+    pub(super) password_needs_sign_in: bool,
+    pub(super) invite_link: Option<String>,
+}
+
+pub(super) async fn account_page(
+    state: &AppState,
+    current: &SignedIn,
+    extras: AccountExtras,
+    status: StatusCode,
+) -> Result<HttpResponse, PageError> {
+    let AccountExtras {
+        notice,
+        password_error,
+        password_needs_sign_in,
+        invite_link,
+    } = extras;
+    let user = users::find(&state.db, current.session.user_id)
+        .await
+        .map_err(unavailable)?
+        .ok_or(PageError::NotFound)?;
+    let sessions = state.sessions.list(&user).await.map_err(unavailable)?;
+    let orgs = org_sections(state, user.id).await.map_err(unavailable)?;
+    let passkeys = match &state.passkeys {
+        None => None,
+        Some(_) => Some(
+            crate::identity::passkeys::list(&state.db, user.id)
+                .await
+                .map_err(unavailable)?,
+        ),
+    };
+    let when = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+    let page = AccountPage {
+        page: PageContext {
+            asset_version: asset_version(),
+            csrf: current.csrf(),
+            signed_in_as: Some(user.email.clone()),
+        },
+        email: user.email.clone(),
+        member_since: user.created_at.format("%Y-%m-%d").to_string(),
+        sessions: sessions
+            .into_iter()
+            .map(|s| SessionRow {
+                id: s.id,
+                device: describe_device(s.user_agent.as_deref()),
+                ip: s.ip.clone().unwrap_or_else(|| "unknown address".to_owned()),
+                created: when(s.created_at),
+                last_seen: when(s.last_seen_at),
+                current: s.id == current.session.id,
+            })
+            .collect(),
+        orgs,
+        passkeys: passkeys.map(|keys| {
+            keys.into_iter()
+                .map(|k| PasskeyRow {
+                    id: k.id,
+                    name: k.name,
+                    created: when(k.created_at),
+                    last_used: k.last_used_at.map_or_else(|| "never".to_owned(), when),
+                    synced: k.backed_up,
+                })
+                .collect()
+        }),
+        has_password: user.password_hash.is_some(),
+        invite_link,
+        notice,
+        password_error,
+        password_needs_sign_in,
+    };
+    Ok(render(&page, status))
+}
+
+pub async fn account(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    match signed_in(&req, &state).await? {
+        Some(current) => {
+            account_page(&state, &current, AccountExtras::default(), StatusCode::OK).await
+        }
+        None => Ok(see_other("/login?return_to=%2Faccount")),
+    }
+}
+
+pub async fn end_session(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, PageError> {
+    let current = require_session(&req, &state).await?;
+    let target = path.into_inner();
+    account::end_session(&state.db, &state.sessions, current.session.user_id, target)
+        .await
+        .map_err(unavailable)?;
+    if target == current.session.id {
+        return Ok(signed_out(&state));
+    }
+    Ok(see_other("/account"))
+}
+
+pub async fn end_all_sessions(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let current = require_session(&req, &state).await?;
+    account::sign_out_everywhere(&state.db, &state.sessions, current.session.user_id)
+        .await
+        .map_err(unavailable)?;
+    Ok(signed_out(&state))
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+}
+
+pub async fn change_password(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<PasswordForm>,
+) -> Result<HttpResponse, PageError> {
+    let current = require_session(&req, &state).await?;
+    let user = users::find(&state.db, current.session.user_id)
+        .await
+        .map_err(unavailable)?
+        .ok_or(PageError::NotFound)?;
+    if user.password_hash.is_none() {
+        return set_first_password(&state, &current, user, &form.new_password).await;
+    }
+    match users::change_password(
+        &state.db,
+        &state.passwords,
+        user,
+        &form.current_password,
+        &form.new_password,
+    )
+    .await
+    {
+        Ok(_) => {
+            // Whoever else knew the old password loses their sessions and tokens.
+            account::password_changed(
+                &state.db,
+                &state.sessions,
+                current.session.user_id,
+                current.session.id,
+            )
+            .await
+            .map_err(unavailable)?;
+            let notice =
+                Some("Your password was changed. Other sessions were signed out.".to_owned());
+            let extras = AccountExtras {
+                notice,
+                ..AccountExtras::default()
+            };
+            account_page(&state, &current, extras, StatusCode::OK).await
+        }
+        Err(
+            e @ (IdentityError::WrongCurrentPassword
+            | IdentityError::PasswordTooShort
+            | IdentityError::PasswordTooLong
+            | IdentityError::PasswordTooCommon),
+        ) => {
+            let extras = AccountExtras {
+                password_error: Some(e.to_string()),
+                ..AccountExtras::default()
+            };
+            account_page(&state, &current, extras, StatusCode::BAD_REQUEST).await
+        }
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+/// A passkey-only account adds a password. With no current password to ask for,
+/// the session's sign-in must be recent, as for adding a passkey: a borrowed
+/// session must not be able to plant a lasting way in.
+async fn set_first_password(
+    state: &AppState,
+    current: &SignedIn,
+    user: users::User,
+    new_password: &str,
+) -> Result<HttpResponse, PageError> {
+    let refused = |message: String, status| {
+        let extras = AccountExtras {
+            password_error: Some(message),
+            password_needs_sign_in: status == StatusCode::FORBIDDEN,
+            ..AccountExtras::default()
+        };
+        account_page(state, current, extras, status)
+    };
+    if !crate::identity::passkeys::signed_in_recently(current.session.auth_time) {
+        return refused(
+            "To set a password, sign in again: your sign-in is more than a few minutes old."
+                .to_owned(),
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+    }
+    match users::set_first_password(&state.db, &state.passwords, user, new_password).await {
+        Ok(_) => {
+            let extras = AccountExtras {
+                notice: Some(
+                    "Your password was set. You can sign in with it or with a passkey.".to_owned(),
+                ),
+                ..AccountExtras::default()
+            };
+            account_page(state, current, extras, StatusCode::OK).await
+        }
+        Err(
+            e @ (IdentityError::PasswordTooShort
+            | IdentityError::PasswordTooLong
+            | IdentityError::PasswordTooCommon),
+        ) => refused(e.to_string(), StatusCode::BAD_REQUEST).await,
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+/// The account page again, with why a passkey change was refused.
+pub(super) async fn account_with_notice(
+    state: &AppState,
+    current: &SignedIn,
+    e: crate::identity::passkeys::PasskeyError,
+) -> Result<HttpResponse, PageError> {
+    use crate::identity::passkeys::PasskeyError as E;
+    let status = match e {
+        E::NotFound => StatusCode::NOT_FOUND,
+        E::LastWayIn => StatusCode::CONFLICT,
+        E::InvalidName => StatusCode::BAD_REQUEST,
+        other => return Err(unavailable(other)),
+    };
+    let extras = AccountExtras {
+        notice: Some(e.to_string()),
+        ..AccountExtras::default()
+    };
+    account_page(state, current, extras, status).await
+}

@@ -1,0 +1,129 @@
+//! Cross-site request forgery is refused by construction: every path of the route
+//! table names its protection, and each protected path refuses a state-changing
+//! request without its token, with a wrong one, or from another site — before
+//! any handler runs. The exempt paths are exactly the OAuth/OIDC endpoints other
+//! sites call by design.
+
+mod common;
+
+use common::{Browser, PASSWORD};
+use tessera::http::csrf::Protection;
+
+/// The paths a new route may not silently join: each is called by other sites
+/// by design and authenticated by its own means (or changes nothing).
+const EXEMPT: &[&str] = &[
+    "/token",
+    "/.well-known/jwks.json",
+    "/.well-known/openid-configuration",
+    "/.well-known/oauth-authorization-server",
+    "/userinfo",
+    "/introspect",
+    "/revoke",
+    "/authorize",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/static/tessera.css",
+    "/static/form_post.js",
+    "/static/passkeys.js",
+    "/register",
+    "/",
+    "/account",
+    "/end_session",
+    "/register/{client_id}",
+];
+
+fn concrete(path: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            if segment.starts_with('{') {
+                "0190d3c4-0000-7000-8000-000000000001"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[tokio::test]
+async fn every_protected_route_refuses_a_request_without_its_token() {
+    let app = common::spawn_app().await;
+    let browser = Browser::new(&app);
+    // Both secret cookies present: a session, and the pre-session one.
+    browser.get("/login").await;
+    browser.sign_up("ada@example.com", PASSWORD).await;
+    let token = browser.get("/account").await.csrf();
+
+    let table = tessera::http::csrf_protections();
+    let exempt: Vec<&str> = table
+        .iter()
+        .filter(|(_, p)| *p == Protection::Exempt)
+        .map(|(path, _)| *path)
+        .collect();
+    assert_eq!(exempt, EXEMPT, "a route became exempt from CSRF checks");
+    let protected: Vec<_> = table
+        .iter()
+        .filter(|(_, p)| *p != Protection::Exempt)
+        .collect();
+    assert!(protected.len() >= 20, "{protected:?}");
+
+    for (path, protection) in protected {
+        let url = app.url(&concrete(path));
+        let attempts = [
+            ("no token", None, false),
+            (
+                "a wrong token",
+                Some("d3JvbmctdG9rZW4td3JvbmctdG9rZW4td3JvbmctdG9r"),
+                false,
+            ),
+            ("another site", Some(token.as_str()), true),
+        ];
+        for (what, sent, cross_site) in attempts {
+            let mut request = browser.client.post(&url);
+            if cross_site {
+                request = request.header("sec-fetch-site", "cross-site");
+            }
+            request = match protection {
+                Protection::Form => {
+                    let mut form = vec![("email", "ada@example.com"), ("decision", "allow")];
+                    if let Some(sent) = sent {
+                        form.push(("csrf", sent));
+                    }
+                    request.form(&form)
+                }
+                _ => {
+                    let request = request.json(&serde_json::json!({ "email": "x@example.com" }));
+                    match sent {
+                        Some(sent) => request.header("x-csrf-token", sent),
+                        None => request,
+                    }
+                }
+            };
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 403, "{path} with {what}");
+            let content_type = response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            if *protection == Protection::Form {
+                assert!(content_type.starts_with("text/html"), "{path}");
+            } else {
+                let body: serde_json::Value = response.json().await.unwrap();
+                assert_eq!(body["error"], "invalid_csrf_token", "{path}");
+            }
+        }
+    }
+    // Nothing was changed by any of it.
+    assert!(browser.is_signed_in().await);
+}
+
+#[tokio::test]
+async fn the_right_token_reaches_the_handler() {
+    let app = common::spawn_app().await;
+    let browser = Browser::new(&app);
+    browser.sign_up("ada@example.com", PASSWORD).await;
+    let signed_out = browser.submit("/account", "/logout", &[]).await;
+    assert_eq!(signed_out.status, 303);
+    assert!(!browser.is_signed_in().await);
+}
