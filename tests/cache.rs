@@ -44,7 +44,7 @@ macro_rules! cache_suite {
                             assert_eq!(cache.kind(), "redis");
                             super::$name(cache, &prefix).await
                         }
-                        None => eprintln!("skipped: TESSERA_TEST_REDIS_URL is not set"),
+                        None => super::common::skip("TESSERA_TEST_REDIS_URL is not set"),
                     }
                 }
             )*

@@ -59,13 +59,13 @@ async fn refresh(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_restart_is_answered_with_503s_and_the_pool_reconnects() {
     let Ok(cluster) = std::env::var("TESSERA_TEST_PG_CLUSTER") else {
-        eprintln!(
-            "skipped: set TESSERA_TEST_PG_CLUSTER (e.g. \"15 main\") to let this test stop PostgreSQL"
+        common::skip(
+            "set TESSERA_TEST_PG_CLUSTER (e.g. \"15 main\") to let this test stop PostgreSQL",
         );
         return;
     };
     if std::env::var("TESSERA_TEST_DATABASE_URL").is_err() {
-        eprintln!("skipped: needs TESSERA_TEST_DATABASE_URL");
+        common::skip("needs TESSERA_TEST_DATABASE_URL");
         return;
     }
     let app = common::spawn_app().await;

@@ -86,7 +86,7 @@ const PROMPT: Duration = Duration::from_secs(5);
 async fn redis_going_away_mid_run_is_answered_promptly_and_survived() {
     let port = common::free_port();
     let Some(redis) = Redis::start(port) else {
-        eprintln!("skipped: no redis-server on this machine (.ci/run installs it)");
+        common::skip("no redis-server on this machine (.ci/run installs it)");
         return;
     };
     let backing = common::Backing::new().await;

@@ -205,9 +205,7 @@ fn kid_of(jwt: &str) -> String {
 async fn two_processes_sharing_database_cache_and_keys_act_as_one_server() {
     let shared = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
     if shared("TESSERA_TEST_DATABASE_URL").is_none() || shared("TESSERA_TEST_REDIS_URL").is_none() {
-        eprintln!(
-            "skipped: two instances need TESSERA_TEST_DATABASE_URL and TESSERA_TEST_REDIS_URL"
-        );
+        common::skip("two instances need TESSERA_TEST_DATABASE_URL and TESSERA_TEST_REDIS_URL");
         return;
     }
     let backing = common::Backing::new().await;

@@ -26,10 +26,7 @@ use super::browser::{
     see_other, signed_in,
 };
 use crate::oauth::MAX_NONCE;
-use crate::oauth::clients::{
-    Client, ClientRegistry, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS,
-    GRANT_REFRESH_TOKEN, GRANT_TYPES,
-};
+use crate::oauth::clients::{AuthMethod, Client, ClientRegistry, GRANT_TYPES, GrantType};
 use crate::oauth::codes::{CodeFailure, CodeStore, SessionContext};
 use crate::oauth::consent;
 use crate::oauth::extensions::{AuthorizationChecks, RESOURCE_NOT_GRANTED, TokenChecks};
@@ -428,7 +425,7 @@ async fn authorize(
             ));
         }
     };
-    if !client.allows_grant(GRANT_AUTHORIZATION_CODE) {
+    if !client.allows_grant(GrantType::AuthorizationCode) {
         return Ok(redirect.error(
             "unauthorized_client",
             "this client may not use the authorization code flow",
@@ -883,9 +880,9 @@ async fn authenticated_request(
     // (RFC 7591 §2); Hydra and node-oidc-provider hold clients to it too. Checked
     // after the secret so that only the client itself learns its method.
     let used = match (&basic, &secret) {
-        (Some(_), _) => "client_secret_basic",
-        (None, Some(_)) => "client_secret_post",
-        (None, None) => "none",
+        (Some(_), _) => AuthMethod::ClientSecretBasic,
+        (None, Some(_)) => AuthMethod::ClientSecretPost,
+        (None, None) => AuthMethod::None,
     };
     if used != client.auth_method {
         return Err(token_error(
@@ -921,12 +918,12 @@ pub async fn token(
     let Some(grant_type) = params.get("grant_type") else {
         return token_error("invalid_request", "grant_type is required");
     };
-    if !GRANT_TYPES.contains(&grant_type) {
+    let Some(grant_type) = GrantType::parse(grant_type) else {
         return token_error(
             "unsupported_grant_type",
             &format!("grant_type must be one of {}", GRANT_TYPES.join(", ")),
         );
-    }
+    };
     if !client.allows_grant(grant_type) {
         return token_error(
             "unauthorized_client",
@@ -941,15 +938,18 @@ pub async fn token(
     let mut issuer = TokenIssuer::new(
         issuer_config(&state),
         &client.client_id,
-        grant_type == GRANT_AUTHORIZATION_CODE && client.allows_grant(GRANT_REFRESH_TOKEN),
+        grant_type == GrantType::AuthorizationCode && client.allows_grant(GrantType::RefreshToken),
     );
     issuer.resource = resource;
     // Without `scope` oxide-auth keeps the granted one, so nothing it checks after
     // recovering the token can refuse a token the one-step rotation accepted.
-    issuer.rotate_on_recovery = grant_type == GRANT_REFRESH_TOKEN && params.get("scope").is_none();
+    issuer.rotate_on_recovery =
+        grant_type == GrantType::RefreshToken && params.get("scope").is_none();
     match grant_type {
-        GRANT_REFRESH_TOKEN => refresh_grant(&state, issuer, client, &params, credentials).await,
-        GRANT_CLIENT_CREDENTIALS => match credentials {
+        GrantType::RefreshToken => {
+            refresh_grant(&state, issuer, client, &params, credentials).await
+        }
+        GrantType::ClientCredentials => match credentials {
             Some(credentials) => {
                 client_credentials_grant(&state, issuer, client, &params, credentials).await
             }
@@ -959,7 +959,7 @@ pub async fn token(
                 "a public client cannot act for itself",
             ),
         },
-        _ => exchange_code(&state, issuer, client, &params, basic).await,
+        GrantType::AuthorizationCode => exchange_code(&state, issuer, client, &params, basic).await,
     }
 }
 

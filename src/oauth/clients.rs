@@ -21,15 +21,92 @@ use crate::identity::sessions::random_token;
 use crate::store::entities::client;
 use crate::tokens::Algorithm;
 
-pub const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
-pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
-pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
+pub const GRANT_AUTHORIZATION_CODE: &str = GrantType::AuthorizationCode.as_str();
+pub const GRANT_REFRESH_TOKEN: &str = GrantType::RefreshToken.as_str();
+pub const GRANT_CLIENT_CREDENTIALS: &str = GrantType::ClientCredentials.as_str();
 /// Every grant type this server implements, in the order discovery lists them.
 pub const GRANT_TYPES: &[&str] = &[
     GRANT_AUTHORIZATION_CODE,
     GRANT_REFRESH_TOKEN,
     GRANT_CLIENT_CREDENTIALS,
 ];
+
+/// A grant type this server implements (RFC 6749 §4.1, §4.4, §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GrantType {
+    AuthorizationCode,
+    RefreshToken,
+    ClientCredentials,
+}
+
+impl GrantType {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::RefreshToken => "refresh_token",
+            GrantType::ClientCredentials => "client_credentials",
+        }
+    }
+
+    /// The grant type a request or registration names; `None` for any other.
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            GrantType::AuthorizationCode,
+            GrantType::RefreshToken,
+            GrantType::ClientCredentials,
+        ]
+        .into_iter()
+        .find(|g| g.as_str() == name)
+    }
+}
+
+impl serde::Serialize for GrantType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// How a client authenticates at the token endpoint (RFC 7591 §2
+/// `token_endpoint_auth_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    /// A public client: no secret.
+    None,
+}
+
+impl AuthMethod {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::None => "none",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            AuthMethod::ClientSecretBasic,
+            AuthMethod::ClientSecretPost,
+            AuthMethod::None,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for AuthMethod {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -56,7 +133,7 @@ pub struct Client {
     pub name: String,
     secret_hash: Option<String>,
     pub redirect_uris: Vec<String>,
-    pub grant_types: Vec<String>,
+    pub grant_types: Vec<GrantType>,
     pub scope: Vec<String>,
     pub native: bool,
     pub first_party: bool,
@@ -66,8 +143,7 @@ pub struct Client {
     pub client_uri: Option<String>,
     pub logo_uri: Option<String>,
     pub contacts: Vec<String>,
-    /// `client_secret_basic`, `client_secret_post` or `none` (RFC 7591 §2).
-    pub auth_method: String,
+    pub auth_method: AuthMethod,
     /// Registered itself (RFC 7591) rather than by an operator.
     pub self_registered: bool,
     registration_token_hash: Option<String>,
@@ -75,32 +151,55 @@ pub struct Client {
 }
 
 impl Client {
-    fn from_row(row: client::Model) -> Self {
-        Self {
-            client_id: row.client_id,
-            name: row.name,
-            secret_hash: row.secret_hash,
-            redirect_uris: serde_json::from_str(&row.redirect_uris).unwrap_or_default(),
-            grant_types: row
-                .grant_types
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect(),
+    /// The client a row stores. A value no release writes (an unknown grant type,
+    /// algorithm or auth method, a list that is not JSON) is refused loudly, never
+    /// read as a default: a silent default could widen what the client may do.
+    fn from_row(row: client::Model) -> Result<Self, sea_orm::DbErr> {
+        let id = row.client_id.clone();
+        let malformed = |field: &str, value: &str| {
+            sea_orm::DbErr::Custom(format!(
+                "client {id}: stored {field} `{value}` is malformed"
+            ))
+        };
+        let list = |field: &str, json: &str| -> Result<Vec<String>, sea_orm::DbErr> {
+            serde_json::from_str(json).map_err(|_| malformed(field, json))
+        };
+        let grant_types = row
+            .grant_types
+            .split_whitespace()
+            .map(|g| GrantType::parse(g).ok_or_else(|| malformed("grant type", g)))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            redirect_uris: list("redirect_uris", &row.redirect_uris)?,
+            grant_types,
             scope: scope_list(&row.scope),
             native: row.application_type == "native",
             first_party: row.first_party,
-            id_token_alg: row.id_token_alg.parse().unwrap_or(Algorithm::Rs256),
-            post_logout_redirect_uris: serde_json::from_str(&row.post_logout_redirect_uris)
-                .unwrap_or_default(),
+            id_token_alg: row
+                .id_token_alg
+                .parse()
+                .map_err(|_| malformed("id_token_alg", &row.id_token_alg))?,
+            post_logout_redirect_uris: list(
+                "post_logout_redirect_uris",
+                &row.post_logout_redirect_uris,
+            )?,
             org_optional: row.org_optional,
-            client_uri: row.client_uri,
-            logo_uri: row.logo_uri,
-            contacts: serde_json::from_str(&row.contacts).unwrap_or_default(),
-            auth_method: row.token_endpoint_auth_method,
+            contacts: list("contacts", &row.contacts)?,
+            auth_method: AuthMethod::parse(&row.token_endpoint_auth_method).ok_or_else(|| {
+                malformed(
+                    "token_endpoint_auth_method",
+                    &row.token_endpoint_auth_method,
+                )
+            })?,
             self_registered: row.self_registered,
             registration_token_hash: row.registration_token_hash,
             created_at: row.created_at,
-        }
+            client_id: row.client_id,
+            name: row.name,
+            secret_hash: row.secret_hash,
+            client_uri: row.client_uri,
+            logo_uri: row.logo_uri,
+        })
     }
 
     /// Checks an RFC 7592 registration access token in constant time; clients an
@@ -116,8 +215,8 @@ impl Client {
         self.secret_hash.is_none()
     }
 
-    pub fn allows_grant(&self, grant_type: &str) -> bool {
-        self.grant_types.iter().any(|g| g == grant_type)
+    pub fn allows_grant(&self, grant_type: GrantType) -> bool {
+        self.grant_types.contains(&grant_type)
     }
 
     /// Exact string comparison against the registered URIs (RFC 9700 §4.1.3); for
@@ -227,11 +326,11 @@ impl Default for NewClient {
 }
 
 impl NewClient {
-    pub fn auth_method(&self) -> &'static str {
+    pub fn auth_method(&self) -> AuthMethod {
         match (self.public, self.secret_post) {
-            (true, _) => "none",
-            (false, true) => "client_secret_post",
-            (false, false) => "client_secret_basic",
+            (true, _) => AuthMethod::None,
+            (false, true) => AuthMethod::ClientSecretPost,
+            (false, false) => AuthMethod::ClientSecretBasic,
         }
     }
 }
@@ -375,13 +474,13 @@ pub async fn insert(
         client_uri: Set(new.client_uri.clone()),
         logo_uri: Set(new.logo_uri.clone()),
         contacts: Set(json_list(&new.contacts)),
-        token_endpoint_auth_method: Set(new.auth_method().to_owned()),
+        token_endpoint_auth_method: Set(new.auth_method().as_str().to_owned()),
         registration_token_hash: Set(registration_token.map(digest)),
         self_registered: Set(registration_token.is_some()),
     }
     .insert(db)
     .await?;
-    Ok((Client::from_row(row), secret))
+    Ok((Client::from_row(row)?, secret))
 }
 
 /// Replaces a client's metadata (RFC 7592 §2.2). A secret is kept unless the
@@ -422,9 +521,9 @@ pub async fn replace(
     active.client_uri = Set(new.client_uri.clone());
     active.logo_uri = Set(new.logo_uri.clone());
     active.contacts = Set(json_list(&new.contacts));
-    active.token_endpoint_auth_method = Set(new.auth_method().to_owned());
+    active.token_endpoint_auth_method = Set(new.auth_method().as_str().to_owned());
     let row = active.update(db).await?;
-    Ok(Some((Client::from_row(row), secret)))
+    Ok(Some((Client::from_row(row)?, secret)))
 }
 
 /// Replaces the RFC 7592 registration access token (stored as a digest).
@@ -477,11 +576,12 @@ pub async fn find(
     if client_id.is_empty() || client_id.len() > 64 {
         return Ok(None);
     }
-    Ok(client::Entity::find()
+    client::Entity::find()
         .filter(client::Column::ClientId.eq(client_id))
         .one(db)
         .await?
-        .map(Client::from_row))
+        .map(Client::from_row)
+        .transpose()
 }
 
 /// Recently read clients, so the token endpoint does not ask the database on
@@ -670,7 +770,7 @@ mod tests {
             name: "App".into(),
             secret_hash: Some(digest("s3cret")),
             redirect_uris: uris.iter().map(|s| s.to_string()).collect(),
-            grant_types: vec![GRANT_AUTHORIZATION_CODE.into()],
+            grant_types: vec![GrantType::AuthorizationCode],
             scope: scope_list("openid profile"),
             native,
             first_party: false,
@@ -680,11 +780,73 @@ mod tests {
             client_uri: None,
             logo_uri: None,
             contacts: Vec::new(),
-            auth_method: "client_secret_basic".into(),
+            auth_method: AuthMethod::ClientSecretBasic,
             self_registered: false,
             registration_token_hash: None,
             created_at: Utc::now(),
         }
+    }
+
+    fn row() -> client::Model {
+        client::Model {
+            id: uuid::Uuid::now_v7(),
+            client_id: "c".into(),
+            secret_hash: None,
+            name: "App".into(),
+            redirect_uris: r#"["https://app.example/cb"]"#.into(),
+            grant_types: "authorization_code refresh_token".into(),
+            scope: "openid".into(),
+            application_type: "web".into(),
+            first_party: false,
+            id_token_alg: "RS256".into(),
+            created_at: Utc::now(),
+            post_logout_redirect_uris: "[]".into(),
+            org_optional: false,
+            client_uri: None,
+            logo_uri: None,
+            contacts: "[]".into(),
+            token_endpoint_auth_method: "none".into(),
+            registration_token_hash: None,
+            self_registered: false,
+        }
+    }
+
+    #[test]
+    fn a_stored_client_reads_as_typed_values_and_a_malformed_one_is_refused() {
+        let client = Client::from_row(row()).unwrap();
+        assert_eq!(
+            client.grant_types,
+            [GrantType::AuthorizationCode, GrantType::RefreshToken]
+        );
+        assert_eq!(client.auth_method, AuthMethod::None);
+        let broken: [fn(&mut client::Model); 5] = [
+            |r| r.grant_types = "authorization_code password".into(),
+            |r| r.token_endpoint_auth_method = "private_key_jwt".into(),
+            |r| r.id_token_alg = "HS256".into(),
+            |r| r.redirect_uris = "https://app.example/cb".into(),
+            |r| r.contacts = "".into(),
+        ];
+        for (i, breaks) in broken.into_iter().enumerate() {
+            let mut r = row();
+            breaks(&mut r);
+            let refused = Client::from_row(r).expect_err("no silent default");
+            assert!(
+                refused.to_string().contains("client c: stored"),
+                "{i}: {refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn grant_types_and_auth_methods_round_trip_their_names() {
+        for g in GRANT_TYPES {
+            assert_eq!(GrantType::parse(g).map(GrantType::as_str), Some(*g));
+        }
+        assert_eq!(GrantType::parse("password"), None);
+        for m in ["client_secret_basic", "client_secret_post", "none"] {
+            assert_eq!(AuthMethod::parse(m).map(AuthMethod::as_str), Some(m));
+        }
+        assert_eq!(AuthMethod::parse("private_key_jwt"), None);
     }
 
     #[test]

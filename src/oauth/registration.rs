@@ -320,7 +320,7 @@ pub fn response(
     registration_token: Option<&str>,
     registration_client_uri: &str,
 ) -> Value {
-    let response_types: &[&str] = if client.allows_grant(GRANT_AUTHORIZATION_CODE) {
+    let response_types: &[&str] = if client.allows_grant(clients::GrantType::AuthorizationCode) {
         &["code"]
     } else {
         &[]
@@ -538,7 +538,7 @@ mod tests {
         .unwrap();
         assert!(!new.public && !new.native && !new.first_party);
         assert_eq!(new.grant_types, ["authorization_code"]);
-        assert_eq!(new.auth_method(), "client_secret_basic");
+        assert_eq!(new.auth_method(), clients::AuthMethod::ClientSecretBasic);
         assert_eq!(new.scope, "openid profile email");
     }
 

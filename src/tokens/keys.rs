@@ -7,9 +7,8 @@
 //! until a newer key of its algorithm activates, and stays published for the longest
 //! token lifetime after that, so no token it signed ever fails to verify.
 //!
-//! Keys are generated with the `p256` crate (EC) or OpenSSL (RSA, via josekit) and
-//! used through josekit/OpenSSL, whose ES256 signing is several times faster than
-//! the pure-Rust implementation on the token hot path.
+//! Keys are generated and used through josekit/OpenSSL, whose ES256 signing is
+//! several times faster than the pure-Rust implementation on the token hot path.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -660,14 +659,10 @@ fn thumbprint(members: &serde_json::Map<String, serde_json::Value>) -> String {
 fn generate_pem(alg: Algorithm) -> Result<Vec<u8>, KeyError> {
     match alg {
         Algorithm::Es256 => {
-            use p256::elliptic_curve::Generate;
-            use p256::pkcs8::{EncodePrivateKey, LineEnding};
-            let secret =
-                p256::SecretKey::try_generate().map_err(|e| KeyError::Generate(e.to_string()))?;
-            let pem = secret
-                .to_pkcs8_pem(LineEnding::LF)
-                .map_err(|e| KeyError::Generate(e.to_string()))?;
-            Ok(pem.as_bytes().to_vec())
+            let pair =
+                josekit::jwk::alg::ec::EcKeyPair::generate(josekit::jwk::alg::ec::EcCurve::P256)
+                    .map_err(|e| KeyError::Generate(e.to_string()))?;
+            Ok(josekit::jwk::KeyPair::to_pem_private_key(&pair))
         }
         Algorithm::Rs256 => {
             let pair = josekit::jwk::alg::rsa::RsaKeyPair::generate(RSA_BITS)

@@ -103,6 +103,17 @@ impl Backing {
     }
 }
 
+/// Reports a test that cannot run here. Under `TESSERA_TEST_REQUIRE_SERVICES`
+/// (CI's PostgreSQL + Redis pass sets it) that is a failure, not a silent skip:
+/// the services it needs are there, so a skip would hide a broken set-up.
+pub fn skip(why: &str) {
+    assert!(
+        std::env::var_os("TESSERA_TEST_REQUIRE_SERVICES").is_none(),
+        "required but skipped: {why}"
+    );
+    eprintln!("skipped: {why}");
+}
+
 /// A loopback port nothing listens on right now.
 /// Changes stored sessions — all, or the one whose token hashes to `token_hash` —
 /// and drops their cached copies, so the server sees the change on the next
