@@ -287,13 +287,17 @@ async fn prompt_login_and_max_age_force_a_fresh_sign_in() {
         .1;
     assert!(!return_to.contains("prompt=login"), "{return_to}");
 
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // The sign-in is made ten seconds old by ageing the stored session.
+    common::edit_sessions(&app, None, |s| {
+        s.auth_time = sea_orm::Set(chrono::Utc::now() - chrono::Duration::seconds(10));
+    })
+    .await;
     let stale = browser
         .get(&authorize_path(&client.id, &challenge, &[("max_age", "1")]))
         .await;
     assert!(
         stale.location().unwrap().starts_with("/login?"),
-        "max_age=1 after a second"
+        "max_age=1 after ten seconds"
     );
     let fresh_enough = browser
         .get(&authorize_path(
@@ -486,7 +490,7 @@ async fn a_code_works_once_and_its_replay_revokes_the_token_it_issued() {
         .as_str()
         .unwrap()
         .to_owned();
-    let revoked_key = format!("revoked-jti:{jti}");
+    let revoked_key = tessera::oauth::codes::revoked_jti_key(&jti);
     assert!(app.state.cache.get(&revoked_key).await.unwrap().is_none());
 
     let replay = exchange(&app, &client, &code, &verifier).await;

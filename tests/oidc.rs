@@ -431,7 +431,9 @@ async fn max_age_forces_a_new_sign_in_with_a_later_auth_time() {
         .unwrap();
     let browser = Browser::new(&app);
     browser.sign_in("ada@example.com", PASSWORD).await;
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // Every session of Ada's, this one included, signed in ten seconds ago.
+    let aged = chrono::Utc::now() - chrono::Duration::seconds(10);
+    common::edit_sessions(&app, None, |s| s.auth_time = sea_orm::Set(aged)).await;
 
     let (verifier, challenge) = pkce();
     let to_login = browser
@@ -456,7 +458,11 @@ async fn max_age_forces_a_new_sign_in_with_a_later_auth_time() {
             .claims["auth_time"]
             .as_i64()
             .unwrap();
-    assert!(second_auth > first_auth, "{second_auth} > {first_auth}");
+    assert!(second_auth >= first_auth, "{second_auth} >= {first_auth}");
+    assert!(
+        second_auth > aged.timestamp(),
+        "a new sign-in, not the aged one: {second_auth}"
+    );
 }
 
 /// Issue 18 §5: `max_age=0` is older than any sign-in by the time it is checked;

@@ -416,7 +416,7 @@ async fn a_session_is_found_in_the_database_when_the_cache_has_lost_it() {
     let app = common::spawn_app().await;
     let browser = Browser::new(&app);
     let cookie = session_cookie_value(&browser.sign_up("ada@example.com", PASSWORD).await);
-    let key = format!("session:{}", token_hash(&cookie));
+    let key = tessera::identity::sessions::cache_key(&token_hash(&cookie));
     assert!(
         app.state.cache.get(&key).await.unwrap().is_some(),
         "cached at sign-in"

@@ -53,11 +53,13 @@ pub fn random_token() -> Result<String, IdentityError> {
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
-fn token_hash(token: &str) -> String {
+/// The digest a session is stored and cached under (its id's SHA-256).
+pub fn token_hash(token: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
 }
 
-fn cache_key(hash: &str) -> String {
+/// The cache key of a session's short-lived copy, by [`token_hash`].
+pub fn cache_key(hash: &str) -> String {
     format!("session:{hash}")
 }
 
@@ -222,6 +224,13 @@ impl Sessions {
         {
             tracing::warn!("session cache unavailable: {e}");
         }
+    }
+
+    /// Drops the cached copy of the session stored under `hash`, so the next
+    /// request reads the database (after a change made to the row directly).
+    pub async fn drop_cached_copy(&self, hash: &str) -> Result<(), IdentityError> {
+        self.cache.remove(&cache_key(hash)).await?;
+        Ok(())
     }
 
     /// Ends the session behind a cookie value.

@@ -130,13 +130,13 @@ pub async fn edit_sessions(
         rows = rows.filter(session::Column::TokenHash.eq(hash));
     }
     for row in rows.all(&app.state.db).await.expect("read sessions") {
-        let key = format!("session:{}", row.token_hash);
+        let hash = row.token_hash.clone();
         let mut active = row.into_active_model();
         edit(&mut active);
         active.update(&app.state.db).await.expect("edit a session");
         app.state
-            .cache
-            .remove(&key)
+            .sessions
+            .drop_cached_copy(&hash)
             .await
             .expect("drop the cached copy");
     }
