@@ -4,6 +4,7 @@ pub mod account;
 pub mod browser;
 pub mod client;
 pub mod csrf;
+pub mod error;
 pub mod form;
 pub mod middleware;
 pub mod oauth;

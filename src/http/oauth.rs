@@ -25,6 +25,7 @@ use super::browser::{
     PageContext, PageError, SignedIn, allow_form_target, asset_version, form_target, render,
     see_other, signed_in,
 };
+use super::error::{ErrorCode, OAuthError};
 use crate::oauth::MAX_NONCE;
 use crate::oauth::clients::{AuthMethod, Client, ClientRegistry, GRANT_TYPES, GrantType};
 use crate::oauth::codes::{CodeFailure, CodeStore, SessionContext};
@@ -736,32 +737,9 @@ fn unavailable(e: &dyn std::fmt::Display) -> PageError {
 
 // ---------------------------------------------------------------- /token
 
-#[derive(Serialize)]
-struct OAuthErrorBody<'a> {
-    error: &'a str,
-    error_description: &'a str,
-}
-
-/// RFC 6749 §5.2 error; `invalid_client` is a 401 with a `WWW-Authenticate` challenge.
-fn token_error(code: &str, description: &str) -> HttpResponse {
-    let status = if code == "invalid_client" {
-        StatusCode::UNAUTHORIZED
-    } else if code == "temporarily_unavailable" {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::BAD_REQUEST
-    };
-    let mut response = HttpResponse::build(status);
-    response
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::PRAGMA, "no-cache"));
-    if status == StatusCode::UNAUTHORIZED {
-        response.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"tessera\""));
-    }
-    response.json(OAuthErrorBody {
-        error: code,
-        error_description: description,
-    })
+/// An RFC 6749 §5.2 refusal (see [`OAuthError`] for how it is answered).
+fn refuse<T>(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Result<T, OAuthError> {
+    Err(OAuthError::new(code, description))
 }
 
 #[derive(Serialize)]
@@ -814,56 +792,58 @@ async fn authenticated_request(
     req: &HttpRequest,
     state: &AppState,
     body: &[u8],
-) -> Result<ClientRequest, HttpResponse> {
+) -> Result<ClientRequest, OAuthError> {
     let is_form = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     if !is_form {
-        return Err(token_error(
-            "invalid_request",
+        return refuse(
+            ErrorCode::InvalidRequest,
             "the body must be application/x-www-form-urlencoded",
-        ));
+        );
     }
-    let pairs =
-        super::form::strict_pairs(body).map_err(|why| token_error("invalid_request", why))?;
-    let params = Params::unique(pairs).map_err(|why| token_error("invalid_request", &why))?;
-    let basic = basic_credentials(req).map_err(|why| token_error("invalid_client", why))?;
+    let pairs = super::form::strict_pairs(body)
+        .map_err(|why| OAuthError::new(ErrorCode::InvalidRequest, why.to_owned()))?;
+    let params =
+        Params::unique(pairs).map_err(|why| OAuthError::new(ErrorCode::InvalidRequest, why))?;
+    let basic = basic_credentials(req)
+        .map_err(|why| OAuthError::new(ErrorCode::InvalidClient, why.to_owned()))?;
 
     let client_id = match (&basic, params.get("client_id")) {
         (Some((id, _)), Some(body)) if id != body => {
-            return Err(token_error(
-                "invalid_request",
+            return refuse(
+                ErrorCode::InvalidRequest,
                 "client_id differs from the authenticated client",
-            ));
+            );
         }
         (Some((id, _)), _) => id.clone(),
         (None, Some(id)) => id.to_owned(),
         (None, None) => {
-            return Err(token_error(
-                "invalid_client",
+            return refuse(
+                ErrorCode::InvalidClient,
                 "client authentication is required",
-            ));
+            );
         }
     };
     if basic.is_some() && params.get("client_secret").is_some() {
-        return Err(token_error(
-            "invalid_request",
+        return refuse(
+            ErrorCode::InvalidRequest,
             "use one client authentication method, not two",
-        ));
+        );
     }
     let client = match state.clients.find(&state.db, &client_id).await {
         Ok(Some(c)) => c,
         Ok(None) => {
-            return Err(token_error(
-                "invalid_client",
+            return refuse(
+                ErrorCode::InvalidClient,
                 "unknown client or wrong credentials",
-            ));
+            );
         }
         Err(e) => {
             tracing::error!("client lookup: {e}");
-            return Err(token_error("temporarily_unavailable", "try again shortly"));
+            return Err(OAuthError::unavailable());
         }
     };
     let secret = basic
@@ -871,10 +851,10 @@ async fn authenticated_request(
         .map(|(_, s)| s.clone())
         .or(params.get("client_secret").map(|s| s.as_bytes().to_vec()));
     if !client.authenticates(secret.as_deref()) {
-        return Err(token_error(
-            "invalid_client",
+        return refuse(
+            ErrorCode::InvalidClient,
             "unknown client or wrong credentials",
-        ));
+        );
     }
     // A secret is only as safe as the channel the client agreed to send it on
     // (RFC 7591 §2); Hydra and node-oidc-provider hold clients to it too. Checked
@@ -885,13 +865,13 @@ async fn authenticated_request(
         (None, None) => AuthMethod::None,
     };
     if used != client.auth_method {
-        return Err(token_error(
-            "invalid_client",
-            &format!(
+        return refuse(
+            ErrorCode::InvalidClient,
+            format!(
                 "this client is registered to authenticate with {}, not {used}",
                 client.auth_method
             ),
-        ));
+        );
     }
     Ok(ClientRequest {
         client,
@@ -905,35 +885,32 @@ pub async fn token(
     req: HttpRequest,
     state: web::Data<AppState>,
     super::form::Body(body): super::form::Body,
-) -> HttpResponse {
+) -> Result<HttpResponse, OAuthError> {
     let ClientRequest {
         client,
         params,
         basic,
         secret,
-    } = match authenticated_request(&req, &state, &body).await {
-        Ok(r) => r,
-        Err(response) => return response,
-    };
+    } = authenticated_request(&req, &state, &body).await?;
     let Some(grant_type) = params.get("grant_type") else {
-        return token_error("invalid_request", "grant_type is required");
+        return refuse(ErrorCode::InvalidRequest, "grant_type is required");
     };
     let Some(grant_type) = GrantType::parse(grant_type) else {
-        return token_error(
-            "unsupported_grant_type",
-            &format!("grant_type must be one of {}", GRANT_TYPES.join(", ")),
+        return refuse(
+            ErrorCode::UnsupportedGrantType,
+            format!("grant_type must be one of {}", GRANT_TYPES.join(", ")),
         );
     };
     if !client.allows_grant(grant_type) {
-        return token_error(
-            "unauthorized_client",
+        return refuse(
+            ErrorCode::UnauthorizedClient,
             "this client may not use this grant type",
         );
     }
     let credentials = secret.map(|s| (client.client_id.clone(), s));
     let resource = match allowed_resource(params.get("resource"), &state.settings) {
         Ok(r) => r,
-        Err(why) => return token_error("invalid_target", why),
+        Err(why) => return refuse(ErrorCode::InvalidTarget, why),
     };
     let mut issuer = TokenIssuer::new(
         issuer_config(&state),
@@ -954,8 +931,8 @@ pub async fn token(
                 client_credentials_grant(&state, issuer, client, &params, credentials).await
             }
             // Only confidential clients are registered for this grant.
-            None => token_error(
-                "unauthorized_client",
+            None => refuse(
+                ErrorCode::UnauthorizedClient,
                 "a public client cannot act for itself",
             ),
         },
@@ -970,7 +947,7 @@ async fn client_credentials_grant(
     client: Client,
     params: &Params,
     credentials: (String, Vec<u8>),
-) -> HttpResponse {
+) -> Result<HttpResponse, OAuthError> {
     let id_token_alg = client.id_token_alg;
     let owner = client.client_id.clone();
     let mut flow = ClientCredentialsExchange {
@@ -992,22 +969,25 @@ async fn client_credentials_grant(
         // The client is already authenticated and bound, so oxide-auth's
         // `Ignore` can only mean the scope negotiation found nothing to grant.
         Err(ClientCredentialsError::Ignore | ClientCredentialsError::Invalid(_)) => {
-            return token_error(
-                "invalid_scope",
+            return refuse(
+                ErrorCode::InvalidScope,
                 "none of the requested scopes is available to this client",
             );
         }
         Err(ClientCredentialsError::Unauthorized(..)) => {
-            return token_error("invalid_client", "unknown client or wrong credentials");
+            return refuse(
+                ErrorCode::InvalidClient,
+                "unknown client or wrong credentials",
+            );
         }
-        Err(_) => return token_error("temporarily_unavailable", "try again shortly"),
+        Err(_) => return Err(OAuthError::unavailable()),
     };
     match (
         pending.issue(&mut flow, owner, false).await,
         &flow.issuer.issued,
     ) {
         (Ok(_), Some(issued)) => token_success(state, issued, id_token_alg),
-        _ => token_error("temporarily_unavailable", "try again shortly"),
+        _ => Err(OAuthError::unavailable()),
     }
 }
 
@@ -1017,13 +997,10 @@ pub async fn revoke(
     req: HttpRequest,
     state: web::Data<AppState>,
     super::form::Body(body): super::form::Body,
-) -> HttpResponse {
-    let request = match authenticated_request(&req, &state, &body).await {
-        Ok(r) => r,
-        Err(response) => return response,
-    };
+) -> Result<HttpResponse, OAuthError> {
+    let request = authenticated_request(&req, &state, &body).await?;
     let Some(token) = request.params.get("token") else {
-        return token_error("invalid_request", "token is required");
+        return refuse(ErrorCode::InvalidRequest, "token is required");
     };
     let hint = request.params.get("token_type_hint");
     match revocation::revoke(
@@ -1034,16 +1011,16 @@ pub async fn revoke(
     )
     .await
     {
-        Ok(()) => HttpResponse::Ok()
+        Ok(()) => Ok(HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
-            .finish(),
-        Err(RevocationError::NotOwner) => token_error(
-            "unauthorized_client",
+            .finish()),
+        Err(RevocationError::NotOwner) => refuse(
+            ErrorCode::UnauthorizedClient,
             "the token was issued to another client",
         ),
         Err(RevocationError::Storage(e)) => {
             tracing::error!("revocation: {e}");
-            token_error("temporarily_unavailable", "try again shortly")
+            Err(OAuthError::unavailable())
         }
     }
 }
@@ -1054,19 +1031,16 @@ pub async fn introspect(
     req: HttpRequest,
     state: web::Data<AppState>,
     super::form::Body(body): super::form::Body,
-) -> HttpResponse {
-    let request = match authenticated_request(&req, &state, &body).await {
-        Ok(r) => r,
-        Err(response) => return response,
-    };
+) -> Result<HttpResponse, OAuthError> {
+    let request = authenticated_request(&req, &state, &body).await?;
     if request.client.is_public() {
-        return token_error(
-            "invalid_client",
+        return refuse(
+            ErrorCode::InvalidClient,
             "introspection needs a confidential client",
         );
     }
     let Some(token) = request.params.get("token") else {
-        return token_error("invalid_request", "token is required");
+        return refuse(ErrorCode::InvalidRequest, "token is required");
     };
     let hint = request.params.get("token_type_hint");
     match revocation::introspect(
@@ -1077,12 +1051,12 @@ pub async fn introspect(
     )
     .await
     {
-        Ok(answer) => HttpResponse::Ok()
+        Ok(answer) => Ok(HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(answer),
+            .json(answer)),
         Err(e) => {
             tracing::error!("introspection: {e}");
-            token_error("temporarily_unavailable", "try again shortly")
+            Err(OAuthError::unavailable())
         }
     }
 }
@@ -1109,7 +1083,7 @@ async fn exchange_code(
     client: Client,
     params: &Params,
     basic: Option<(String, Vec<u8>)>,
-) -> HttpResponse {
+) -> Result<HttpResponse, OAuthError> {
     let id_token_alg = client.id_token_alg;
     let mut checks = TokenChecks::default();
     checks.resource = issuer.resource.clone();
@@ -1133,7 +1107,7 @@ async fn exchange_code(
         oxide_auth_async::code_grant::access_token::access_token(&mut flow, &request).await;
     match (result, &flow.issuer.issued) {
         (Ok(_), Some(issued)) => token_success(state, issued, id_token_alg),
-        (Ok(_), None) => token_error("temporarily_unavailable", "try again shortly"),
+        (Ok(_), None) => Err(OAuthError::unavailable()),
         (Err(error), _) => exchange_error(error, &flow),
     }
 }
@@ -1144,7 +1118,7 @@ async fn refresh_grant(
     client: Client,
     params: &Params,
     credentials: Option<(String, Vec<u8>)>,
-) -> HttpResponse {
+) -> Result<HttpResponse, OAuthError> {
     let id_token_alg = client.id_token_alg;
     let mut flow = RefreshExchange {
         registry: ClientRegistry::new(Some(client)),
@@ -1167,32 +1141,35 @@ async fn refresh_grant(
             }
             RefreshFailure::AccountDisabled => "the account this grant was made for is disabled",
         };
-        return token_error("invalid_grant", description);
+        return refuse(ErrorCode::InvalidGrant, description);
     }
     match (result, &flow.issuer.issued) {
         (Ok(_), Some(issued)) => token_success(state, issued, id_token_alg),
-        (Ok(_), None) | (Err(RefreshError::Primitive), _) => {
-            token_error("temporarily_unavailable", "try again shortly")
-        }
+        (Ok(_), None) | (Err(RefreshError::Primitive), _) => Err(OAuthError::unavailable()),
         (Err(RefreshError::Invalid(mut e)), _) => match e.description().kind() {
-            AccessTokenErrorType::InvalidScope => token_error(
-                "invalid_scope",
+            AccessTokenErrorType::InvalidScope => refuse(
+                ErrorCode::InvalidScope,
                 "a refresh may narrow the scope, never widen it",
             ),
-            AccessTokenErrorType::InvalidGrant => token_error(
-                "invalid_grant",
+            AccessTokenErrorType::InvalidGrant => refuse(
+                ErrorCode::InvalidGrant,
                 "the refresh token is invalid for this client",
             ),
-            _ => token_error("invalid_request", "refresh_token is required"),
+            _ => refuse(ErrorCode::InvalidRequest, "refresh_token is required"),
         },
-        (Err(RefreshError::Unauthorized(..)), _) => {
-            token_error("invalid_client", "unknown client or wrong credentials")
-        }
+        (Err(RefreshError::Unauthorized(..)), _) => refuse(
+            ErrorCode::InvalidClient,
+            "unknown client or wrong credentials",
+        ),
     }
 }
 
 /// The RFC 6749 §5.1 response, with an id_token when `openid` was granted.
-fn token_success(state: &AppState, issued: &Issued, id_token_alg: Algorithm) -> HttpResponse {
+fn token_success(
+    state: &AppState,
+    issued: &Issued,
+    id_token_alg: Algorithm,
+) -> Result<HttpResponse, OAuthError> {
     let settings = &state.settings;
     let id_token = if issued.scope.split_whitespace().any(|s| s == "openid") {
         let request = IdTokenRequest {
@@ -1210,7 +1187,7 @@ fn token_success(state: &AppState, issued: &Issued, id_token_alg: Algorithm) -> 
             Ok(token) => Some(token),
             Err(e) => {
                 tracing::error!("cannot sign an id_token: {e}");
-                return token_error("temporarily_unavailable", "try again shortly");
+                return Err(OAuthError::unavailable());
             }
         }
     } else {
@@ -1224,24 +1201,24 @@ fn token_success(state: &AppState, issued: &Issued, id_token_alg: Algorithm) -> 
         refresh_token: issued.refresh_token.as_deref(),
         id_token,
     };
-    HttpResponse::Ok()
+    Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
-        .json(body)
+        .json(body))
 }
 
 /// Turns oxide-auth's verdict into the precise RFC 6749 §5.2 answer.
-fn exchange_error(mut error: TokenError, flow: &CodeExchange) -> HttpResponse {
+fn exchange_error(mut error: TokenError, flow: &CodeExchange) -> Result<HttpResponse, OAuthError> {
     match flow.issuer.refresh_failure {
         Some(RefreshFailure::MembershipGone) => {
-            return token_error(
-                "invalid_grant",
+            return refuse(
+                ErrorCode::InvalidGrant,
                 "the user is no longer a member of the organization chosen for this code",
             );
         }
         Some(RefreshFailure::AccountDisabled) => {
-            return token_error(
-                "invalid_grant",
+            return refuse(
+                ErrorCode::InvalidGrant,
                 "the account this code was issued for is disabled",
             );
         }
@@ -1249,52 +1226,58 @@ fn exchange_error(mut error: TokenError, flow: &CodeExchange) -> HttpResponse {
     }
     match flow.codes.failure {
         Some(CodeFailure::Replayed) => {
-            return token_error(
-                "invalid_grant",
+            return refuse(
+                ErrorCode::InvalidGrant,
                 "the code was already used; tokens issued from it are revoked",
             );
         }
         Some(CodeFailure::Invalid) => {
-            return token_error("invalid_grant", "the code is invalid or expired");
+            return refuse(ErrorCode::InvalidGrant, "the code is invalid or expired");
         }
         None => {}
     }
     if let Some(why) = flow.checks.refusal {
         // RFC 7636 §4.6: a verifier that does not match is an invalid grant.
         let code = if why == RESOURCE_NOT_GRANTED {
-            "invalid_target"
+            ErrorCode::InvalidTarget
         } else if why.contains("does not match") {
-            "invalid_grant"
+            ErrorCode::InvalidGrant
         } else {
-            "invalid_request"
+            ErrorCode::InvalidRequest
         };
-        return token_error(code, why);
+        return refuse(code, why);
     }
     if matches!(error, TokenError::Primitive(_)) {
-        return token_error("temporarily_unavailable", "try again shortly");
+        return Err(OAuthError::unavailable());
     }
     let kind = error
         .description()
         .map(|d| d.kind())
         .unwrap_or(AccessTokenErrorType::InvalidRequest);
     match kind {
-        AccessTokenErrorType::InvalidGrant => token_error(
-            "invalid_grant",
+        AccessTokenErrorType::InvalidGrant => refuse(
+            ErrorCode::InvalidGrant,
             "the code was issued to another client or redirect_uri, or has expired",
         ),
-        AccessTokenErrorType::InvalidClient => {
-            token_error("invalid_client", "unknown client or wrong credentials")
+        AccessTokenErrorType::InvalidClient => refuse(
+            ErrorCode::InvalidClient,
+            "unknown client or wrong credentials",
+        ),
+        AccessTokenErrorType::UnauthorizedClient => refuse(
+            ErrorCode::UnauthorizedClient,
+            "this client may not use this grant",
+        ),
+        AccessTokenErrorType::UnsupportedGrantType => refuse(
+            ErrorCode::UnsupportedGrantType,
+            "grant_type is not supported",
+        ),
+        AccessTokenErrorType::InvalidScope => {
+            refuse(ErrorCode::InvalidScope, "the scope is invalid")
         }
-        AccessTokenErrorType::UnauthorizedClient => {
-            token_error("unauthorized_client", "this client may not use this grant")
-        }
-        AccessTokenErrorType::UnsupportedGrantType => {
-            token_error("unsupported_grant_type", "grant_type is not supported")
-        }
-        AccessTokenErrorType::InvalidScope => token_error("invalid_scope", "the scope is invalid"),
-        AccessTokenErrorType::InvalidRequest => {
-            token_error("invalid_request", "code and redirect_uri are required")
-        }
+        AccessTokenErrorType::InvalidRequest => refuse(
+            ErrorCode::InvalidRequest,
+            "code and redirect_uri are required",
+        ),
     }
 }
 

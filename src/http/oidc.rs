@@ -3,33 +3,11 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::json;
 
+use super::error::{BearerRefusal, ErrorCode};
 use crate::oauth::tokens::{BearerError, verify_access_token};
 use crate::oidc::userinfo;
 use crate::state::AppState;
-
-/// RFC 6750 §3: a challenge, with an error code only when a token was presented.
-pub(super) fn bearer_challenge(status: StatusCode, error: Option<(&str, &str)>) -> HttpResponse {
-    let challenge = match error {
-        None => "Bearer realm=\"tessera\"".to_owned(),
-        Some((code, description)) => {
-            format!(
-                "Bearer realm=\"tessera\", error=\"{code}\", error_description=\"{description}\""
-            )
-        }
-    };
-    let mut response = HttpResponse::build(status);
-    response
-        .insert_header((header::WWW_AUTHENTICATE, challenge))
-        .insert_header((header::CACHE_CONTROL, "no-store"));
-    match error {
-        Some((code, description)) => {
-            response.json(json!({ "error": code, "error_description": description }))
-        }
-        None => response.finish(),
-    }
-}
 
 /// The token from `Authorization: Bearer`, or (POST only) the `access_token` form
 /// field (RFC 6750 §2.2); presenting both is an invalid request.
@@ -65,7 +43,10 @@ pub(super) fn bearer_token(
     }
 }
 
-pub async fn userinfo_get(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+pub async fn userinfo_get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, BearerRefusal> {
     userinfo(&req, &state, None).await
 }
 
@@ -73,7 +54,7 @@ pub async fn userinfo_post(
     req: HttpRequest,
     state: web::Data<AppState>,
     super::form::Body(body): super::form::Body,
-) -> HttpResponse {
+) -> Result<HttpResponse, BearerRefusal> {
     let is_form = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -82,14 +63,14 @@ pub async fn userinfo_post(
     userinfo(&req, &state, is_form.then_some(&body[..])).await
 }
 
-async fn userinfo(req: &HttpRequest, state: &AppState, body: Option<&[u8]>) -> HttpResponse {
-    let token = match bearer_token(req, body) {
-        Ok(Some(t)) => t,
-        Ok(None) => return bearer_challenge(StatusCode::UNAUTHORIZED, None),
-        Err(why) => {
-            return bearer_challenge(StatusCode::BAD_REQUEST, Some(("invalid_request", why)));
-        }
-    };
+async fn userinfo(
+    req: &HttpRequest,
+    state: &AppState,
+    body: Option<&[u8]>,
+) -> Result<HttpResponse, BearerRefusal> {
+    let token = bearer_token(req, body)
+        .map_err(|why| BearerRefusal::new(ErrorCode::InvalidRequest, why))?
+        .ok_or(BearerRefusal::Missing)?;
     let claims = match verify_access_token(
         &state.keys,
         &state.cache,
@@ -101,29 +82,19 @@ async fn userinfo(req: &HttpRequest, state: &AppState, body: Option<&[u8]>) -> H
         Ok(c) => c,
         Err(BearerError::Unavailable(e)) => {
             tracing::error!("userinfo: {e}");
-            return HttpResponse::ServiceUnavailable()
-                .insert_header((header::RETRY_AFTER, "5"))
-                .json(json!({"error": "temporarily_unavailable", "error_description": "try again shortly"}));
+            return Err(BearerRefusal::Unavailable);
         }
-        Err(e) => {
-            return bearer_challenge(
-                StatusCode::UNAUTHORIZED,
-                Some(("invalid_token", &e.to_string())),
-            );
-        }
+        Err(e) => return Err(BearerRefusal::new(ErrorCode::InvalidToken, e.to_string())),
     };
     let scope = claims
         .get("scope")
         .and_then(|v| v.as_str())
         .unwrap_or_default();
     if !scope.split_whitespace().any(|s| s == "openid") {
-        return bearer_challenge(
-            StatusCode::FORBIDDEN,
-            Some((
-                "insufficient_scope",
-                "the token was not granted the openid scope",
-            )),
-        );
+        return Err(BearerRefusal::new(
+            ErrorCode::InsufficientScope,
+            "the token was not granted the openid scope",
+        ));
     }
     let sub = claims
         .get("sub")
@@ -131,19 +102,16 @@ async fn userinfo(req: &HttpRequest, state: &AppState, body: Option<&[u8]>) -> H
         .unwrap_or_default();
     let org = claims.get("org_id").and_then(|v| v.as_str());
     match userinfo::claims(&state.db, sub, scope, org).await {
-        Ok(Some(info)) => HttpResponse::Ok()
+        Ok(Some(info)) => Ok(HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(info),
-        Ok(None) => bearer_challenge(
-            StatusCode::UNAUTHORIZED,
-            Some((
-                "invalid_token",
-                "the account behind the token no longer exists",
-            )),
-        ),
+            .json(info)),
+        Ok(None) => Err(BearerRefusal::new(
+            ErrorCode::InvalidToken,
+            "the account behind the token no longer exists",
+        )),
         Err(e) => {
             tracing::error!("userinfo: {e}");
-            HttpResponse::ServiceUnavailable().finish()
+            Err(BearerRefusal::Unavailable)
         }
     }
 }

@@ -7,7 +7,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use super::client::ClientIp;
-use super::oidc::{bearer_challenge, bearer_token};
+use actix_web::ResponseError as _;
+
+use super::error::{BearerRefusal, ErrorCode};
+use super::oidc::bearer_token;
 use super::paths;
 use crate::config::RegistrationPolicy;
 use crate::oauth::registration::{self, Metadata, RegistrationError};
@@ -27,13 +30,11 @@ fn refused(e: RegistrationError) -> HttpResponse {
         RegistrationError::InvalidClientMetadata(why) => {
             json_error(StatusCode::BAD_REQUEST, "invalid_client_metadata", &why)
         }
-        RegistrationError::InvalidToken => bearer_challenge(
-            StatusCode::UNAUTHORIZED,
-            Some((
-                "invalid_token",
-                "the access token is missing, unknown or expired",
-            )),
-        ),
+        RegistrationError::InvalidToken => BearerRefusal::new(
+            ErrorCode::InvalidToken,
+            "the access token is missing, unknown or expired",
+        )
+        .error_response(),
         e @ (RegistrationError::Storage(_) | RegistrationError::Random(_)) => {
             tracing::error!("client registration failed: {e}");
             json_error(
@@ -124,13 +125,11 @@ pub async fn register(
     };
     let initial_token = match (policy, presented) {
         (RegistrationPolicy::InitialAccessToken, None) => {
-            return bearer_challenge(
-                StatusCode::UNAUTHORIZED,
-                Some((
-                    "invalid_token",
-                    "registration needs an initial access token (Authorization: Bearer)",
-                )),
-            );
+            return BearerRefusal::new(
+                ErrorCode::InvalidToken,
+                "registration needs an initial access token (Authorization: Bearer)",
+            )
+            .error_response();
         }
         (RegistrationPolicy::InitialAccessToken, Some(t)) => Some(t),
         _ => None,

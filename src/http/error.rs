@@ -1,0 +1,186 @@
+//! The error codes Tessera answers OAuth clients and resource requests with,
+//! spelled once, and the HTTP each one becomes: status, `WWW-Authenticate`,
+//! `Retry-After`, and `Cache-Control: no-store` on every answer.
+
+use std::borrow::Cow;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+/// RFC 6749 §5.2 and §4.1.2.1, RFC 6750 §3.1, RFC 8707 §2 and OIDC Core §3.1.2.6
+/// error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    InvalidTarget,
+    AccessDenied,
+    InvalidToken,
+    InsufficientScope,
+    TemporarilyUnavailable,
+}
+
+impl ErrorCode {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::InvalidTarget => "invalid_target",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+        }
+    }
+}
+
+/// An RFC 6749 §5.2 answer of the token, revocation and introspection endpoints.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {description}", code.as_str())]
+pub struct OAuthError {
+    pub code: ErrorCode,
+    pub description: Cow<'static, str>,
+}
+
+impl OAuthError {
+    pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            code,
+            description: description.into(),
+        }
+    }
+
+    /// Storage or the cache did not answer; the cause is logged where it happened.
+    pub fn unavailable() -> Self {
+        Self::new(ErrorCode::TemporarilyUnavailable, "try again shortly")
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    error_description: &'a str,
+}
+
+impl ResponseError for OAuthError {
+    fn status_code(&self) -> StatusCode {
+        match self.code {
+            // RFC 6749 §5.2: a client that failed to authenticate gets 401 and a
+            // challenge for the scheme it may use.
+            ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
+            ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        response
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::PRAGMA, "no-cache"));
+        match self.code {
+            ErrorCode::InvalidClient => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"tessera\""));
+            }
+            ErrorCode::TemporarilyUnavailable => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+            }
+            _ => {}
+        }
+        response.json(ErrorBody {
+            error: self.code.as_str(),
+            error_description: &self.description,
+        })
+    }
+}
+
+/// An RFC 6750 §3 answer of a resource that takes bearer tokens (userinfo, client
+/// registration): a `WWW-Authenticate: Bearer` challenge, with the error code
+/// only when a token was presented.
+#[derive(Debug, thiserror::Error)]
+pub enum BearerRefusal {
+    /// No token: a bare challenge (RFC 6750 §3.1).
+    #[error("a bearer token is required")]
+    Missing,
+    /// `invalid_request` (400), `invalid_token` (401) or `insufficient_scope` (403).
+    #[error("{description}", description = .1)]
+    Refused(ErrorCode, Cow<'static, str>),
+    /// Storage or the cache did not answer; the cause is logged where it happened.
+    #[error("try again shortly")]
+    Unavailable,
+}
+
+impl BearerRefusal {
+    pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
+        BearerRefusal::Refused(code, description.into())
+    }
+}
+
+impl ResponseError for BearerRefusal {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            BearerRefusal::Missing => StatusCode::UNAUTHORIZED,
+            BearerRefusal::Refused(ErrorCode::InvalidRequest, _) => StatusCode::BAD_REQUEST,
+            BearerRefusal::Refused(ErrorCode::InsufficientScope, _) => StatusCode::FORBIDDEN,
+            BearerRefusal::Refused(..) => StatusCode::UNAUTHORIZED,
+            BearerRefusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((header::CACHE_CONTROL, "no-store"));
+        match self {
+            BearerRefusal::Missing => response
+                .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"tessera\""))
+                .finish(),
+            BearerRefusal::Refused(code, description) => {
+                // The description is ours and plain text; quotes would end the
+                // auth-param early, so they are left out.
+                let quoted = description.replace(['"', '\\'], "");
+                let challenge = format!(
+                    "Bearer realm=\"tessera\", error=\"{}\", error_description=\"{quoted}\"",
+                    code.as_str()
+                );
+                response
+                    .insert_header((header::WWW_AUTHENTICATE, challenge))
+                    .json(ErrorBody {
+                        error: code.as_str(),
+                        error_description: description,
+                    })
+            }
+            BearerRefusal::Unavailable => OAuthError::unavailable().error_response(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_code_has_its_status_and_headers() {
+        let client = OAuthError::new(ErrorCode::InvalidClient, "x").error_response();
+        assert_eq!(client.status(), 401);
+        assert!(client.headers().contains_key(header::WWW_AUTHENTICATE));
+        let busy = OAuthError::unavailable().error_response();
+        assert_eq!(busy.status(), 503);
+        assert!(busy.headers().contains_key(header::RETRY_AFTER));
+        let grant = OAuthError::new(ErrorCode::InvalidGrant, "x").error_response();
+        assert_eq!(grant.status(), 400);
+        assert_eq!(
+            grant.headers().get(header::CACHE_CONTROL).unwrap(),
+            "no-store"
+        );
+    }
+}
