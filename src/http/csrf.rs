@@ -10,7 +10,7 @@
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
-use actix_web::http::{Method, StatusCode, header};
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpRequest, ResponseError as _, web};
 
@@ -69,12 +69,7 @@ pub async fn form(
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
     // Our pages send forms only; anything else is answered as what it is.
-    let is_form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
+    if !super::form::is_form(req.request()) {
         let refusal = PageError::BadForm("it was not sent as a form".to_owned());
         return Ok(req.into_response(refusal.error_response()));
     }

@@ -70,6 +70,14 @@ impl FromRequest for Body {
     }
 }
 
+/// Whether the request says its body is `application/x-www-form-urlencoded`.
+pub fn is_form(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+}
+
 /// The largest form a browser page posts (an authorization request carried
 /// through the consent page is the longest).
 pub const MAX_PAGE_FORM: usize = 16 * 1024;
@@ -86,14 +94,10 @@ impl FromRequest for PageForm {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         use super::browser::PageError;
-        let is_form = req
-            .headers()
-            .get(actix_web::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        let sent_as_form = is_form(req);
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
-            if !is_form {
+            if !sent_as_form {
                 return Err(PageError::BadForm("it was not sent as a form".to_owned()));
             }
             let body = bytes.await.map_err(|e| match e.as_error() {

@@ -793,12 +793,7 @@ async fn authenticated_request(
     state: &AppState,
     body: &[u8],
 ) -> Result<ClientRequest, OAuthError> {
-    let is_form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
+    if !super::form::is_form(req) {
         return refuse(
             ErrorCode::InvalidRequest,
             "the body must be application/x-www-form-urlencoded",

@@ -55,12 +55,8 @@ pub async fn userinfo_post(
     state: web::Data<AppState>,
     super::form::Body(body): super::form::Body,
 ) -> Result<HttpResponse, BearerRefusal> {
-    let is_form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    userinfo(&req, &state, is_form.then_some(&body[..])).await
+    let form = super::form::is_form(&req).then_some(&body[..]);
+    userinfo(&req, &state, form).await
 }
 
 async fn userinfo(
