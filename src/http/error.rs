@@ -9,6 +9,9 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::error::ApiError;
+use crate::oauth::registration::RegistrationError;
+
 /// RFC 6749 §5.2 and §4.1.2.1, RFC 6750 §3.1, RFC 8707 §2 and OIDC Core §3.1.2.6
 /// error codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +163,47 @@ impl ResponseError for BearerRefusal {
                     })
             }
             BearerRefusal::Unavailable => OAuthError::unavailable().error_response(),
+        }
+    }
+}
+
+/// RFC 7591 §3.2.2 and RFC 7592 answers of the registration endpoints: metadata
+/// errors in the one JSON shape, a bad registration access token as a Bearer
+/// challenge.
+impl ResponseError for RegistrationError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            RegistrationError::InvalidRedirectUri(_)
+            | RegistrationError::InvalidClientMetadata(_) => StatusCode::BAD_REQUEST,
+            RegistrationError::InvalidToken => StatusCode::UNAUTHORIZED,
+            RegistrationError::Storage(_) | RegistrationError::Random(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let refused = |code, description: &str| ApiError::Refused {
+            status: StatusCode::BAD_REQUEST,
+            code,
+            description: description.to_owned(),
+        };
+        match self {
+            RegistrationError::InvalidRedirectUri(why) => {
+                refused("invalid_redirect_uri", why).error_response()
+            }
+            RegistrationError::InvalidClientMetadata(why) => {
+                refused("invalid_client_metadata", why).error_response()
+            }
+            RegistrationError::InvalidToken => BearerRefusal::new(
+                ErrorCode::InvalidToken,
+                "the access token is missing, unknown or expired",
+            )
+            .error_response(),
+            RegistrationError::Storage(_) | RegistrationError::Random(_) => {
+                tracing::error!("client registration failed: {self}");
+                OAuthError::unavailable().error_response()
+            }
         }
     }
 }

@@ -4,7 +4,6 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::json;
 
 use super::client::ClientIp;
 use actix_web::ResponseError as _;
@@ -13,38 +12,9 @@ use super::error::{BearerRefusal, ErrorCode};
 use super::oidc::bearer_token;
 use super::paths;
 use crate::config::RegistrationPolicy;
+use crate::error::ApiError;
 use crate::oauth::registration::{self, Metadata, RegistrationError};
 use crate::state::AppState;
-
-fn json_error(status: StatusCode, code: &str, description: &str) -> HttpResponse {
-    HttpResponse::build(status)
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json!({ "error": code, "error_description": description }))
-}
-
-fn refused(e: RegistrationError) -> HttpResponse {
-    match e {
-        RegistrationError::InvalidRedirectUri(why) => {
-            json_error(StatusCode::BAD_REQUEST, "invalid_redirect_uri", &why)
-        }
-        RegistrationError::InvalidClientMetadata(why) => {
-            json_error(StatusCode::BAD_REQUEST, "invalid_client_metadata", &why)
-        }
-        RegistrationError::InvalidToken => BearerRefusal::new(
-            ErrorCode::InvalidToken,
-            "the access token is missing, unknown or expired",
-        )
-        .error_response(),
-        e @ (RegistrationError::Storage(_) | RegistrationError::Random(_)) => {
-            tracing::error!("client registration failed: {e}");
-            json_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "try again shortly",
-            )
-        }
-    }
-}
 
 fn is_json(req: &HttpRequest) -> bool {
     req.headers()
@@ -67,7 +37,7 @@ fn metadata(req: &HttpRequest, body: &[u8]) -> Result<Metadata, RegistrationErro
 }
 
 fn malformed_authorization(why: &str) -> HttpResponse {
-    json_error(StatusCode::BAD_REQUEST, "invalid_request", why)
+    ApiError::BadRequest(why.to_owned()).error_response()
 }
 
 fn client_uri(state: &AppState, client_id: &str) -> String {
@@ -84,11 +54,12 @@ async fn rate_limited(req: &HttpRequest, state: &AppState) -> Option<HttpRespons
         .await
     {
         Ok(Some(wait)) => {
-            let mut response = json_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_requests",
-                "too many registrations from this address; try again later",
-            );
+            let mut response = ApiError::Refused {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                code: "too_many_requests",
+                description: "too many registrations from this address; try again later".into(),
+            }
+            .error_response();
             let secs = wait.as_secs().max(1).to_string();
             if let Ok(v) = HeaderValue::from_str(&secs) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
@@ -98,11 +69,7 @@ async fn rate_limited(req: &HttpRequest, state: &AppState) -> Option<HttpRespons
         Ok(None) => None,
         Err(e) => {
             tracing::error!("registration rate limit: {e}");
-            Some(json_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "try again shortly",
-            ))
+            Some(super::error::OAuthError::unavailable().error_response())
         }
     }
 }
@@ -114,7 +81,7 @@ pub async fn register(
 ) -> HttpResponse {
     let policy = state.settings.registration;
     if policy == RegistrationPolicy::Off {
-        return json_error(StatusCode::NOT_FOUND, "not_found", "no such resource");
+        return ApiError::NotFound.error_response();
     }
     if let Some(limited) = rate_limited(&req, &state).await {
         return limited;
@@ -136,12 +103,12 @@ pub async fn register(
     };
     let meta = match metadata(&req, &body) {
         Ok(m) => m,
-        Err(e) => return refused(e),
+        Err(e) => return e.error_response(),
     };
     let new = match registration::validate(&meta, state.settings.registration_allow_http_localhost)
     {
         Ok(n) => n,
-        Err(e) => return refused(e),
+        Err(e) => return e.error_response(),
     };
     match registration::register(&state.db, new, initial_token.as_deref()).await {
         Ok(done) => {
@@ -157,7 +124,7 @@ pub async fn register(
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .json(body)
         }
-        Err(e) => refused(e),
+        Err(e) => e.error_response(),
     }
 }
 
@@ -167,16 +134,12 @@ async fn authorized(
     client_id: &str,
 ) -> Result<crate::oauth::clients::Client, HttpResponse> {
     if state.settings.registration == RegistrationPolicy::Off {
-        return Err(json_error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such resource",
-        ));
+        return Err(ApiError::NotFound.error_response());
     }
     let presented = bearer_token(req, None).map_err(malformed_authorization)?;
     registration::authorized_client(&state.db, client_id, presented.as_deref())
         .await
-        .map_err(refused)
+        .map_err(|e| e.error_response())
 }
 
 pub async fn read(
@@ -199,7 +162,7 @@ pub async fn read(
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .json(body)
         }
-        Err(e) => refused(e),
+        Err(e) => e.error_response(),
     }
 }
 
@@ -215,7 +178,7 @@ pub async fn update(
     };
     let meta = match metadata(&req, &body) {
         Ok(m) => m,
-        Err(e) => return refused(e),
+        Err(e) => return e.error_response(),
     };
     match registration::update(
         &state.db,
@@ -238,7 +201,7 @@ pub async fn update(
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .json(body)
         }
-        Err(e) => refused(e),
+        Err(e) => e.error_response(),
     }
 }
 
@@ -259,6 +222,6 @@ pub async fn delete(
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .finish()
         }
-        Err(e) => refused(e.into()),
+        Err(e) => RegistrationError::from(e).error_response(),
     }
 }
