@@ -1,5 +1,6 @@
-//! What every browser page shares: the cookie builder, CSRF checks, the signed-in
-//! session, static assets, and the HTML error page.
+//! What every browser page shares: the cookie builder, the secrets CSRF tokens are
+//! bound to, the signed-in session, which origin a form may end at, static assets,
+//! and the HTML error page.
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;

@@ -1,7 +1,8 @@
 //! The passkey ceremonies as JSON endpoints for `static/passkeys.js`: sign-in and
-//! sign-up before a session exists (CSRF token of the pre-session cookie), adding a
-//! passkey with one (the session's CSRF token), each in a `…/start` and `…/finish`
-//! step. Rename and remove are plain forms on the account page.
+//! sign-up before a session exists, adding a passkey with one, each in a `…/start`
+//! and `…/finish` step (the router checks the page's CSRF token in `x-csrf-token`
+//! before any of them runs: `http::csrf::script`). Rename and remove are plain
+//! forms on the account page.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
