@@ -36,6 +36,15 @@ struct ErrorBody<'a> {
 }
 
 impl ApiError {
+    /// A refusal with its own status and code.
+    pub fn refused(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
+        ApiError::Refused {
+            status,
+            code,
+            description: description.into(),
+        }
+    }
+
     fn code(&self) -> &'static str {
         match self {
             ApiError::NotFound => "not_found",

@@ -44,6 +44,27 @@ fn wait_with_timeout(mut child: std::process::Child, limit: Duration) -> Output 
     }
 }
 
+/// Starts `tessera serve` in `dir` on its embedded defaults (plus `env`) on a free
+/// loopback port, with stdout and stderr captured; the child and its address.
+fn serve_in(dir: &Path, env: &[(&str, &str)]) -> (std::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bind = format!("127.0.0.1:{port}");
+    let child = Command::new(BIN)
+        .current_dir(dir)
+        .env_clear()
+        .env("TESSERA_BIND", &bind)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (child, bind)
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -232,12 +253,6 @@ fn migrate_is_idempotent_and_keys_rotate_shows_in_keys_list() {
 #[test]
 fn the_server_starts_on_embedded_defaults_logs_json_lines_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let bind = format!("127.0.0.1:{port}");
     // A keys directory someone made open to all (issue 18 §6): tightened at start.
     {
         use std::os::unix::fs::PermissionsExt;
@@ -248,15 +263,7 @@ fn the_server_starts_on_embedded_defaults_logs_json_lines_and_stops_cleanly_on_s
         )
         .unwrap();
     }
-    let child = Command::new(BIN)
-        .current_dir(dir.path())
-        .env_clear()
-        .env("TESSERA_BIND", &bind)
-        .env("TESSERA_LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (child, bind) = serve_in(dir.path(), &[("TESSERA_LOG_FORMAT", "json")]);
     let pid = child.id().to_string();
 
     let started = Instant::now();
@@ -329,20 +336,7 @@ fn the_server_starts_on_embedded_defaults_logs_json_lines_and_stops_cleanly_on_s
 #[test]
 fn logs_name_route_patterns_not_secret_paths_and_are_plain_text_off_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let bind = format!("127.0.0.1:{port}");
-    let child = Command::new(BIN)
-        .current_dir(dir.path())
-        .env_clear()
-        .env("TESSERA_BIND", &bind)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (child, bind) = serve_in(dir.path(), &[]);
     let pid = child.id().to_string();
     let secret = "s3cretInvitationToken0123456789abcdefghijk";
     let get = |path: &str| -> Option<String> {

@@ -331,6 +331,27 @@ struct ErrorPage<'a> {
     back_to: &'a str,
 }
 
+/// The one error page: a title, what happened, and where "Continue" leads (this
+/// server's account page, or a link the person may follow to a client).
+pub fn error_page(
+    title: &str,
+    message: impl Into<String>,
+    back_to: &str,
+    status: StatusCode,
+) -> HttpResponse {
+    let page = ErrorPage {
+        page: PageContext {
+            asset_version: asset_version(),
+            csrf: String::new(),
+            signed_in_as: None,
+        },
+        title,
+        message: message.into(),
+        back_to,
+    };
+    render(&page, status)
+}
+
 impl ResponseError for PageError {
     fn status_code(&self) -> StatusCode {
         match self {
@@ -350,19 +371,7 @@ impl ResponseError for PageError {
             PageError::NotFound => "Not found",
             PageError::BadForm(_) | PageError::Forbidden | PageError::TooLarge => "Request refused",
         };
-        let mut response = render(
-            &ErrorPage {
-                page: PageContext {
-                    asset_version: asset_version(),
-                    csrf: String::new(),
-                    signed_in_as: None,
-                },
-                title,
-                message: self.to_string(),
-                back_to: "/account",
-            },
-            self.status_code(),
-        );
+        let mut response = error_page(title, self.to_string(), "/account", self.status_code());
         if matches!(self, PageError::Unavailable) {
             response
                 .headers_mut()

@@ -9,7 +9,9 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use super::browser::PageError;
 use crate::error::ApiError;
+use crate::identity::passkeys::PasskeyError;
 use crate::oauth::registration::RegistrationError;
 
 /// RFC 6749 §5.2 and §4.1.2.1, RFC 6750 §3.1, RFC 8707 §2 and OIDC Core §3.1.2.6
@@ -203,6 +205,49 @@ impl ResponseError for RegistrationError {
             RegistrationError::Storage(_) | RegistrationError::Random(_) => {
                 tracing::error!("client registration failed: {self}");
                 OAuthError::unavailable().error_response()
+            }
+        }
+    }
+}
+
+/// A browser-side failure met by a JSON endpoint (the passkey scripts'): the
+/// same cause, in the JSON shape.
+impl From<PageError> for ApiError {
+    fn from(e: PageError) -> Self {
+        match e {
+            PageError::Unavailable => ApiError::Unavailable("try again in a moment".into()),
+            other => ApiError::BadRequest(other.to_string()),
+        }
+    }
+}
+
+/// How a passkey ceremony's refusal reads to the page's script.
+impl From<PasskeyError> for ApiError {
+    fn from(e: PasskeyError) -> Self {
+        use PasskeyError as E;
+        let description = e.to_string();
+        match e {
+            E::CeremonyExpired
+            | E::Rejected(_)
+            | E::NotVerified
+            | E::InvalidEmail
+            | E::InvalidName => {
+                ApiError::refused(StatusCode::BAD_REQUEST, "invalid_request", description)
+            }
+            E::UnknownCredential | E::CounterRegression | E::Disabled => {
+                ApiError::refused(StatusCode::UNAUTHORIZED, "access_denied", description)
+            }
+            E::EmailTaken | E::LastWayIn => {
+                ApiError::refused(StatusCode::CONFLICT, "conflict", description)
+            }
+            E::NotFound => ApiError::NotFound,
+            E::Storage(_) | E::Cache(_) => {
+                tracing::error!("passkey ceremony failed: {e}");
+                ApiError::Unavailable("try again in a moment".into())
+            }
+            E::Internal(_) => {
+                tracing::error!("passkey ceremony failed: {e}");
+                ApiError::Internal
             }
         }
     }

@@ -22,8 +22,8 @@ use serde::Serialize;
 use url::Url;
 
 use super::browser::{
-    PageContext, PageError, SignedIn, allow_form_target, asset_version, form_target, render,
-    see_other, signed_in,
+    PageContext, PageError, SignedIn, allow_form_target, asset_version, error_page, form_target,
+    render, see_other, signed_in,
 };
 use super::error::{ErrorCode, OAuthError};
 use crate::oauth::MAX_NONCE;
@@ -43,31 +43,15 @@ use crate::orgs::{self, OrgChoice};
 use crate::state::AppState;
 use crate::tokens::Algorithm;
 
-#[derive(Template)]
-#[template(path = "error.html")]
-struct AuthorizeErrorPage<'a> {
-    page: PageContext,
-    title: &'a str,
-    message: String,
-    back_to: &'a str,
-}
-
 /// The longest `state` echoed back into the redirect. Generous for any real client
 /// (node-oidc-provider and Hydra clients use a few dozen characters).
 const MAX_STATE: usize = 2048;
 
 fn refusal_page(message: impl Into<String>) -> HttpResponse {
-    render(
-        &AuthorizeErrorPage {
-            page: PageContext {
-                asset_version: asset_version(),
-                csrf: String::new(),
-                signed_in_as: None,
-            },
-            title: "This sign-in link is not valid",
-            message: message.into(),
-            back_to: "/account",
-        },
+    error_page(
+        "This sign-in link is not valid",
+        message,
+        "/account",
         StatusCode::BAD_REQUEST,
     )
 }
@@ -115,20 +99,13 @@ impl ClientRedirect {
         }
         if self.link_only {
             url.query_pairs_mut().append_pair("iss", &self.issuer);
-            return render(
-                &AuthorizeErrorPage {
-                    page: PageContext {
-                        asset_version: asset_version(),
-                        csrf: String::new(),
-                        signed_in_as: None,
-                    },
-                    title: "The application's request cannot be completed",
-                    message: format!(
-                        "{description}. Continue to return to the application at {}.",
-                        self.uri.origin().ascii_serialization()
-                    ),
-                    back_to: url.as_str(),
-                },
+            return error_page(
+                "The application's request cannot be completed",
+                format!(
+                    "{description}. Continue to return to the application at {}.",
+                    self.uri.origin().ascii_serialization()
+                ),
+                url.as_str(),
                 StatusCode::BAD_REQUEST,
             );
         }

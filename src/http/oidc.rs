@@ -134,27 +134,11 @@ struct LogoutPage {
     continue_to: Option<String>,
 }
 
-#[derive(Template)]
-#[template(path = "error.html")]
-struct LogoutErrorPage<'a> {
-    page: PageContext,
-    title: &'a str,
-    message: String,
-    back_to: &'a str,
-}
-
 fn logout_refusal(message: &str) -> HttpResponse {
-    render(
-        &LogoutErrorPage {
-            page: PageContext {
-                asset_version: asset_version(),
-                csrf: String::new(),
-                signed_in_as: None,
-            },
-            title: "This sign-out link is not valid",
-            message: message.to_owned(),
-            back_to: "/account",
-        },
+    super::browser::error_page(
+        "This sign-out link is not valid",
+        message,
+        "/account",
         StatusCode::BAD_REQUEST,
     )
 }

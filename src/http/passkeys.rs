@@ -26,17 +26,9 @@ use crate::state::AppState;
 /// Larger than any attestation a passkey sends (`none` attestation, one key).
 const MAX_BODY: usize = 64 * 1024;
 
-fn refused(status: StatusCode, code: &'static str, description: impl Into<String>) -> ApiError {
-    ApiError::Refused {
-        status,
-        code,
-        description: description.into(),
-    }
-}
-
 fn enabled(state: &AppState) -> Result<&Passkeys, ApiError> {
     state.passkeys.as_ref().ok_or_else(|| {
-        refused(
+        ApiError::refused(
             StatusCode::NOT_FOUND,
             "passkeys_unavailable",
             "passkeys are not available on this server",
@@ -46,22 +38,14 @@ fn enabled(state: &AppState) -> Result<&Passkeys, ApiError> {
 
 /// The session a script request was made in (the router checked its CSRF header).
 async fn check_session(req: &HttpRequest, state: &AppState) -> Result<SignedIn, ApiError> {
-    signed_in(req, state)
-        .await
-        .map_err(page_to_api)?
-        .ok_or_else(|| refused(StatusCode::UNAUTHORIZED, "login_required", "sign in first"))
-}
-
-fn page_to_api(e: PageError) -> ApiError {
-    match e {
-        PageError::Unavailable => ApiError::Unavailable("try again in a moment".into()),
-        other => ApiError::BadRequest(other.to_string()),
-    }
+    signed_in(req, state).await?.ok_or_else(|| {
+        ApiError::refused(StatusCode::UNAUTHORIZED, "login_required", "sign in first")
+    })
 }
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.len() > MAX_BODY {
-        return Err(refused(
+        return Err(ApiError::refused(
             StatusCode::PAYLOAD_TOO_LARGE,
             "invalid_request",
             "the request body is too large",
@@ -70,29 +54,6 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::BadRequest(format!("the request body is not what was expected: {e}"))
     })
-}
-
-fn passkey_error(e: PasskeyError) -> ApiError {
-    use PasskeyError as E;
-    let description = e.to_string();
-    match e {
-        E::CeremonyExpired | E::Rejected(_) | E::NotVerified | E::InvalidEmail | E::InvalidName => {
-            refused(StatusCode::BAD_REQUEST, "invalid_request", description)
-        }
-        E::UnknownCredential | E::CounterRegression | E::Disabled => {
-            refused(StatusCode::UNAUTHORIZED, "access_denied", description)
-        }
-        E::EmailTaken | E::LastWayIn => refused(StatusCode::CONFLICT, "conflict", description),
-        E::NotFound => ApiError::NotFound,
-        E::Storage(_) | E::Cache(_) => {
-            tracing::error!("passkey ceremony failed: {e}");
-            ApiError::Unavailable("try again in a moment".into())
-        }
-        E::Internal(_) => {
-            tracing::error!("passkey ceremony failed: {e}");
-            ApiError::Internal
-        }
-    }
 }
 
 async fn address_blocked(
@@ -186,7 +147,7 @@ pub async fn sign_in_start(
     if let Some(wait) = address_blocked(&req, &state).await? {
         return Ok(too_many_attempts(wait));
     }
-    let begun = passkeys.start_sign_in().await.map_err(passkey_error)?;
+    let begun = passkeys.start_sign_in().await?;
     Ok(started(&state, passkeys, begun.options, begun.token))
 }
 
@@ -236,7 +197,7 @@ pub async fn sign_in_finish(
             .await
             .map_err(throttle_failed)?;
     }
-    let done = outcome.map_err(passkey_error)?;
+    let done = outcome?;
     tracing::info!(user = %done.user.id, "signed in with a passkey");
     signed_in_response(
         &req,
@@ -261,7 +222,7 @@ pub async fn sign_up_start(
 ) -> Result<HttpResponse, ApiError> {
     let passkeys = enabled(&state)?;
     if !state.settings.signup {
-        return Err(refused(
+        return Err(ApiError::refused(
             StatusCode::FORBIDDEN,
             "signup_closed",
             "sign-up is closed on this server",
@@ -282,10 +243,7 @@ pub async fn sign_up_start(
         ));
     }
     let start: SignUpStart = parse(&body)?;
-    let begun = passkeys
-        .start_sign_up(&start.email)
-        .await
-        .map_err(passkey_error)?;
+    let begun = passkeys.start_sign_up(&start.email).await?;
     Ok(started(&state, passkeys, begun.options, begun.token))
 }
 
@@ -297,10 +255,7 @@ pub async fn sign_up_finish(
     let passkeys = enabled(&state)?;
     let finish: Finish<RegisterPublicKeyCredential> = parse(&body)?;
     let token = ceremony_token(&req, &state.settings);
-    let done = passkeys
-        .finish_sign_up(&token, &finish.credential)
-        .await
-        .map_err(passkey_error)?;
+    let done = passkeys.finish_sign_up(&token, &finish.credential).await?;
     tracing::info!(user = %done.user.id, "account created with a passkey");
     signed_in_response(
         &req,
@@ -326,13 +281,13 @@ pub async fn add_start(
         })?
         .ok_or(ApiError::NotFound)?;
     if passkeys::needs_fresh_sign_in(&user, current.session.auth_time) {
-        return Err(refused(
+        return Err(ApiError::refused(
             StatusCode::FORBIDDEN,
             "login_required",
             "sign in again to add a passkey (your sign-in is more than a few minutes old)",
         ));
     }
-    let begun = passkeys.start_add(&user).await.map_err(passkey_error)?;
+    let begun = passkeys.start_add(&user).await?;
     Ok(started(&state, passkeys, begun.options, begun.token))
 }
 
@@ -347,8 +302,7 @@ pub async fn add_finish(
     let token = ceremony_token(&req, &state.settings);
     let added = passkeys
         .finish_add(&token, current.session.user_id, &finish.credential)
-        .await
-        .map_err(passkey_error)?;
+        .await?;
     tracing::info!(user = %current.session.user_id, passkey = %added.id, "passkey added");
     let mut response = HttpResponse::Ok()
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
