@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::browser::PageError;
 use crate::error::ApiError;
 use crate::identity::passkeys::PasskeyError;
+use crate::oauth::extensions::TokenRefusal;
 use crate::oauth::registration::RegistrationError;
 
 /// RFC 6749 §5.2 and §4.1.2.1, RFC 6750 §3.1, RFC 8707 §2 and OIDC Core §3.1.2.6
@@ -166,6 +167,20 @@ impl ResponseError for BearerRefusal {
             }
             BearerRefusal::Unavailable => OAuthError::unavailable().error_response(),
         }
+    }
+}
+
+/// The code each of a code's checks fails with at the token endpoint.
+impl From<TokenRefusal> for OAuthError {
+    fn from(refusal: TokenRefusal) -> Self {
+        let code = match refusal {
+            TokenRefusal::VerifierMissing | TokenRefusal::VerifierMalformed => {
+                ErrorCode::InvalidRequest
+            }
+            TokenRefusal::VerifierMismatch => ErrorCode::InvalidGrant,
+            TokenRefusal::ResourceNotGranted => ErrorCode::InvalidTarget,
+        };
+        OAuthError::new(code, refusal.to_string())
     }
 }
 

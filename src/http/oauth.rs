@@ -30,7 +30,7 @@ use crate::oauth::MAX_NONCE;
 use crate::oauth::clients::{AuthMethod, Client, ClientRegistry, GRANT_TYPES, GrantType};
 use crate::oauth::codes::{CodeFailure, CodeStore, SessionContext};
 use crate::oauth::consent;
-use crate::oauth::extensions::{AuthorizationChecks, RESOURCE_NOT_GRANTED, TokenChecks};
+use crate::oauth::extensions::{AuthorizationChecks, TokenChecks};
 use crate::oauth::flows::{
     AuthorizationFlow, AuthorizationRequest, ClientCredentialsExchange, ClientCredentialsRequest,
     CodeExchange, Params, RefreshExchange, RefreshRequest, TokenRequest,
@@ -1208,16 +1208,8 @@ fn exchange_error(mut error: TokenError, flow: &CodeExchange) -> Result<HttpResp
         }
         None => {}
     }
-    if let Some(why) = flow.checks.refusal {
-        // RFC 7636 §4.6: a verifier that does not match is an invalid grant.
-        let code = if why == RESOURCE_NOT_GRANTED {
-            ErrorCode::InvalidTarget
-        } else if why.contains("does not match") {
-            ErrorCode::InvalidGrant
-        } else {
-            ErrorCode::InvalidRequest
-        };
-        return refuse(code, why);
+    if let Some(refusal) = flow.checks.refusal {
+        return Err(refusal.into());
     }
     if matches!(error, TokenError::Primitive(_)) {
         return Err(OAuthError::unavailable());

@@ -89,7 +89,22 @@ pub struct TokenChecks {
     pkce: Pkce,
     /// The RFC 8707 resource named at the token endpoint, if any.
     pub resource: Option<String>,
-    pub refusal: Option<&'static str>,
+    pub refusal: Option<TokenRefusal>,
+}
+
+/// Why a token request failed the checks its code carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRefusal {
+    #[error("code_verifier is required")]
+    VerifierMissing,
+    #[error("code_verifier must be 43 to 128 unreserved characters")]
+    VerifierMalformed,
+    /// RFC 7636 §4.6: an invalid grant, not a malformed request.
+    #[error("code_verifier does not match the code_challenge")]
+    VerifierMismatch,
+    /// RFC 8707 §2.2: the token request named a resource the grant did not cover.
+    #[error("the resource differs from the one authorized")]
+    ResourceNotGranted,
 }
 
 impl Default for TokenChecks {
@@ -102,9 +117,6 @@ impl Default for TokenChecks {
     }
 }
 
-/// The refusal text for a token-endpoint resource the grant did not cover.
-pub const RESOURCE_NOT_GRANTED: &str = "the resource differs from the one authorized";
-
 #[async_trait]
 impl oxide_auth_async::code_grant::access_token::Extension for TokenChecks {
     async fn extend(
@@ -114,16 +126,16 @@ impl oxide_auth_async::code_grant::access_token::Extension for TokenChecks {
     ) -> Result<Extensions, ()> {
         let verifier = request.extension("code_verifier");
         let Some(verifier) = verifier else {
-            self.refusal = Some("code_verifier is required");
+            self.refusal = Some(TokenRefusal::VerifierMissing);
             return Err(());
         };
         if !is_pkce_string(&verifier) {
-            self.refusal = Some("code_verifier must be 43 to 128 unreserved characters");
+            self.refusal = Some(TokenRefusal::VerifierMalformed);
             return Err(());
         }
         let challenge = data.remove(&self.pkce);
         if self.pkce.verify(challenge, Some(verifier)).is_err() {
-            self.refusal = Some("code_verifier does not match the code_challenge");
+            self.refusal = Some(TokenRefusal::VerifierMismatch);
             return Err(());
         }
         // RFC 8707 §2.2: the token request may name the authorized resource, not another.
@@ -134,11 +146,11 @@ impl oxide_auth_async::code_grant::access_token::Extension for TokenChecks {
         if let (Some(asked), Some(granted)) = (&self.resource, &authorized)
             && asked != granted
         {
-            self.refusal = Some(RESOURCE_NOT_GRANTED);
+            self.refusal = Some(TokenRefusal::ResourceNotGranted);
             return Err(());
         }
         if let (Some(_), None) = (&self.resource, &authorized) {
-            self.refusal = Some(RESOURCE_NOT_GRANTED);
+            self.refusal = Some(TokenRefusal::ResourceNotGranted);
             return Err(());
         }
         // Everything else recorded at authorization travels on to the issuer.
