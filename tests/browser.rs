@@ -394,12 +394,7 @@ async fn a_person_picks_an_organization_and_allows_an_application_in_the_browser
     browser.screenshots("consent").await;
     browser.click_button("Allow").await;
     // The browser arrives at the client with a code.
-    let answer = listener.wait_for("/cb", 1).await;
-    assert!(
-        common::oauth::param(&answer, "code").is_some(),
-        "{answer:?}"
-    );
-    assert_eq!(common::oauth::param(&answer, "state"), Some("st-123"));
+    listener.code(1).await;
     browser.call("DELETE", "", json!({})).await;
 }
 
@@ -502,7 +497,7 @@ async fn a_person_signs_up_and_in_with_a_passkey_and_authorizes_an_application_w
     browser.click_button("Sign in with a passkey").await;
     browser.wait_for_text("Allow Orders Dashboard?").await;
     browser.click_button("Allow").await;
-    let answer = listener.wait_for("/cb", 1).await;
+    let answer = listener.code(1).await;
     let code = common::oauth::param(&answer, "code")
         .expect("a code")
         .to_owned();
@@ -613,12 +608,7 @@ async fn an_application_on_another_origin_gets_every_answer_in_the_browser() {
     browser.click_button("Sign in").await;
     browser.wait_for_text("Allow Orders Dashboard?").await;
     browser.click_button("Allow").await;
-    let answer = listener.wait_for("/cb", 1).await;
-    assert!(
-        common::oauth::param(&answer, "code").is_some(),
-        "{answer:?}"
-    );
-    assert_eq!(common::oauth::param(&answer, "state"), Some("st-123"));
+    let answer = listener.code(1).await;
     assert_eq!(
         common::oauth::param(&answer, "iss"),
         Some(app.state.settings.issuer_str())
@@ -650,11 +640,7 @@ async fn an_application_on_another_origin_gets_every_answer_in_the_browser() {
     browser.fill("Email", "grace@example.com").await;
     browser.fill("Password", common::PASSWORD).await;
     browser.click_button("Sign in").await;
-    let answer = listener.wait_for("/cb", 3).await;
-    assert!(
-        common::oauth::param(&answer, "code").is_some(),
-        "{answer:?}"
-    );
+    listener.code(3).await;
 
     // The organization picker: with consent already given for the scope, the
     // choice itself ends at the client.
@@ -675,11 +661,7 @@ async fn an_application_on_another_origin_gets_every_answer_in_the_browser() {
     browser
         .call("POST", &format!("/element/{globex}/click"), json!({}))
         .await;
-    let answer = listener.wait_for("/cb", 4).await;
-    assert!(
-        common::oauth::param(&answer, "code").is_some(),
-        "{answer:?}"
-    );
+    listener.code(4).await;
 
     // RP-initiated logout without an id_token_hint: the person confirms, then
     // lands on the client's registered post-logout URI with its state.

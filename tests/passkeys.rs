@@ -826,3 +826,38 @@ async fn passkeys_are_off_when_the_issuer_is_an_ip_address() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "passkeys_unavailable");
 }
+
+/// Issue 18 §3: starting a passkey sign-up tells whether an email is free, so it
+/// counts against the same per-address sign-up limit as the password form.
+#[tokio::test]
+async fn passkey_sign_up_starts_are_limited_per_address() {
+    let app = common::spawn_app_with(|env| {
+        env.insert("TESSERA_TEST_ISSUER_HOST".into(), "localhost".into());
+        env.insert("TESSERA_SIGNUP_MAX_PER_IP".into(), "2".into());
+    })
+    .await;
+    let ada = Person::new(&app);
+    let csrf = ada.csrf("/signup").await;
+    for i in 0..2 {
+        let started = ada
+            .post_json(
+                "/passkeys/sign-up/start",
+                &csrf,
+                json!({ "email": format!("p{i}@example.com") }),
+            )
+            .await;
+        assert_eq!(started.status, 200, "{}", started.body);
+    }
+    let limited = ada
+        .post_json(
+            "/passkeys/sign-up/start",
+            &csrf,
+            json!({ "email": "p9@example.com" }),
+        )
+        .await;
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    assert_eq!(limited.body["error"], "too_many_requests");
+    // The password form shares the count.
+    let form = ada.browser.sign_up("p8@example.com", PASSWORD).await;
+    assert_eq!(form.status, 429);
+}

@@ -831,15 +831,19 @@ async fn an_update_of_name_logo_home_page_or_redirect_uris_forgets_consent() {
             ],
         )
     };
-    let page = browser
-        .get(&common::oauth::authorize_path(
-            &client_id,
-            &challenge,
-            &[("scope", "openid email")],
-        ))
-        .await;
-    let allowed = redirect_params(&decide(&browser, &page, "allow").await);
-    assert!(param(&allowed, "code").is_some());
+    // The person allows the application on its consent page.
+    let allow = || async {
+        let page = browser
+            .get(&common::oauth::authorize_path(
+                &client_id,
+                &challenge,
+                &[("scope", "openid email")],
+            ))
+            .await;
+        let allowed = redirect_params(&decide(&browser, &page, "allow").await);
+        assert!(param(&allowed, "code").is_some());
+    };
+    allow().await;
 
     // Each update changes one field of the one before; only what the person
     // saw or where the answer goes forgets the consent.
@@ -872,15 +876,7 @@ async fn an_update_of_name_logo_home_page_or_redirect_uris_forgets_consent() {
         }
         assert_eq!(param(&answer, "error"), Some("consent_required"), "{field}");
         // Allowed again for the next round.
-        let page = browser
-            .get(&common::oauth::authorize_path(
-                &client_id,
-                &challenge,
-                &[("scope", "openid email")],
-            ))
-            .await;
-        let allowed = redirect_params(&decide(&browser, &page, "allow").await);
-        assert!(param(&allowed, "code").is_some());
+        allow().await;
     }
 }
 

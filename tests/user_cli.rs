@@ -194,26 +194,11 @@ async fn user_disable_revokes_refresh_tokens_and_its_access_tokens_stop_working(
         (status, body["error"].as_str()),
         (400, Some("invalid_grant"))
     );
-    let introspection: serde_json::Value = app
-        .client
-        .post(app.url("/introspect"))
-        .basic_auth(&client.id, client.secret.as_deref())
-        .form(&[("token", access)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(introspection, serde_json::json!({ "active": false }));
-    let userinfo = app
-        .client
-        .get(app.url("/userinfo"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(userinfo.status(), 401);
+    assert_eq!(
+        common::oauth::introspect(&app, &client, access).await,
+        serde_json::json!({ "active": false })
+    );
+    assert_eq!(common::oauth::userinfo_status(&app, access).await, 401);
 
     // Enabled again: the person signs in anew; the old grant stays dead.
     let out = tessera(&app, &["user", "enable", "--email", "ada@example.com"], "");

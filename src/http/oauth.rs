@@ -693,18 +693,18 @@ pub(super) async fn return_target(state: &AppState, return_to: Option<&str>) -> 
         }
     }
     let (client_id, redirect_uri) = (client_id?, redirect_uri?);
-    let client = match state.clients.find(&state.db, &client_id).await {
-        Ok(client) => client?,
+    match state
+        .clients
+        .verified_redirect(&state.db, &client_id, &redirect_uri)
+        .await
+    {
+        Ok(uri) => form_target(&uri?),
         Err(e) => {
             // The page still works; only its answer cannot end at the client.
             tracing::warn!("sign-in page: client lookup failed: {e}");
-            return None;
+            None
         }
-    };
-    if !client.redirect_allowed(&redirect_uri) {
-        return None;
     }
-    form_target(&Url::parse(&redirect_uri).ok()?)
 }
 
 fn unavailable(e: &dyn std::fmt::Display) -> PageError {

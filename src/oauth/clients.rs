@@ -639,6 +639,21 @@ impl ClientCache {
         Ok(found)
     }
 
+    /// The redirect URI `redirect_uri`, when it is one `client_id` registered (the
+    /// same check `/authorize` makes before anything may go there); `None`
+    /// for an unknown client or a URI it did not register.
+    pub async fn verified_redirect(
+        &self,
+        db: &DatabaseConnection,
+        client_id: &str,
+        redirect_uri: &str,
+    ) -> Result<Option<Url>, sea_orm::DbErr> {
+        let client = self.find(db, client_id).await?;
+        Ok(client
+            .filter(|c| c.redirect_allowed(redirect_uri))
+            .and_then(|_| Url::parse(redirect_uri).ok()))
+    }
+
     /// Drops a client this instance just changed or deleted.
     pub fn forget(&self, client_id: &str) {
         self.entries

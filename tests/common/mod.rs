@@ -455,6 +455,15 @@ impl ClientListener {
             .count()
     }
 
+    /// Waits for callback number `nth` at `/cb`, asserts it brings a code and the
+    /// test's `state`, and returns its parameters.
+    pub async fn code(&self, nth: usize) -> Vec<(String, String)> {
+        let answer = self.wait_for("/cb", nth).await;
+        assert!(oauth::param(&answer, "code").is_some(), "{answer:?}");
+        assert_eq!(oauth::param(&answer, "state"), Some("st-123"));
+        answer
+    }
+
     /// Waits (up to 10 s) for request number `nth` (from 1) for `path`, and returns
     /// its query parameters.
     pub async fn wait_for(&self, path: &str, nth: usize) -> Vec<(String, String)> {

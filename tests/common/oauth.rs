@@ -260,3 +260,29 @@ pub async fn signed_in_with_refresh_token(
         .expect("tokens");
     (browser, client, tokens)
 }
+
+/// RFC 7662 introspection of `token` by `client` (HTTP Basic): the JSON answer.
+pub async fn introspect(app: &TestApp, client: &TestClient, token: &str) -> serde_json::Value {
+    app.client
+        .post(app.url("/introspect"))
+        .basic_auth(&client.id, client.secret.as_deref())
+        .form(&[("token", token)])
+        .send()
+        .await
+        .expect("introspection endpoint")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+/// The status `/userinfo` answers a bearer `token` with.
+pub async fn userinfo_status(app: &TestApp, token: &str) -> u16 {
+    app.client
+        .get(app.url("/userinfo"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("userinfo endpoint")
+        .status()
+        .as_u16()
+}
