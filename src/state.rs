@@ -29,3 +29,15 @@ pub struct AppState {
     pub passkeys: Option<Passkeys>,
     pub clients: Arc<crate::oauth::clients::ClientCache>,
 }
+
+impl AppState {
+    /// What the grants and revocation need; Arc clones only.
+    pub fn issuer_config(&self) -> crate::oauth::tokens::IssuerConfig {
+        crate::oauth::tokens::IssuerConfig {
+            keys: self.keys.clone(),
+            cache: self.cache.clone(),
+            db: self.db.clone(),
+            settings: self.settings.clone(),
+        }
+    }
+}

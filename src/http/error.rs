@@ -1,5 +1,5 @@
-//! The error codes Tessera answers OAuth clients and resource requests with,
-//! spelled once, and the HTTP each one becomes: status, `WWW-Authenticate`,
+//! The HTTP each error becomes (the OAuth codes themselves are spelled once, in
+//! `oauth::error`): status, `WWW-Authenticate`,
 //! `Retry-After`, and `Cache-Control: no-store` on every answer.
 
 use std::borrow::Cow;
@@ -12,43 +12,9 @@ use serde::Serialize;
 use super::browser::PageError;
 use crate::error::ApiError;
 use crate::identity::passkeys::PasskeyError;
-use crate::oauth::extensions::TokenRefusal;
+use crate::oauth::error::ErrorCode;
+use crate::oauth::error::TokenError;
 use crate::oauth::registration::RegistrationError;
-
-/// RFC 6749 §5.2 and §4.1.2.1, RFC 6750 §3.1, RFC 8707 §2 and OIDC Core §3.1.2.6
-/// error codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    InvalidRequest,
-    InvalidClient,
-    InvalidGrant,
-    UnauthorizedClient,
-    UnsupportedGrantType,
-    InvalidScope,
-    InvalidTarget,
-    AccessDenied,
-    InvalidToken,
-    InsufficientScope,
-    TemporarilyUnavailable,
-}
-
-impl ErrorCode {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidRequest => "invalid_request",
-            ErrorCode::InvalidClient => "invalid_client",
-            ErrorCode::InvalidGrant => "invalid_grant",
-            ErrorCode::UnauthorizedClient => "unauthorized_client",
-            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
-            ErrorCode::InvalidScope => "invalid_scope",
-            ErrorCode::InvalidTarget => "invalid_target",
-            ErrorCode::AccessDenied => "access_denied",
-            ErrorCode::InvalidToken => "invalid_token",
-            ErrorCode::InsufficientScope => "insufficient_scope",
-            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
-        }
-    }
-}
 
 /// An RFC 6749 §5.2 answer of the token, revocation and introspection endpoints.
 #[derive(Debug, thiserror::Error)]
@@ -170,17 +136,10 @@ impl ResponseError for BearerRefusal {
     }
 }
 
-/// The code each of a code's checks fails with at the token endpoint.
-impl From<TokenRefusal> for OAuthError {
-    fn from(refusal: TokenRefusal) -> Self {
-        let code = match refusal {
-            TokenRefusal::VerifierMissing | TokenRefusal::VerifierMalformed => {
-                ErrorCode::InvalidRequest
-            }
-            TokenRefusal::VerifierMismatch => ErrorCode::InvalidGrant,
-            TokenRefusal::ResourceNotGranted => ErrorCode::InvalidTarget,
-        };
-        OAuthError::new(code, refusal.to_string())
+/// A grant's refusal, in the code it carries.
+impl From<TokenError> for OAuthError {
+    fn from(refusal: TokenError) -> Self {
+        OAuthError::new(refusal.code(), refusal.to_string())
     }
 }
 

@@ -1,19 +1,20 @@
 //! actix routes and handlers, grouped by what the client sees.
 
 pub mod account;
+pub mod authorize;
 pub mod browser;
 pub mod client;
 pub mod csrf;
 pub mod error;
 pub mod form;
 pub mod middleware;
-pub mod oauth;
 pub mod oidc;
 pub mod ops;
 pub mod organizations;
 pub mod passkeys;
 pub mod registration;
 pub mod signin;
+pub mod token;
 pub mod well_known;
 
 use actix_web::http::header::{self, HeaderValue};
@@ -92,7 +93,7 @@ fn table() -> Vec<Entry> {
     // match: the endpoints every client and API call come first, parameterised
     // paths last (no two patterns here overlap, so order changes only the cost).
     vec![
-        entry(paths::TOKEN, Exempt, vec![post().to(oauth::token)]),
+        entry(paths::TOKEN, Exempt, vec![post().to(token::token)]),
         entry(paths::JWKS, Exempt, vec![get().to(well_known::jwks)]),
         entry(
             paths::OPENID_CONFIGURATION,
@@ -112,16 +113,16 @@ fn table() -> Vec<Entry> {
         entry(
             paths::INTROSPECT,
             Exempt,
-            vec![post().to(oauth::introspect)],
+            vec![post().to(token::introspect)],
         ),
-        entry(paths::REVOKE, Exempt, vec![post().to(oauth::revoke)]),
+        entry(paths::REVOKE, Exempt, vec![post().to(token::revoke)]),
         // A client may send the authorization request as a form from its own site.
         entry(
             paths::AUTHORIZE,
             Exempt,
             vec![
-                get().to(oauth::authorize_get),
-                post().to(oauth::authorize_post),
+                get().to(authorize::authorize_get),
+                post().to(authorize::authorize_post),
             ],
         ),
         entry(paths::HEALTHZ, Exempt, vec![get().to(ops::healthz)]),
@@ -203,9 +204,13 @@ fn table() -> Vec<Entry> {
         entry(
             "/authorize/consent",
             Form,
-            vec![post().to(oauth::consent_decision)],
+            vec![post().to(authorize::consent_decision)],
         ),
-        entry("/authorize/org", Form, vec![post().to(oauth::org_decision)]),
+        entry(
+            "/authorize/org",
+            Form,
+            vec![post().to(authorize::org_decision)],
+        ),
         // RP-initiated logout is requested by the client's site; what it does
         // without proof of the person's intent is bounded in `oidc::end_session`.
         entry(

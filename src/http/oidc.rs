@@ -4,7 +4,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::error::{BearerRefusal, ErrorCode};
+use super::error::BearerRefusal;
+use crate::oauth::error::ErrorCode;
 use crate::oauth::tokens::{BearerError, verify_access_token};
 use crate::oidc::userinfo;
 use crate::state::AppState;
@@ -117,10 +118,11 @@ async fn userinfo(
 use askama::Template;
 
 use super::browser::{
-    PageContext, PageError, asset_version, expired_session_cookie, render, signed_in,
+    PageContext, PageError, SignedIn, allow_form_target, asset_version, expired_session_cookie,
+    form_target, render, signed_in, unavailable,
 };
-use crate::oauth::flows::Params;
-use crate::oauth::refresh;
+use crate::identity::account;
+use crate::oidc::logout::{self, After, LogoutRequest};
 
 #[derive(Template)]
 #[template(path = "logout.html")]
@@ -175,133 +177,41 @@ pub async fn end_session_confirm(
     end_session(&req, &state, pairs, true).await
 }
 
-fn requester(client: Option<&crate::oauth::clients::Client>) -> String {
-    client.map_or_else(|| "An application".to_owned(), |c| c.name.clone())
-}
-
-/// OIDC RP-Initiated Logout 1.0. A post-logout redirect goes only to a URI the
-/// client registered; a request not tied to this session by its `id_token_hint`
-/// is confirmed by the person first, so no site can sign users out behind
-/// their backs.
+/// RP-Initiated Logout 1.0 (rules in `oidc::logout`): the signed-in person
+/// confirms unless the request names their session, then is signed out of it
+/// with the refresh tokens it granted.
 async fn end_session(
     req: &HttpRequest,
     state: &AppState,
     pairs: Vec<(String, String)>,
     confirmed: bool,
 ) -> Result<HttpResponse, PageError> {
-    let Ok(params) = Params::unique(pairs) else {
-        return Ok(logout_refusal("The request repeats a parameter."));
+    let checked = logout::check(&state.issuer_config(), &state.clients, pairs)
+        .await
+        .map_err(unavailable)?;
+    let request = match checked {
+        Ok(request) => request,
+        Err(why) => return Ok(logout_refusal(why)),
     };
-    let hint = match params.get("id_token_hint") {
-        None => None,
-        Some(token) => match state.keys.keys().verify_ignoring_expiry(
-            token,
-            "JWT",
-            state.settings.issuer_str(),
-            chrono::Utc::now(),
-        ) {
-            Ok(claims) => Some(claims),
-            Err(_) => {
-                return Ok(logout_refusal(
-                    "The id_token_hint was not issued by this server.",
-                ));
-            }
-        },
-    };
-    let hint_client = hint
-        .as_ref()
-        .and_then(|c| c.get("aud"))
-        .and_then(|v| v.as_str());
-    let client_id = match (hint_client, params.get("client_id")) {
-        (Some(a), Some(b)) if a != b => {
-            return Ok(logout_refusal(
-                "client_id does not match the id_token_hint.",
-            ));
-        }
-        (Some(id), _) | (None, Some(id)) => Some(id.to_owned()),
-        (None, None) => None,
-    };
-    let client = match &client_id {
-        Some(id) => state.clients.find(&state.db, id).await.map_err(|e| {
-            tracing::error!("logout: {e}");
-            PageError::Unavailable
-        })?,
-        None => None,
-    };
-    let redirect = match params.get("post_logout_redirect_uri") {
-        None => None,
-        Some(uri) => {
-            let registered = client
-                .as_ref()
-                .is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri));
-            match url::Url::parse(uri) {
-                Ok(url) if registered => Some(url),
-                _ => {
-                    return Ok(logout_refusal(
-                        "The return address is not registered for this application.",
-                    ));
-                }
-            }
-        }
-    };
-
     if let Some(current) = signed_in(req, state).await? {
-        let session = &current.session;
-        let hinted_here = hint.as_ref().is_some_and(|claims| {
-            let sid = claims.get("sid").and_then(|v| v.as_str());
-            let sub = claims.get("sub").and_then(|v| v.as_str());
-            sid == Some(session.id.to_string().as_str())
-                || (sid.is_none() && sub == Some(session.user_id.to_string().as_str()))
-        });
-        if !(confirmed || hinted_here) {
-            let page = LogoutPage {
-                page: PageContext {
-                    asset_version: asset_version(),
-                    csrf: current.csrf(),
-                    signed_in_as: Some(session.email.clone()),
-                },
-                confirm: true,
-                requester: requester(client.as_ref()),
-                params: params.pairs().to_vec(),
-                continue_to: None,
-            };
-            let mut response = render(&page, StatusCode::OK);
-            // Confirming answers with a 303 to the registered post-logout URI.
-            let target = redirect.as_ref().and_then(super::browser::form_target);
-            super::browser::allow_form_target(&mut response, target.as_deref());
-            return Ok(response);
+        if !(confirmed || request.names(&current.session)) {
+            return Ok(confirmation_page(&request, &current));
         }
-        let unavailable = |e: &dyn std::fmt::Display| {
-            tracing::error!("logout: {e}");
-            PageError::Unavailable
-        };
-        state
-            .sessions
-            .end(&current.token)
-            .await
-            .map_err(|e| unavailable(&e))?;
-        refresh::revoke_for_session(&state.db, session.id, false)
-            .await
-            .map_err(|e| unavailable(&e))?;
+        account::end_browser_session(
+            &state.db,
+            &state.sessions,
+            &current.token,
+            current.session.id,
+        )
+        .await
+        .map_err(unavailable)?;
     }
-
-    let redirect = redirect.map(|mut url| {
-        if let Some(s) = params.get("state") {
-            url.query_pairs_mut().append_pair("state", s);
-        }
-        url
-    });
-    // Without a session, a redirect straight away would make this endpoint an open
-    // redirector for any client that registered a URI (RFC 9700 §4.11): only an
-    // id_token_hint of ours ties the request to the client (it named the same
-    // client above), or the person's own confirmation did.
-    let vouched = confirmed || hint.is_some();
-    let mut response = match redirect {
-        Some(url) if vouched => HttpResponse::SeeOther()
+    let mut response = match request.after(confirmed) {
+        After::Redirect(url) => HttpResponse::SeeOther()
             .insert_header((header::LOCATION, url.as_str()))
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish(),
-        url => render(
+        After::Page { continue_to } => render(
             &LogoutPage {
                 page: PageContext {
                     asset_version: asset_version(),
@@ -309,13 +219,33 @@ async fn end_session(
                     signed_in_as: None,
                 },
                 confirm: false,
-                requester: requester(client.as_ref()),
+                requester: request.requester(),
                 params: Vec::new(),
-                continue_to: url.map(String::from),
+                continue_to: continue_to.map(String::from),
             },
             StatusCode::OK,
         ),
     };
     let _ = response.add_cookie(&expired_session_cookie(&state.settings));
     Ok(response)
+}
+
+/// Asks the signed-in person to confirm; confirming answers with a 303 to the
+/// registered post-logout URI, so the form may end there.
+fn confirmation_page(request: &LogoutRequest, current: &SignedIn) -> HttpResponse {
+    let page = LogoutPage {
+        page: PageContext {
+            asset_version: asset_version(),
+            csrf: current.csrf(),
+            signed_in_as: Some(current.session.email.clone()),
+        },
+        confirm: true,
+        requester: request.requester(),
+        params: request.params.pairs().to_vec(),
+        continue_to: None,
+    };
+    let mut response = render(&page, StatusCode::OK);
+    let target = request.redirect().and_then(form_target);
+    allow_form_target(&mut response, target.as_deref());
+    response
 }

@@ -8,11 +8,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::client::ClientIp;
 use actix_web::ResponseError as _;
 
-use super::error::{BearerRefusal, ErrorCode};
+use super::error::BearerRefusal;
 use super::oidc::bearer_token;
 use super::paths;
 use crate::config::RegistrationPolicy;
 use crate::error::ApiError;
+use crate::oauth::error::ErrorCode;
 use crate::oauth::registration::{self, Metadata, RegistrationError};
 use crate::state::AppState;
 

@@ -111,7 +111,7 @@ pub async fn login_page(
     }
     let pre = PreSession::from_request(&req, &state.settings)?;
     let hint = query.login_hint.as_deref().unwrap_or_default();
-    let target = super::oauth::return_target(&state, return_to.as_deref()).await;
+    let target = super::authorize::return_target(&state, return_to.as_deref()).await;
     let page = LoginPage {
         page: pre_session_page(&pre),
         error: None,
@@ -134,7 +134,7 @@ pub async fn login(
 ) -> Result<HttpResponse, PageError> {
     let pre = PreSession::from_request(&req, &state.settings)?;
     let return_to = safe_return_to(form.return_to.as_deref());
-    let target = super::oauth::return_target(&state, return_to.as_deref()).await;
+    let target = super::authorize::return_target(&state, return_to.as_deref()).await;
     let failure = |message: String, status: StatusCode| {
         let page = LoginPage {
             page: pre_session_page(&pre),
@@ -192,7 +192,7 @@ pub async fn signup_page(
 ) -> Result<HttpResponse, PageError> {
     let pre = PreSession::from_request(&req, &state.settings)?;
     let return_to = safe_return_to(query.return_to.as_deref());
-    let target = super::oauth::return_target(&state, return_to.as_deref()).await;
+    let target = super::authorize::return_target(&state, return_to.as_deref()).await;
     let page = SignupPage {
         page: pre_session_page(&pre),
         error: None,
@@ -215,7 +215,7 @@ pub async fn signup(
 ) -> Result<HttpResponse, PageError> {
     let pre = PreSession::from_request(&req, &state.settings)?;
     let return_to = safe_return_to(form.return_to.as_deref());
-    let target = super::oauth::return_target(&state, return_to.as_deref()).await;
+    let target = super::authorize::return_target(&state, return_to.as_deref()).await;
     let render = |page: &SignupPage, status| page_for(render(page, status), target.as_deref());
     let page = |error: Option<String>| SignupPage {
         page: pre_session_page(&pre),

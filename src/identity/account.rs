@@ -89,6 +89,19 @@ pub async fn sign_out(
     sessions.end(token).await
 }
 
+/// RP-initiated logout (OIDC RP-Initiated Logout 1.0): the browser session ends
+/// with every refresh token granted through it — the application asked to end
+/// what the session started, `offline_access` included.
+pub async fn end_browser_session(
+    db: &DatabaseConnection,
+    sessions: &Sessions,
+    token: &str,
+    session_id: Uuid,
+) -> Result<(), IdentityError> {
+    refresh::revoke_for_session(db, session_id, false).await?;
+    sessions.end(token).await
+}
+
 /// Ends one of the user's sessions from the account page, under the same rule as
 /// [`sign_out`]; `false` when the session is not theirs.
 pub async fn end_session(

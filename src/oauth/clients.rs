@@ -1,13 +1,7 @@
-//! Registered clients and the oxide-auth `Registrar` over them.
+//! Registered clients: their typed vocabulary, the rules of their metadata, and
+//! the row ↔ [`Client`] mapping.
 
-use std::borrow::Cow;
-
-use async_trait::async_trait;
 use chrono::Utc;
-use oxide_auth::primitives::registrar::{
-    BoundClient, ClientUrl, ExactUrl, PreGrant, RegisteredUrl, RegistrarError,
-};
-use oxide_auth::primitives::scope::Scope;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
     Set,
@@ -151,6 +145,31 @@ pub struct Client {
 }
 
 impl Client {
+    /// A confidential client (secret `s3cret`) for the code flow, for tests.
+    #[cfg(test)]
+    pub(crate) fn example(uris: &[&str], native: bool) -> Client {
+        Client {
+            client_id: "c".into(),
+            name: "App".into(),
+            secret_hash: Some(digest("s3cret")),
+            redirect_uris: uris.iter().map(|s| s.to_string()).collect(),
+            grant_types: vec![GrantType::AuthorizationCode],
+            scope: scope_list("openid profile"),
+            native,
+            first_party: false,
+            id_token_alg: Algorithm::Rs256,
+            post_logout_redirect_uris: Vec::new(),
+            org_optional: false,
+            client_uri: None,
+            logo_uri: None,
+            contacts: Vec::new(),
+            auth_method: AuthMethod::ClientSecretBasic,
+            self_registered: false,
+            registration_token_hash: None,
+            created_at: Utc::now(),
+        }
+    }
+
     /// The client a row stores. A value no release writes (an unknown grant type,
     /// algorithm or auth method, a list that is not JSON) is refused loudly, never
     /// read as a default: a silent default could widen what the client may do.
@@ -663,143 +682,12 @@ impl ClientCache {
     }
 }
 
-/// The oxide-auth registrar for one request: the client was loaded once by the
-/// handler, so binding, negotiation and authentication cost no further queries.
-pub struct ClientRegistry {
-    client: Option<Client>,
-    /// The client_credentials grant: no redirect URI, and no scope that only makes
-    /// sense for a user.
-    for_itself: bool,
-}
-
-/// Scopes that describe a user; a client acting for itself cannot have them.
-/// Scopes that speak of a person (their identity, their organizations): a client
-/// acting for itself (client_credentials) holds none of them.
-const USER_ONLY_SCOPES: &[&str] = &["openid", "offline_access", "org", "orgs"];
-
-/// Stands in for the redirect URI oxide-auth's types require on grants that have
-/// none (client_credentials).
-const NO_REDIRECT: &str = "urn:ietf:params:oauth:grant-type:client_credentials";
-
-impl ClientRegistry {
-    pub fn new(client: Option<Client>) -> Self {
-        Self {
-            client,
-            for_itself: false,
-        }
-    }
-
-    /// The registry for a client_credentials request.
-    pub fn for_client_credentials(client: Client) -> Self {
-        Self {
-            client: Some(client),
-            for_itself: true,
-        }
-    }
-
-    fn client(&self, client_id: &str) -> Result<&Client, RegistrarError> {
-        self.client
-            .as_ref()
-            .filter(|c| c.client_id == client_id)
-            .ok_or(RegistrarError::Unspecified)
-    }
-}
-
-#[async_trait]
-impl oxide_auth_async::primitives::Registrar for ClientRegistry {
-    async fn bound_redirect<'a>(
-        &self,
-        bound: ClientUrl<'a>,
-    ) -> Result<BoundClient<'a>, RegistrarError> {
-        let client = self.client(&bound.client_id)?;
-        if self.for_itself {
-            let none: ExactUrl = NO_REDIRECT
-                .parse()
-                .map_err(|_| RegistrarError::PrimitiveError)?;
-            return Ok(BoundClient {
-                client_id: bound.client_id,
-                redirect_uri: Cow::Owned(RegisteredUrl::Exact(none)),
-            });
-        }
-        // OIDC Core §3.1.2.1 requires redirect_uri; so do we, for every client.
-        let requested = bound.redirect_uri.ok_or(RegistrarError::Unspecified)?;
-        if !client.redirect_allowed(requested.as_str()) {
-            return Err(RegistrarError::Unspecified);
-        }
-        let exact: ExactUrl = requested
-            .as_str()
-            .parse()
-            .map_err(|_| RegistrarError::Unspecified)?;
-        Ok(BoundClient {
-            client_id: bound.client_id,
-            redirect_uri: Cow::Owned(RegisteredUrl::Exact(exact)),
-        })
-    }
-
-    async fn negotiate<'a>(
-        &self,
-        bound: BoundClient<'a>,
-        scope: Option<Scope>,
-    ) -> Result<PreGrant, RegistrarError> {
-        let client = self.client(&bound.client_id)?;
-        let requested = scope.map(|s| s.to_string());
-        let mut granted = client.negotiate_scope(requested.as_deref());
-        if self.for_itself {
-            granted.retain(|s| !USER_ONLY_SCOPES.contains(&s.as_str()) && !s.starts_with("org:"));
-        }
-        if granted.is_empty() {
-            return Err(RegistrarError::Unspecified);
-        }
-        let scope: Scope = granted
-            .join(" ")
-            .parse()
-            .map_err(|_| RegistrarError::Unspecified)?;
-        Ok(PreGrant {
-            client_id: bound.client_id.into_owned(),
-            redirect_uri: bound.redirect_uri.into_owned(),
-            scope,
-        })
-    }
-
-    async fn check(
-        &self,
-        client_id: &str,
-        passphrase: Option<&[u8]>,
-    ) -> Result<(), RegistrarError> {
-        let client = self.client(client_id)?;
-        if client.authenticates(passphrase) {
-            Ok(())
-        } else {
-            Err(RegistrarError::Unspecified)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn client(uris: &[&str], native: bool) -> Client {
-        Client {
-            client_id: "c".into(),
-            name: "App".into(),
-            secret_hash: Some(digest("s3cret")),
-            redirect_uris: uris.iter().map(|s| s.to_string()).collect(),
-            grant_types: vec![GrantType::AuthorizationCode],
-            scope: scope_list("openid profile"),
-            native,
-            first_party: false,
-            id_token_alg: Algorithm::Rs256,
-            post_logout_redirect_uris: Vec::new(),
-            org_optional: false,
-            client_uri: None,
-            logo_uri: None,
-            contacts: Vec::new(),
-            auth_method: AuthMethod::ClientSecretBasic,
-            self_registered: false,
-            registration_token_hash: None,
-            created_at: Utc::now(),
-        }
+        Client::example(uris, native)
     }
 
     fn row() -> client::Model {

@@ -5,13 +5,12 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use oxide_auth::primitives::grant::{Extensions, Grant, Value};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::digest;
+use super::error::TokenError;
 use crate::identity::sessions::random_token;
 use crate::store::cache::Cache;
 
@@ -26,12 +25,8 @@ pub const CODE_TTL: Duration = Duration::from_secs(60);
 /// code when it would have expired.
 pub const REPLAY_WINDOW: Duration = Duration::from_secs(2 * CODE_TTL.as_secs());
 
-/// Private grant extensions Tessera adds (identifiers of oxide-auth `Extensions`).
-pub const EXT_SESSION: &str = "tessera.session";
-pub const EXT_NONCE: &str = "tessera.nonce";
-pub const EXT_CODE: &str = "tessera.code";
-pub const EXT_RESOURCE: &str = "tessera.resource";
-pub const EXT_ORG: &str = "tessera.org";
+/// The longest code looked up; ours are 43 characters.
+const MAX_CODE: usize = 128;
 
 /// The browser session behind a grant: what `auth_time`, `amr` and `sid` report.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -41,48 +36,25 @@ pub struct SessionContext {
     pub amr: Vec<String>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct StoredGrant {
-    owner_id: String,
-    client_id: String,
-    scope: String,
-    redirect_uri: String,
-    until: DateTime<Utc>,
-    public: Vec<(String, Option<String>)>,
-    private: Vec<(String, Option<String>)>,
-}
-
-impl StoredGrant {
-    fn from_grant(grant: &Grant) -> Self {
-        let own = |(k, v): (&str, Option<&str>)| (k.to_owned(), v.map(str::to_owned));
-        Self {
-            owner_id: grant.owner_id.clone(),
-            client_id: grant.client_id.clone(),
-            scope: grant.scope.to_string(),
-            redirect_uri: grant.redirect_uri.to_string(),
-            until: grant.until,
-            public: grant.extensions.public().map(own).collect(),
-            private: grant.extensions.private().map(own).collect(),
-        }
-    }
-
-    fn into_grant(self) -> Option<Grant> {
-        let mut extensions = Extensions::new();
-        for (k, v) in self.public {
-            extensions.set_raw(k, Value::public(v));
-        }
-        for (k, v) in self.private {
-            extensions.set_raw(k, Value::private(v));
-        }
-        Some(Grant {
-            owner_id: self.owner_id,
-            client_id: self.client_id,
-            scope: self.scope.parse().ok()?,
-            redirect_uri: self.redirect_uri.parse().ok()?,
-            until: self.until,
-            extensions,
-        })
-    }
+/// Everything the person allowed at `/authorize`, as the code stands for it until
+/// the client redeems it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CodeGrant {
+    pub user_id: Uuid,
+    pub client_id: String,
+    /// Sorted, space-separated.
+    pub scope: String,
+    /// Exactly as the authorization request sent it; the token request must
+    /// repeat it (RFC 6749 §4.1.3).
+    pub redirect_uri: String,
+    /// RFC 7636 `S256` challenge.
+    pub code_challenge: String,
+    pub nonce: Option<String>,
+    /// RFC 8707 resource authorized, already checked as one of ours.
+    pub resource: Option<String>,
+    pub session: SessionContext,
+    /// The organization chosen for this grant.
+    pub org: Option<Uuid>,
 }
 
 /// What a code produced, remembered so a replay can revoke it.
@@ -93,24 +65,17 @@ pub struct IssuedFromCode {
     pub family: Option<Uuid>,
 }
 
-/// Why a code could not be redeemed, for a precise error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CodeFailure {
-    /// Unknown or expired.
-    Invalid,
-    /// Already redeemed: what it issued has been revoked.
-    Replayed,
+/// A code taken from the store: its grant, and its digest, under which what it
+/// issues is recorded.
+pub struct Redeemed {
+    pub grant: CodeGrant,
+    pub hash: String,
 }
 
-/// The oxide-auth authorizer over the cache.
+/// Codes over the cache.
+#[derive(Clone)]
 pub struct CodeStore {
     cache: Cache,
-    db: Option<sea_orm::DatabaseConnection>,
-    /// The session on whose behalf the next code is issued.
-    pub session: Option<SessionContext>,
-    /// The organization chosen for the next code.
-    pub org: Option<Uuid>,
-    pub failure: Option<CodeFailure>,
 }
 
 fn code_key(hash: &str) -> String {
@@ -122,7 +87,7 @@ fn spent_key(hash: &str) -> String {
 }
 
 /// Where the tokens issued from a code are listed, for revocation on replay.
-pub fn issued_key(code_hash: &str) -> String {
+fn issued_key(code_hash: &str) -> String {
     format!("oauth-code-issued:{code_hash}")
 }
 
@@ -132,18 +97,69 @@ pub fn revoked_jti_key(jti: &str) -> String {
 }
 
 impl CodeStore {
-    /// `db` is needed only where codes are redeemed, to revoke refresh tokens.
-    pub fn new(cache: Cache, db: Option<sea_orm::DatabaseConnection>) -> Self {
-        Self {
-            cache,
-            db,
-            session: None,
-            org: None,
-            failure: None,
-        }
+    pub fn new(cache: Cache) -> Self {
+        Self { cache }
     }
 
-    async fn revoke_issued(&self, hash: &str) {
+    /// Stores `grant` for [`CODE_TTL`] and returns the code that stands for it.
+    pub async fn issue(&self, grant: &CodeGrant) -> Result<String, TokenError> {
+        let code = random_token().map_err(|e| TokenError::unavailable("code", e))?;
+        let stored = serde_json::to_vec(grant).map_err(|e| TokenError::unavailable("code", e))?;
+        self.cache
+            .put(&code_key(&digest(&code)), &stored, CODE_TTL)
+            .await
+            .map_err(|e| TokenError::unavailable("cannot store authorization code", e))?;
+        Ok(code)
+    }
+
+    /// Takes `code` out of the store. A code already taken is a replay: the
+    /// tokens it issued (see [`CodeStore::link`]) are revoked, in `db` too.
+    pub async fn redeem(
+        &self,
+        db: &sea_orm::DatabaseConnection,
+        code: &str,
+    ) -> Result<Redeemed, TokenError> {
+        if code.len() > MAX_CODE {
+            return Err(TokenError::CodeInvalid);
+        }
+        let hash = digest(code);
+        let unavailable = |e| TokenError::unavailable("cannot read authorization code", e);
+        let Some(bytes) = self
+            .cache
+            .take(&code_key(&hash))
+            .await
+            .map_err(unavailable)?
+        else {
+            let spent = self
+                .cache
+                .get(&spent_key(&hash))
+                .await
+                .map_err(unavailable)?;
+            if spent.is_none() {
+                return Err(TokenError::CodeInvalid);
+            }
+            self.revoke_issued(db, &hash).await;
+            return Err(TokenError::CodeReplayed);
+        };
+        self.cache
+            .put(&spent_key(&hash), b"1", REPLAY_WINDOW)
+            .await
+            .map_err(unavailable)?;
+        // A code stored by another version of this server reads as unknown.
+        let grant = serde_json::from_slice(&bytes).map_err(|_| TokenError::CodeInvalid)?;
+        Ok(Redeemed { grant, hash })
+    }
+
+    /// Records what the code `hash` produced, for revocation if it is replayed.
+    pub async fn link(&self, hash: &str, issued: &IssuedFromCode) -> Result<(), TokenError> {
+        let json = serde_json::to_vec(issued).map_err(|e| TokenError::unavailable("code", e))?;
+        self.cache
+            .put(&issued_key(hash), &json, REPLAY_WINDOW)
+            .await
+            .map_err(|e| TokenError::unavailable("cannot link tokens to their code", e))
+    }
+
+    async fn revoke_issued(&self, db: &sea_orm::DatabaseConnection, hash: &str) {
         let issued = match self.cache.get(&issued_key(hash)).await {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return,
@@ -164,7 +180,7 @@ impl CodeStore {
         {
             tracing::error!("cannot revoke token {} of a replayed code: {e}", issued.jti);
         }
-        if let (Some(family), Some(db)) = (issued.family, &self.db)
+        if let Some(family) = issued.family
             && let Err(e) = super::refresh::revoke_family(db, family).await
         {
             tracing::error!("cannot revoke refresh family {family} of a replayed code: {e}");
@@ -173,107 +189,62 @@ impl CodeStore {
     }
 }
 
-#[async_trait]
-impl oxide_auth_async::primitives::Authorizer for CodeStore {
-    async fn authorize(&mut self, mut grant: Grant) -> Result<String, ()> {
-        if let Some(session) = &self.session {
-            let json = serde_json::to_string(session).map_err(|_| ())?;
-            grant
-                .extensions
-                .set_raw(EXT_SESSION.to_owned(), Value::private(Some(json)));
-        }
-        if let Some(org) = self.org {
-            grant
-                .extensions
-                .set_raw(EXT_ORG.to_owned(), Value::private(Some(org.to_string())));
-        }
-        grant.until = Utc::now() + chrono::Duration::from_std(CODE_TTL).map_err(|_| ())?;
-        let code = random_token().map_err(|_| ())?;
-        let stored = serde_json::to_vec(&StoredGrant::from_grant(&grant)).map_err(|_| ())?;
-        self.cache
-            .put(&code_key(&digest(&code)), &stored, CODE_TTL)
-            .await
-            .map_err(|e| tracing::error!("cannot store authorization code: {e}"))?;
-        Ok(code)
-    }
-
-    async fn extract(&mut self, code: &str) -> Result<Option<Grant>, ()> {
-        if code.len() > 128 {
-            self.failure = Some(CodeFailure::Invalid);
-            return Ok(None);
-        }
-        let hash = digest(code);
-        let taken = self
-            .cache
-            .take(&code_key(&hash))
-            .await
-            .map_err(|e| tracing::error!("cannot read authorization code: {e}"))?;
-        let Some(bytes) = taken else {
-            let spent = self.cache.get(&spent_key(&hash)).await.map_err(|_| ())?;
-            if spent.is_some() {
-                self.failure = Some(CodeFailure::Replayed);
-                self.revoke_issued(&hash).await;
-            } else {
-                self.failure = Some(CodeFailure::Invalid);
-            }
-            return Ok(None);
-        };
-        self.cache
-            .put(&spent_key(&hash), b"1", REPLAY_WINDOW)
-            .await
-            .map_err(|_| ())?;
-        let stored: StoredGrant = serde_json::from_slice(&bytes).map_err(|_| ())?;
-        let mut grant = stored.into_grant().ok_or(())?;
-        grant
-            .extensions
-            .set_raw(EXT_CODE.to_owned(), Value::private(Some(hash)));
-        Ok(Some(grant))
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use oxide_auth_async::primitives::Authorizer;
-
     use super::*;
 
-    fn grant() -> Grant {
-        Grant {
-            owner_id: Uuid::new_v4().to_string(),
+    fn grant() -> CodeGrant {
+        CodeGrant {
+            user_id: Uuid::new_v4(),
             client_id: "client".into(),
-            scope: "openid".parse().expect("scope"),
-            redirect_uri: "https://app.example/cb".parse().expect("uri"),
-            until: Utc::now(),
-            extensions: Extensions::new(),
+            scope: "openid".into(),
+            redirect_uri: "https://app.example/cb".into(),
+            code_challenge: "x".repeat(43),
+            nonce: None,
+            resource: None,
+            session: SessionContext {
+                session_id: Uuid::new_v4(),
+                auth_time: Utc::now(),
+                amr: vec!["pwd".into()],
+            },
+            org: None,
         }
     }
 
     #[tokio::test]
-    async fn a_redeemed_code_is_remembered_for_the_replay_window_only() {
+    async fn a_code_is_redeemed_once_and_remembered_for_the_replay_window_only() {
+        let db = sea_orm::DatabaseConnection::default();
         let cache = Cache::memory("t:");
-        let mut store = CodeStore::new(cache.clone(), None);
-        let code = Authorizer::authorize(&mut store, grant())
-            .await
-            .expect("code");
-        assert!(
-            Authorizer::extract(&mut store, &code)
-                .await
-                .expect("ok")
-                .is_some()
-        );
-        let hash = digest(&code);
+        let store = CodeStore::new(cache.clone());
+        let code = store.issue(&grant()).await.expect("code");
+        let redeemed = store.redeem(&db, &code).await.expect("redeemed");
+        assert_eq!(redeemed.grant, grant_with(&redeemed.grant));
         let marker = cache
-            .memory_expires_in(&spent_key(&hash))
+            .memory_expires_in(&spent_key(&redeemed.hash))
             .expect("a spent marker");
         assert!(marker <= REPLAY_WINDOW, "marker kept for {marker:?}");
         assert!(marker > REPLAY_WINDOW - Duration::from_secs(5));
 
-        assert!(
-            Authorizer::extract(&mut store, &code)
-                .await
-                .expect("ok")
-                .is_none()
+        assert_eq!(
+            store.redeem(&db, &code).await.err(),
+            Some(TokenError::CodeReplayed)
         );
-        assert_eq!(store.failure, Some(CodeFailure::Replayed));
+        assert_eq!(
+            store.redeem(&db, "never-issued").await.err(),
+            Some(TokenError::CodeInvalid)
+        );
+        assert_eq!(
+            store.redeem(&db, &"a".repeat(MAX_CODE + 1)).await.err(),
+            Some(TokenError::CodeInvalid)
+        );
+    }
+
+    /// The fixture's random parts taken from `redeemed`, the rest as issued.
+    fn grant_with(redeemed: &CodeGrant) -> CodeGrant {
+        CodeGrant {
+            user_id: redeemed.user_id,
+            session: redeemed.session.clone(),
+            ..grant()
+        }
     }
 }

@@ -1,13 +1,17 @@
-//! OAuth 2.1 on oxide-auth: its protocol state machines (from `oxide-auth-async`)
-//! drive authorization and token requests, and the primitives they call —
-//! [`clients::ClientRegistry`], [`codes::CodeStore`], [`tokens::TokenIssuer`] — are
-//! backed by our database, cache and key ring.
+//! OAuth 2.1: the protocol's rules, free of HTTP. [`authorize`] decides what an
+//! authorization request gets, [`grants`] what a token request gets; both
+//! answer in the codes of [`error`], which `http::error` turns into responses.
+//! Codes live in the cache ([`codes`]), refresh tokens in the database
+//! ([`refresh`]), and access tokens are signed by the key ring ([`tokens`]).
 
+pub mod authorize;
 pub mod clients;
 pub mod codes;
 pub mod consent;
-pub mod extensions;
-pub mod flows;
+pub mod error;
+pub mod grants;
+pub mod params;
+pub mod pkce;
 pub mod refresh;
 pub mod registration;
 pub mod revocation;

@@ -83,12 +83,12 @@ async fn revoke_access(
     client_id: &str,
     token: &str,
 ) -> Result<bool, RevocationError> {
-    let claims = match verify_access_token(&config.keys, &config.cache, &config.issuer, token).await
-    {
-        Ok(c) => c,
-        Err(BearerError::Unavailable(e)) => return Err(RevocationError::Storage(e)),
-        Err(_) => return Ok(false),
-    };
+    let claims =
+        match verify_access_token(&config.keys, &config.cache, config.issuer(), token).await {
+            Ok(c) => c,
+            Err(BearerError::Unavailable(e)) => return Err(RevocationError::Storage(e)),
+            Err(_) => return Ok(false),
+        };
     if claims.get("client_id").and_then(Value::as_str) != Some(client_id) {
         return Err(RevocationError::NotOwner);
     }
@@ -134,7 +134,7 @@ pub async fn introspect(
                 out.insert("token_type".into(), Value::from("refresh_token"));
                 out.insert("client_id".into(), Value::from(record.client_id.clone()));
                 out.insert("scope".into(), Value::from(record.scope.clone()));
-                out.insert("iss".into(), Value::from(config.issuer.clone()));
+                out.insert("iss".into(), Value::from(config.issuer()));
                 out.insert("iat".into(), Value::from(record.created_at.timestamp()));
                 out.insert(
                     "exp".into(),
@@ -146,7 +146,7 @@ pub async fn introspect(
                 return Ok(Value::Object(out));
             }
         } else {
-            match verify_access_token(&config.keys, &config.cache, &config.issuer, token).await {
+            match verify_access_token(&config.keys, &config.cache, config.issuer(), token).await {
                 Ok(mut claims) => {
                     if !account_active(config, user_subject(&claims)).await? {
                         return Ok(inactive);

@@ -1,4 +1,6 @@
-//! OpenID Connect on top of the OAuth core: id_tokens and userinfo claims.
+//! OpenID Connect on top of the OAuth core: id_tokens, userinfo claims and
+//! RP-initiated logout.
 
 pub mod id_token;
+pub mod logout;
 pub mod userinfo;

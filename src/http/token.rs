@@ -1,0 +1,243 @@
+//! The endpoints an authenticated client posts forms to: `/token` (RFC 6749 §3.2),
+//! `/revoke` (RFC 7009) and `/introspect` (RFC 7662). Client authentication
+//! (RFC 6749 §2.3) happens here; what a grant issues is decided in
+//! `oauth::grants`, and every refusal is an [`OAuthError`] (RFC 6749 §5.2).
+
+use std::borrow::Cow;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine;
+
+use super::error::OAuthError;
+use super::form::Body;
+use crate::oauth::clients::{AuthMethod, Client, GRANT_TYPES, GrantType};
+use crate::oauth::error::ErrorCode;
+use crate::oauth::grants;
+use crate::oauth::params::Params;
+use crate::oauth::revocation::{self, RevocationError};
+use crate::state::AppState;
+
+/// An RFC 6749 §5.2 refusal (see [`OAuthError`] for how it is answered).
+fn refuse<T>(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Result<T, OAuthError> {
+    Err(OAuthError::new(code, description))
+}
+
+/// `client_secret_basic`: RFC 6749 §2.3.1 — both halves are form-urlencoded.
+fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, Vec<u8>)>, &'static str> {
+    let Some(value) = super::authorization_header(req)? else {
+        return Ok(None);
+    };
+    let Some(encoded) = value.strip_prefix("Basic ") else {
+        return Err("only Basic client authentication is accepted here");
+    };
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| "malformed Basic credentials")?;
+    let decoded = String::from_utf8(decoded).map_err(|_| "malformed Basic credentials")?;
+    let (id, secret) = decoded
+        .split_once(':')
+        .ok_or("malformed Basic credentials")?;
+    let unescape = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Ok(Some((unescape(id), unescape(secret).into_bytes())))
+}
+
+/// A form-encoded request from an authenticated client (token, revocation and
+/// introspection endpoints all start here).
+struct ClientRequest {
+    client: Client,
+    params: Params,
+}
+
+async fn authenticated_request(
+    req: &HttpRequest,
+    state: &AppState,
+    body: &[u8],
+) -> Result<ClientRequest, OAuthError> {
+    if !super::form::is_form(req) {
+        return refuse(
+            ErrorCode::InvalidRequest,
+            "the body must be application/x-www-form-urlencoded",
+        );
+    }
+    let pairs = super::form::strict_pairs(body)
+        .map_err(|why| OAuthError::new(ErrorCode::InvalidRequest, why.to_owned()))?;
+    let params =
+        Params::unique(pairs).map_err(|why| OAuthError::new(ErrorCode::InvalidRequest, why))?;
+    let basic = basic_credentials(req)
+        .map_err(|why| OAuthError::new(ErrorCode::InvalidClient, why.to_owned()))?;
+
+    let client_id = match (&basic, params.get("client_id")) {
+        (Some((id, _)), Some(body)) if id != body => {
+            return refuse(
+                ErrorCode::InvalidRequest,
+                "client_id differs from the authenticated client",
+            );
+        }
+        (Some((id, _)), _) => id.clone(),
+        (None, Some(id)) => id.to_owned(),
+        (None, None) => {
+            return refuse(
+                ErrorCode::InvalidClient,
+                "client authentication is required",
+            );
+        }
+    };
+    if basic.is_some() && params.get("client_secret").is_some() {
+        return refuse(
+            ErrorCode::InvalidRequest,
+            "use one client authentication method, not two",
+        );
+    }
+    let client = match state.clients.find(&state.db, &client_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return refuse(
+                ErrorCode::InvalidClient,
+                "unknown client or wrong credentials",
+            );
+        }
+        Err(e) => {
+            tracing::error!("client lookup: {e}");
+            return Err(OAuthError::unavailable());
+        }
+    };
+    let secret = basic
+        .as_ref()
+        .map(|(_, s)| s.clone())
+        .or(params.get("client_secret").map(|s| s.as_bytes().to_vec()));
+    if !client.authenticates(secret.as_deref()) {
+        return refuse(
+            ErrorCode::InvalidClient,
+            "unknown client or wrong credentials",
+        );
+    }
+    // A secret is only as safe as the channel the client agreed to send it on
+    // (RFC 7591 §2); Hydra and node-oidc-provider hold clients to it too. Checked
+    // after the secret so that only the client itself learns its method.
+    let used = match (&basic, &secret) {
+        (Some(_), _) => AuthMethod::ClientSecretBasic,
+        (None, Some(_)) => AuthMethod::ClientSecretPost,
+        (None, None) => AuthMethod::None,
+    };
+    if used != client.auth_method {
+        return refuse(
+            ErrorCode::InvalidClient,
+            format!(
+                "this client is registered to authenticate with {}, not {used}",
+                client.auth_method
+            ),
+        );
+    }
+    Ok(ClientRequest { client, params })
+}
+
+/// RFC 6749 §3.2: the grant named by `grant_type`, for a client registered for it.
+pub async fn token(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    Body(body): Body,
+) -> Result<HttpResponse, OAuthError> {
+    let ClientRequest { client, params } = authenticated_request(&req, &state, &body).await?;
+    let Some(grant_type) = params.get("grant_type") else {
+        return refuse(ErrorCode::InvalidRequest, "grant_type is required");
+    };
+    let Some(grant_type) = GrantType::parse(grant_type) else {
+        return refuse(
+            ErrorCode::UnsupportedGrantType,
+            format!("grant_type must be one of {}", GRANT_TYPES.join(", ")),
+        );
+    };
+    if !client.allows_grant(grant_type) {
+        return refuse(
+            ErrorCode::UnauthorizedClient,
+            "this client may not use this grant type",
+        );
+    }
+    let config = state.issuer_config();
+    let response = match grant_type {
+        GrantType::AuthorizationCode => grants::authorization_code(&config, &client, &params).await,
+        GrantType::RefreshToken => grants::refresh_token(&config, &client, &params).await,
+        GrantType::ClientCredentials => grants::client_credentials(&config, &client, &params).await,
+    }?;
+    // RFC 6749 §5.1: tokens are never cached.
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(response))
+}
+
+/// RFC 7009 revocation: 200 with an empty body for every token the client may
+/// revoke, known or not.
+pub async fn revoke(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    Body(body): Body,
+) -> Result<HttpResponse, OAuthError> {
+    let request = authenticated_request(&req, &state, &body).await?;
+    let Some(token) = request.params.get("token") else {
+        return refuse(ErrorCode::InvalidRequest, "token is required");
+    };
+    let hint = request.params.get("token_type_hint");
+    match revocation::revoke(
+        &state.issuer_config(),
+        &request.client.client_id,
+        token,
+        hint,
+    )
+    .await
+    {
+        Ok(()) => Ok(HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish()),
+        Err(RevocationError::NotOwner) => refuse(
+            ErrorCode::UnauthorizedClient,
+            "the token was issued to another client",
+        ),
+        Err(RevocationError::Storage(e)) => {
+            tracing::error!("revocation: {e}");
+            Err(OAuthError::unavailable())
+        }
+    }
+}
+
+/// RFC 7662 introspection for authenticated confidential clients: a public client
+/// proves nothing but its id, so it may not inspect tokens.
+pub async fn introspect(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    Body(body): Body,
+) -> Result<HttpResponse, OAuthError> {
+    let request = authenticated_request(&req, &state, &body).await?;
+    if request.client.is_public() {
+        return refuse(
+            ErrorCode::InvalidClient,
+            "introspection needs a confidential client",
+        );
+    }
+    let Some(token) = request.params.get("token") else {
+        return refuse(ErrorCode::InvalidRequest, "token is required");
+    };
+    let hint = request.params.get("token_type_hint");
+    match revocation::introspect(
+        &state.issuer_config(),
+        &request.client.client_id,
+        token,
+        hint,
+    )
+    .await
+    {
+        Ok(answer) => Ok(HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(answer)),
+        Err(e) => {
+            tracing::error!("introspection: {e}");
+            Err(OAuthError::unavailable())
+        }
+    }
+}

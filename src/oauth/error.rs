@@ -1,0 +1,141 @@
+//! The OAuth error codes, spelled once, and the refusals of the token endpoint's
+//! grants. Each refusal carries its RFC 6749 §5.2 code; `http::error` decides
+//! only how a code travels (status, headers, body).
+
+/// RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1, RFC 8707 §2, RFC 9101 and OIDC Core
+/// §3.1.2.6 error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    UnsupportedResponseType,
+    InvalidScope,
+    InvalidTarget,
+    AccessDenied,
+    InvalidToken,
+    InsufficientScope,
+    TemporarilyUnavailable,
+    LoginRequired,
+    InteractionRequired,
+    ConsentRequired,
+    RequestNotSupported,
+    RequestUriNotSupported,
+}
+
+impl ErrorCode {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::InvalidTarget => "invalid_target",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            ErrorCode::LoginRequired => "login_required",
+            ErrorCode::InteractionRequired => "interaction_required",
+            ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::RequestNotSupported => "request_not_supported",
+            ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a grant at the token endpoint issued nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// A required parameter is missing or malformed.
+    #[error("{0}")]
+    Malformed(&'static str),
+    #[error("the code is invalid or expired")]
+    CodeInvalid,
+    /// RFC 6749 §4.1.2: what the code issued has been revoked.
+    #[error("the code was already used; tokens issued from it are revoked")]
+    CodeReplayed,
+    #[error("the code was issued to another client or redirect_uri, or has expired")]
+    CodeMismatch,
+    #[error("code_verifier is required")]
+    VerifierMissing,
+    #[error("code_verifier must be 43 to 128 unreserved characters")]
+    VerifierMalformed,
+    /// RFC 7636 §4.6: an invalid grant, not a malformed request.
+    #[error("code_verifier does not match the code_challenge")]
+    VerifierMismatch,
+    /// RFC 8707 §2: a resource this server issues no tokens for.
+    #[error("the resource is not one this server issues tokens for")]
+    UnknownResource,
+    /// RFC 8707 §2.2: the token request named a resource the grant did not cover.
+    #[error("the resource differs from the one authorized")]
+    ResourceNotGranted,
+    #[error("the refresh token is invalid, expired or revoked")]
+    RefreshInvalid,
+    #[error("the refresh token was issued to another client")]
+    RefreshWrongClient,
+    /// RFC 9700 §4.14.2: every token descended from it is revoked.
+    #[error("the refresh token was already used; every token descended from it is revoked")]
+    RefreshReused,
+    /// RFC 6749 §6: a refresh may narrow the scope, never widen it.
+    #[error("a refresh may narrow the scope, never widen it")]
+    ScopeWidened,
+    /// RFC 6749 §3.3: nothing the client asked for is the client's to have.
+    #[error("none of the requested scopes is available to this client")]
+    NoScope,
+    #[error("the scope contains characters RFC 6749 §3.3 does not allow")]
+    ScopeMalformed,
+    #[error("the user is no longer a member of the organization this grant was made in")]
+    MembershipGone,
+    #[error("the account this grant was made for is disabled")]
+    AccountDisabled,
+    /// Only confidential clients act for themselves (RFC 6749 §4.4).
+    #[error("a public client cannot act for itself")]
+    PublicClientForItself,
+    /// Storage, the cache or the key ring failed; the cause is logged where it
+    /// happened.
+    #[error("try again shortly")]
+    Unavailable,
+}
+
+impl TokenError {
+    /// The RFC 6749 §5.2 (RFC 7636 §4.6, RFC 8707 §2) code this refusal is.
+    pub const fn code(&self) -> ErrorCode {
+        use TokenError as E;
+        match self {
+            E::Malformed(_) | E::VerifierMissing | E::VerifierMalformed => {
+                ErrorCode::InvalidRequest
+            }
+            E::CodeInvalid
+            | E::CodeReplayed
+            | E::CodeMismatch
+            | E::VerifierMismatch
+            | E::RefreshInvalid
+            | E::RefreshWrongClient
+            | E::RefreshReused
+            | E::MembershipGone
+            | E::AccountDisabled => ErrorCode::InvalidGrant,
+            E::UnknownResource | E::ResourceNotGranted => ErrorCode::InvalidTarget,
+            E::ScopeWidened | E::NoScope | E::ScopeMalformed => ErrorCode::InvalidScope,
+            E::PublicClientForItself => ErrorCode::UnauthorizedClient,
+            E::Unavailable => ErrorCode::TemporarilyUnavailable,
+        }
+    }
+
+    /// Logs `cause` and stands for it: the client hears only "try again".
+    pub fn unavailable(what: &str, cause: impl std::fmt::Display) -> Self {
+        tracing::error!("{what}: {cause}");
+        TokenError::Unavailable
+    }
+}

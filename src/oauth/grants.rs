@@ -1,0 +1,310 @@
+//! The token endpoint's grants (RFC 6749 §4.1.3, §4.4, §6) as domain services:
+//! each takes an authenticated client and the request's parameters, and answers
+//! the RFC 6749 §5.1 response or a [`TokenError`] that carries its §5.2 code.
+
+use serde::Serialize;
+use url::Url;
+
+use super::clients::{Client, GrantType};
+use super::codes::{CodeStore, IssuedFromCode};
+use super::error::TokenError;
+use super::params::Params;
+use super::refresh::{self, Presented, RefreshRecord};
+use super::tokens::{Grant, IssuerConfig, Subject};
+use super::{pkce, scope_list};
+
+/// RFC 6749 §5.1.
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+/// Scopes that speak of a person (their identity, their organizations): a client
+/// acting for itself (client_credentials) holds none of them.
+const USER_ONLY_SCOPES: &[&str] = &["openid", "offline_access", "org", "orgs"];
+
+/// RFC 6749 §3.3: scope tokens are printable ASCII without `"` and `\`.
+fn scope_param(params: &Params) -> Result<Option<&str>, TokenError> {
+    let scope = params.get("scope");
+    let allowed = |c: char| c == ' ' || (c.is_ascii_graphic() && c != '"' && c != '\\');
+    match scope {
+        Some(s) if !s.chars().all(allowed) => Err(TokenError::ScopeMalformed),
+        other => Ok(other),
+    }
+}
+
+/// Signs what `grant` stands for; a `refresh_token` goes with it when given.
+fn respond(
+    config: &IssuerConfig,
+    client: &Client,
+    grant: &Grant,
+    org: &serde_json::Map<String, serde_json::Value>,
+    signed: super::tokens::Signed,
+    refresh_token: Option<String>,
+) -> Result<TokenResponse, TokenError> {
+    let id_token = config.sign_id_token(grant, &signed.token, client.id_token_alg, org)?;
+    Ok(TokenResponse {
+        access_token: signed.token,
+        token_type: "Bearer",
+        expires_in: config.settings.access_token_ttl.as_secs(),
+        scope: grant.scope.clone(),
+        refresh_token,
+        id_token,
+    })
+}
+
+/// RFC 6749 §4.1.3 with RFC 7636 §4.6 and RFC 8707 §2.2: the code is taken
+/// (once) before anything else about it is checked, so a failed exchange still
+/// spends it.
+pub async fn authorization_code(
+    config: &IssuerConfig,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, TokenError> {
+    let resource = config.allowed_resource(params.get("resource"))?;
+    let (Some(code), Some(redirect_uri)) = (params.get("code"), params.get("redirect_uri")) else {
+        return Err(TokenError::Malformed("code and redirect_uri are required"));
+    };
+    let codes = CodeStore::new(config.cache.clone());
+    let redeemed = codes.redeem(&config.db, code).await?;
+    let granted = redeemed.grant;
+    let same_uri = match (Url::parse(redirect_uri), Url::parse(&granted.redirect_uri)) {
+        (Ok(asked), Ok(authorized)) => asked == authorized,
+        _ => false,
+    };
+    if granted.client_id != client.client_id || !same_uri {
+        return Err(TokenError::CodeMismatch);
+    }
+    pkce::verify(&granted.code_challenge, params.get("code_verifier"))?;
+    // RFC 8707 §2.2: the token request may name the authorized resource, not another.
+    if resource.is_some() && resource != granted.resource {
+        return Err(TokenError::ResourceNotGranted);
+    }
+    // A code outlives the sessions ended when its account was disabled.
+    config.check_account(granted.user_id).await?;
+    let grant = Grant {
+        subject: Subject::User(granted.user_id),
+        client_id: granted.client_id,
+        scope: granted.scope,
+        session: Some(granted.session),
+        org: granted.org,
+        resource: granted.resource,
+        nonce: granted.nonce,
+    };
+    let org = config.org_claims(&grant).await?;
+    let signed = config.sign_access(&grant, &org)?;
+    let family = if refresh::wanted(client.allows_grant(GrantType::RefreshToken), &grant.scope) {
+        let new = refresh::NewFamily {
+            client_id: &grant.client_id,
+            user_id: Some(granted.user_id),
+            session: grant.session.as_ref(),
+            scope: &grant.scope,
+            org_id: grant.org,
+        };
+        let (token, family) = refresh::issue_family(&config.db, new, config.refresh_lifetimes())
+            .await
+            .map_err(|e| TokenError::unavailable("cannot issue a refresh token", e))?;
+        Some((token, family))
+    } else {
+        None
+    };
+    let issued = IssuedFromCode {
+        jti: signed.jti.clone(),
+        exp: signed.exp,
+        family: family.as_ref().map(|(_, id)| *id),
+    };
+    codes.link(&redeemed.hash, &issued).await?;
+    respond(config, client, &grant, &org, signed, family.map(|(t, _)| t))
+}
+
+/// RFC 6749 §6 with rotation (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2): the presented
+/// token is spent and its successor keeps the original grant; a narrower `scope`
+/// narrows this access token only.
+pub async fn refresh_token(
+    config: &IssuerConfig,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, TokenError> {
+    let resource = config.allowed_resource(params.get("resource"))?;
+    let Some(token) = params.get("refresh_token") else {
+        return Err(TokenError::Malformed("refresh_token is required"));
+    };
+    let narrowed = scope_param(params)?;
+    let lifetimes = config.refresh_lifetimes();
+    let storage = |e: refresh::RefreshError| TokenError::unavailable("refresh token", e);
+    // The common case in one step: a token in order, the scope kept. Anything
+    // not in order falls through to the path that tells which.
+    if narrowed.is_none()
+        && let Some((record, successor)) =
+            refresh::rotate_live(&config.db, token, &client.client_id, lifetimes)
+                .await
+                .map_err(storage)?
+    {
+        let grant = grant_of(&record, record.scope.clone(), resource);
+        return refreshed(config, client, &grant, successor).await;
+    }
+    let record = live_record(config, client, token).await?;
+    let scope = match narrowed {
+        None => record.scope.clone(),
+        Some(asked) => {
+            let asked = scope_list(asked);
+            let held = scope_list(&record.scope);
+            if !asked.iter().all(|s| held.contains(s)) {
+                return Err(TokenError::ScopeWidened);
+            }
+            asked.join(" ")
+        }
+    };
+    let Some(successor) = refresh::rotate(&config.db, &record, lifetimes)
+        .await
+        .map_err(storage)?
+    else {
+        // Another request spent this token first: treat it as reuse.
+        refresh::revoke_family(&config.db, record.family_id)
+            .await
+            .map_err(storage)?;
+        tracing::warn!(family = %record.family_id, "refresh token used twice at once: family revoked");
+        return Err(TokenError::RefreshReused);
+    };
+    let grant = grant_of(&record, scope, resource);
+    refreshed(config, client, &grant, successor).await
+}
+
+/// The presented refresh token, if it is live, this client's, and its grant
+/// still holds (account enabled, organization membership kept). Nothing is
+/// spent here; a spent token presented again ends its family.
+async fn live_record(
+    config: &IssuerConfig,
+    client: &Client,
+    token: &str,
+) -> Result<RefreshRecord, TokenError> {
+    let storage = |e: refresh::RefreshError| TokenError::unavailable("refresh token", e);
+    let record = match refresh::find(&config.db, token).await.map_err(storage)? {
+        Presented::Live(record) => record,
+        Presented::Spent(record) => {
+            // RFC 9700 §4.14.2: reuse means the token leaked; end the family.
+            refresh::revoke_family(&config.db, record.family_id)
+                .await
+                .map_err(storage)?;
+            tracing::warn!(family = %record.family_id, client = %record.client_id, "spent refresh token presented again: family revoked");
+            return Err(TokenError::RefreshReused);
+        }
+        Presented::Dead => return Err(TokenError::RefreshInvalid),
+    };
+    if record.client_id != client.client_id {
+        return Err(TokenError::RefreshWrongClient);
+    }
+    if let Some(user) = record.user_id {
+        config.check_account(user).await?;
+    }
+    // A refresh never changes organization; without the membership it fails
+    // before anything is rotated.
+    if let (Some(org), Some(user)) = (record.org_id, record.user_id) {
+        let memberships = crate::orgs::memberships_of(&config.db, user)
+            .await
+            .map_err(|e| TokenError::unavailable("cannot read memberships", e))?;
+        if !memberships.iter().any(|m| m.id == org) {
+            return Err(TokenError::MembershipGone);
+        }
+    }
+    Ok(record)
+}
+
+/// The grant a refresh token stands for, with this request's scope and resource.
+fn grant_of(record: &RefreshRecord, scope: String, resource: Option<String>) -> Grant {
+    Grant {
+        subject: record.user_id.map_or(Subject::Client, Subject::User),
+        client_id: record.client_id.clone(),
+        scope,
+        session: refresh::session_of(record),
+        org: record.org_id,
+        resource,
+        nonce: None,
+    }
+}
+
+async fn refreshed(
+    config: &IssuerConfig,
+    client: &Client,
+    grant: &Grant,
+    successor: String,
+) -> Result<TokenResponse, TokenError> {
+    let org = config.org_claims(grant).await?;
+    let signed = config.sign_access(grant, &org)?;
+    respond(config, client, grant, &org, signed, Some(successor))
+}
+
+/// RFC 6749 §4.4: a confidential client acts for itself; `sub` is its client_id,
+/// and it holds none of the scopes that speak of a person.
+pub async fn client_credentials(
+    config: &IssuerConfig,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, TokenError> {
+    let resource = config.allowed_resource(params.get("resource"))?;
+    if client.is_public() {
+        return Err(TokenError::PublicClientForItself);
+    }
+    let mut scope = client.negotiate_scope(scope_param(params)?);
+    scope.retain(|s| !USER_ONLY_SCOPES.contains(&s.as_str()) && !s.starts_with("org:"));
+    if scope.is_empty() {
+        return Err(TokenError::NoScope);
+    }
+    let grant = Grant {
+        subject: Subject::Client,
+        client_id: client.client_id.clone(),
+        scope: scope.join(" "),
+        session: None,
+        org: None,
+        resource,
+        nonce: None,
+    };
+    let signed = config.sign_access(&grant, &serde_json::Map::new())?;
+    respond(
+        config,
+        client,
+        &grant,
+        &serde_json::Map::new(),
+        signed,
+        None,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Params {
+        Params::unique(
+            pairs
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+        )
+        .expect("unique")
+    }
+
+    #[test]
+    fn a_scope_with_characters_rfc6749_forbids_is_refused() {
+        assert_eq!(
+            scope_param(&params(&[("scope", "a \"b\"")])),
+            Err(TokenError::ScopeMalformed)
+        );
+        assert_eq!(
+            scope_param(&params(&[("scope", "a\\b")])),
+            Err(TokenError::ScopeMalformed)
+        );
+        assert_eq!(
+            scope_param(&params(&[("scope", "openid api:read")])),
+            Ok(Some("openid api:read"))
+        );
+        assert_eq!(scope_param(&params(&[])), Ok(None));
+    }
+}
