@@ -499,14 +499,26 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
             json,
         } => {
             let grant_types = if grant_types.is_empty() {
-                vec![clients::GRANT_AUTHORIZATION_CODE.to_owned()]
+                vec![clients::GrantType::AuthorizationCode]
             } else {
                 grant_types
+                    .iter()
+                    .map(|g| {
+                        clients::GrantType::parse(g)
+                            .ok_or_else(|| clients::ClientError::UnsupportedGrantType(g.clone()))
+                    })
+                    .collect::<Result<_, _>>()
+                    .map_err(refused)?
+            };
+            let auth_method = match (public, secret_post) {
+                (true, _) => clients::AuthMethod::None,
+                (false, true) => clients::AuthMethod::ClientSecretPost,
+                (false, false) => clients::AuthMethod::ClientSecretBasic,
             };
             let new = clients::NewClient {
                 name,
                 redirect_uris,
-                public,
+                auth_method,
                 grant_types,
                 scope,
                 first_party,
@@ -514,7 +526,6 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
                 id_token_alg,
                 post_logout_redirect_uris,
                 org_optional,
-                secret_post,
                 ..clients::NewClient::default()
             };
             let (client, secret) = clients::create(&db, new).await.map_err(refused)?;

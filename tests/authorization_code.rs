@@ -8,6 +8,7 @@ use common::oauth::{
 };
 use common::{Browser, PASSWORD};
 use serde_json::Value;
+use tessera::oauth::clients::AuthMethod;
 
 async fn signed_in_browser(app: &common::TestApp) -> Browser {
     let browser = Browser::new(app);
@@ -634,7 +635,7 @@ async fn a_client_secret_post_client_authenticates_in_the_body_only() {
     let browser = signed_in_browser(&app).await;
     let mut new = new_client();
     new.first_party = true;
-    new.secret_post = true;
+    new.auth_method = AuthMethod::ClientSecretPost;
     let client = register(&app, new).await;
     let secret = client.secret.clone().expect("a confidential client");
     let (verifier, challenge) = pkce();
@@ -656,7 +657,7 @@ async fn a_public_client_redeems_with_pkce_and_no_secret() {
     let app = common::spawn_app().await;
     let browser = signed_in_browser(&app).await;
     let mut new = new_client();
-    new.public = true;
+    new.auth_method = AuthMethod::None;
     new.first_party = true;
     let client = register(&app, new).await;
     assert!(client.secret.is_none());
@@ -738,7 +739,7 @@ async fn native_clients_may_use_any_loopback_port() {
     let browser = signed_in_browser(&app).await;
     let mut new = new_client();
     new.native = true;
-    new.public = true;
+    new.auth_method = AuthMethod::None;
     new.first_party = true;
     new.redirect_uris = vec!["http://127.0.0.1/cb".into()];
     let client = register(&app, new).await;
@@ -784,7 +785,7 @@ async fn a_public_client_without_pkce_is_refused() {
     let app = common::spawn_app().await;
     let browser = signed_in_browser(&app).await;
     let mut new = new_client();
-    new.public = true;
+    new.auth_method = AuthMethod::None;
     new.first_party = true;
     let client = register(&app, new).await;
     let (_, challenge) = pkce();

@@ -5,12 +5,13 @@ mod common;
 use common::TestApp;
 use common::oauth::{TestClient, new_client, register};
 use serde_json::Value;
+use tessera::oauth::clients::{AuthMethod, GrantType};
 
 async fn service(app: &TestApp) -> TestClient {
     let mut new = new_client();
     new.name = "Billing job".into();
     new.redirect_uris = vec![];
-    new.grant_types = vec!["client_credentials".into()];
+    new.grant_types = vec![GrantType::ClientCredentials];
     register(app, new).await
 }
 
@@ -108,8 +109,8 @@ async fn only_registered_confidential_clients_may_use_it() {
     );
 
     let mut public = new_client();
-    public.public = true;
-    public.grant_types = vec!["client_credentials".into()];
+    public.auth_method = AuthMethod::None;
+    public.grant_types = vec![GrantType::ClientCredentials];
     let created = tessera::oauth::clients::create(&app.state.db, public).await;
     assert!(
         created.is_err(),
@@ -124,7 +125,7 @@ async fn a_service_token_carries_no_organization_scope_or_claims() {
     let app = common::spawn_app().await;
     let mut new = new_client();
     new.redirect_uris = vec![];
-    new.grant_types = vec!["client_credentials".into()];
+    new.grant_types = vec![GrantType::ClientCredentials];
     new.scope = "api:read org orgs".into();
     let client = register(&app, new).await;
     for asked in [

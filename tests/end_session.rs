@@ -7,13 +7,14 @@ use common::oauth::{
 };
 use common::{Browser, PASSWORD, TestApp};
 use serde_json::{Value, json};
+use tessera::oauth::clients::GrantType;
 
 const SIGNED_OUT: &str = "https://app.example/signed-out";
 
 async fn client(app: &TestApp) -> TestClient {
     let mut new = new_client();
     new.first_party = true;
-    new.grant_types = vec!["authorization_code".into(), "refresh_token".into()];
+    new.grant_types = vec![GrantType::AuthorizationCode, GrantType::RefreshToken];
     new.post_logout_redirect_uris = vec![SIGNED_OUT.into()];
     register(app, new).await
 }

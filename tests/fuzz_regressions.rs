@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
-use tessera::oauth::clients::NewClient;
+use tessera::oauth::clients::{GrantType, NewClient};
 use tessera::oauth::registration::{Metadata, validate};
 
 fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
@@ -62,7 +62,7 @@ async fn http_inputs_never_get_a_server_error() {
         NewClient {
             name: "Fuzz".into(),
             redirect_uris: vec!["https://app.example/callback".into()],
-            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
             scope: "openid offline_access".into(),
             ..NewClient::default()
         },

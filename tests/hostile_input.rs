@@ -13,6 +13,7 @@ use common::{Browser, PASSWORD, TestApp};
 use josekit::jwk::KeyPair as _;
 use reqwest::Method;
 use serde_json::{Value, json};
+use tessera::oauth::clients::GrantType;
 use tessera::tokens::Algorithm;
 
 /// What a row must get back.
@@ -289,7 +290,7 @@ async fn hostile_requests_get_precise_client_errors_and_never_a_server_error() {
     let mut new = new_client();
     new.first_party = true;
     new.id_token_alg = Algorithm::Es256;
-    new.grant_types = vec!["authorization_code".into(), "refresh_token".into()];
+    new.grant_types = vec![GrantType::AuthorizationCode, GrantType::RefreshToken];
     new.post_logout_redirect_uris = vec!["https://app.example/bye".into()];
     let client = register(&app, new).await;
     let secret = client.secret.clone().expect("confidential");

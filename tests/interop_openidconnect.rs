@@ -14,7 +14,7 @@ use openidconnect::{
     AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, HttpRequest, IssuerUrl,
     Nonce, OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
 };
-use tessera::oauth::clients::{self, NewClient};
+use tessera::oauth::clients::{self, AuthMethod, GrantType, NewClient};
 use tessera::tokens::Algorithm;
 
 use common::rp::send;
@@ -34,8 +34,8 @@ async fn the_openidconnect_crate_completes_the_flow_validates_tokens_reads_useri
         NewClient {
             name: "Interop RP".into(),
             redirect_uris: vec![REDIRECT.into()],
-            public: false,
-            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            auth_method: AuthMethod::ClientSecretBasic,
+            grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
             scope: "openid profile email offline_access".into(),
             first_party: false,
             native: false,

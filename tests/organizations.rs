@@ -9,6 +9,7 @@ use common::oauth::{
 };
 use common::{Browser, PASSWORD, Page, TestApp};
 use serde_json::Value;
+use tessera::oauth::clients::GrantType;
 use tessera::orgs::{self, Role};
 use uuid::Uuid;
 
@@ -18,7 +19,7 @@ async fn org_client(app: &TestApp, first_party: bool) -> TestClient {
     let mut new = new_client();
     new.first_party = first_party;
     new.scope = "openid profile email offline_access org orgs".into();
-    new.grant_types = vec!["authorization_code".into(), "refresh_token".into()];
+    new.grant_types = vec![GrantType::AuthorizationCode, GrantType::RefreshToken];
     register(app, new).await
 }
 

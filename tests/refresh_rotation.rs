@@ -12,6 +12,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement, TransactionTrait,
 };
 use serde_json::Value;
+use tessera::oauth::clients::{AuthMethod, GrantType};
 use tessera::oauth::refresh::ROTATE_LIVE_SQL;
 use tessera::store::entities::refresh_token;
 
@@ -20,8 +21,10 @@ const SCOPE: &str = "openid offline_access profile";
 async fn refreshing_client(app: &TestApp, public: bool) -> TestClient {
     let mut new = new_client();
     new.first_party = true;
-    new.public = public;
-    new.grant_types = vec!["authorization_code".into(), "refresh_token".into()];
+    if public {
+        new.auth_method = AuthMethod::None;
+    }
+    new.grant_types = vec![GrantType::AuthorizationCode, GrantType::RefreshToken];
     register(app, new).await
 }
 

@@ -7,6 +7,7 @@ use common::oauth::{
 };
 use common::{Browser, PASSWORD, TestApp};
 use serde_json::Value;
+use tessera::oauth::clients::GrantType;
 
 const ORDERS: &str = "https://orders.example/api";
 const BILLING: &str = "https://billing.example/api";
@@ -21,7 +22,7 @@ async fn app_with_resources() -> TestApp {
 async fn client(app: &TestApp) -> TestClient {
     let mut new = new_client();
     new.first_party = true;
-    new.grant_types = vec!["authorization_code".into(), "client_credentials".into()];
+    new.grant_types = vec![GrantType::AuthorizationCode, GrantType::ClientCredentials];
     register(app, new).await
 }
 

@@ -7,11 +7,12 @@ use common::oauth::{
 };
 use common::{Browser, PASSWORD, TestApp};
 use serde_json::Value;
+use tessera::oauth::clients::{AuthMethod, GrantType};
 
 async fn client(app: &TestApp) -> TestClient {
     let mut new = new_client();
     new.first_party = true;
-    new.grant_types = vec!["authorization_code".into(), "refresh_token".into()];
+    new.grant_types = vec![GrantType::AuthorizationCode, GrantType::RefreshToken];
     register(app, new).await
 }
 
@@ -176,7 +177,7 @@ async fn client_for_api(app: &TestApp) -> TestClient {
     let mut new = new_client();
     new.name = "Orders API".into();
     new.redirect_uris = vec![];
-    new.grant_types = vec!["client_credentials".into()];
+    new.grant_types = vec![GrantType::ClientCredentials];
     register(app, new).await
 }
 
@@ -243,7 +244,7 @@ async fn revocation_and_introspection_need_client_authentication() {
 async fn public_clients_cannot_introspect() {
     let app = common::spawn_app().await;
     let mut new = new_client();
-    new.public = true;
+    new.auth_method = AuthMethod::None;
     let public = register(&app, new).await;
     let response = app
         .client

@@ -215,7 +215,7 @@ pub async fn delete(
         Ok(c) => c,
         Err(response) => return response,
     };
-    match crate::oauth::clients::delete(&state.db, &client.client_id).await {
+    match crate::store::clients::delete(&state.db, &client.client_id).await {
         Ok(_) => {
             tracing::info!(client_id = %client.client_id, "client deleted its registration");
             state.clients.forget(&client.client_id);

@@ -338,6 +338,22 @@ enum OrgStep {
     Done(Outcome),
 }
 
+fn refuse(reply: Reply, (code, description): Refusal) -> Outcome {
+    Outcome::Refuse {
+        reply,
+        code,
+        description,
+    }
+}
+
+/// A request whose client, redirect URI and parameters are in order.
+struct Verified {
+    client: Client,
+    reply: Reply,
+    params: Params,
+    checked: Checked,
+}
+
 /// Decides what the authorization request `pairs` gets, for the person signed in
 /// to `session` (if anyone), with what they said on our pages.
 pub async fn decide(
@@ -355,11 +371,6 @@ pub async fn decide(
         Ok(verified) => verified,
         Err(why) => return Ok(Outcome::Invalid(why)),
     };
-    let refuse = |reply: Reply, (code, description): Refusal| Outcome::Refuse {
-        reply,
-        code,
-        description,
-    };
     let checked = match check_request(&params, &client, &config.settings.resources) {
         Ok(checked) => checked,
         Err(why) => return Ok(refuse(reply, why)),
@@ -372,13 +383,12 @@ pub async fn decide(
         Ok(sub) => sub,
         Err(why) => return Ok(refuse(reply, why)),
     };
-    let now = Utc::now();
     let verdict = session_verdict(
         session,
         checked.prompt,
         checked.max_age,
         hinted_sub.as_deref(),
-        now,
+        Utc::now(),
     );
     let session = match (verdict, session) {
         (SessionVerdict::Use, Some(s)) => s,
@@ -396,20 +406,33 @@ pub async fn decide(
             });
         }
     };
-    let org = match organization(
-        config,
-        &client,
-        &checked,
-        session,
-        &params,
-        &reply,
-        interaction,
-    )
-    .await?
-    {
+    let verified = Verified {
+        client,
+        reply,
+        params,
+        checked,
+    };
+    decide_for(config, verified, session, interaction).await
+}
+
+/// The rest, for the person whose session answers the request: the
+/// organization, consent, and the code.
+async fn decide_for(
+    config: &IssuerConfig,
+    verified: Verified,
+    session: &Session,
+    interaction: Interaction,
+) -> Result<Outcome, Unavailable> {
+    let org = match organization(config, &verified, session, interaction).await? {
         OrgStep::Chosen(org) => org,
         OrgStep::Done(outcome) => return Ok(outcome),
     };
+    let Verified {
+        client,
+        reply,
+        params,
+        checked,
+    } = verified;
     // Our own forms carry the choice on to the consent page.
     let params = match org {
         Some(org) if interaction.org_choice.is_some() => params.with(ORG_CHOICE, &org.to_string()),
@@ -422,28 +445,19 @@ pub async fn decide(
         && consent::covers(&config.db, session.user_id, &client.client_id, &scope)
             .await
             .map_err(unavailable)?;
-    match consent_verdict(
+    let verdict = consent_verdict(
         interaction.decision,
         client.first_party,
         remembered,
         checked.prompt,
-    ) {
-        ConsentVerdict::Granted => {}
-        ConsentVerdict::Denied => {
-            return Ok(refuse(
-                reply,
-                refusal(ErrorCode::AccessDenied, "the user denied the request"),
-            ));
-        }
-        ConsentVerdict::Required => {
-            return Ok(refuse(
-                reply,
-                refusal(
-                    ErrorCode::ConsentRequired,
-                    "the user has not allowed this client",
-                ),
-            ));
-        }
+    );
+    let refused = match verdict {
+        ConsentVerdict::Granted => None,
+        ConsentVerdict::Denied => Some((ErrorCode::AccessDenied, "the user denied the request")),
+        ConsentVerdict::Required => Some((
+            ErrorCode::ConsentRequired,
+            "the user has not allowed this client",
+        )),
         ConsentVerdict::Ask => {
             return Ok(Outcome::Consent {
                 reply,
@@ -452,6 +466,9 @@ pub async fn decide(
                 scope,
             });
         }
+    };
+    if let Some((code, why)) = refused {
+        return Ok(refuse(reply, refusal(code, why)));
     }
     if interaction.decision == Some(Decision::Allow) {
         consent::remember(&config.db, session.user_id, &client.client_id, &scope)
@@ -460,7 +477,7 @@ pub async fn decide(
     }
     let grant = CodeGrant {
         user_id: session.user_id,
-        client_id: client.client_id.clone(),
+        client_id: client.client_id,
         scope,
         redirect_uri: params.get("redirect_uri").unwrap_or_default().to_owned(),
         code_challenge: checked.code_challenge,
@@ -564,13 +581,16 @@ fn hinted_subject(config: &IssuerConfig, params: &Params) -> Result<Option<Strin
 /// The organization, when the client asks for one (`org` or `org:{uuid}`).
 async fn organization(
     config: &IssuerConfig,
-    client: &Client,
-    checked: &Checked,
+    verified: &Verified,
     session: &Session,
-    params: &Params,
-    reply: &Reply,
     interaction: Interaction,
 ) -> Result<OrgStep, Unavailable> {
+    let Verified {
+        client,
+        reply,
+        params,
+        checked,
+    } = verified;
     if !checked
         .scope
         .iter()
@@ -581,12 +601,8 @@ async fn organization(
     let memberships = orgs::memberships_of(&config.db, session.user_id)
         .await
         .map_err(unavailable)?;
-    let refuse = |code, description: &'static str| {
-        OrgStep::Done(Outcome::Refuse {
-            reply: reply.clone(),
-            code,
-            description: description.into(),
-        })
+    let refused = |code, description: &'static str| {
+        OrgStep::Done(refuse(reply.clone(), refusal(code, description)))
     };
     Ok(
         match orgs::choose_for_grant(
@@ -597,9 +613,9 @@ async fn organization(
         ) {
             OrgChoice::Chosen(id) => OrgStep::Chosen(Some(id)),
             OrgChoice::Without => OrgStep::Chosen(None),
-            OrgChoice::Refused(why) => refuse(ErrorCode::AccessDenied, why),
-            OrgChoice::InvalidScope(why) => refuse(ErrorCode::InvalidScope, why),
-            OrgChoice::Ask if checked.prompt.none => refuse(
+            OrgChoice::Refused(why) => refused(ErrorCode::AccessDenied, why),
+            OrgChoice::InvalidScope(why) => refused(ErrorCode::InvalidScope, why),
+            OrgChoice::Ask if checked.prompt.none => refused(
                 ErrorCode::InteractionRequired,
                 "the user must choose an organization",
             ),

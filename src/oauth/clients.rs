@@ -2,27 +2,18 @@
 //! the row ↔ [`Client`] mapping.
 
 use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
-    Set,
-};
+use sea_orm::DatabaseConnection;
 use subtle::ConstantTimeEq;
 use url::Url;
-use uuid::Uuid;
 
 use super::{digest, scope_list};
-use crate::identity::sessions::random_token;
-use crate::store::entities::client;
 use crate::tokens::Algorithm;
 
-pub const GRANT_AUTHORIZATION_CODE: &str = GrantType::AuthorizationCode.as_str();
-pub const GRANT_REFRESH_TOKEN: &str = GrantType::RefreshToken.as_str();
-pub const GRANT_CLIENT_CREDENTIALS: &str = GrantType::ClientCredentials.as_str();
 /// Every grant type this server implements, in the order discovery lists them.
 pub const GRANT_TYPES: &[&str] = &[
-    GRANT_AUTHORIZATION_CODE,
-    GRANT_REFRESH_TOKEN,
-    GRANT_CLIENT_CREDENTIALS,
+    GrantType::AuthorizationCode.as_str(),
+    GrantType::RefreshToken.as_str(),
+    GrantType::ClientCredentials.as_str(),
 ];
 
 /// A grant type this server implements (RFC 6749 §4.1, §4.4, §6).
@@ -125,7 +116,7 @@ pub enum ClientError {
 pub struct Client {
     pub client_id: String,
     pub name: String,
-    secret_hash: Option<String>,
+    pub(crate) secret_hash: Option<String>,
     pub redirect_uris: Vec<String>,
     pub grant_types: Vec<GrantType>,
     pub scope: Vec<String>,
@@ -140,7 +131,7 @@ pub struct Client {
     pub auth_method: AuthMethod,
     /// Registered itself (RFC 7591) rather than by an operator.
     pub self_registered: bool,
-    registration_token_hash: Option<String>,
+    pub(crate) registration_token_hash: Option<String>,
     pub created_at: chrono::DateTime<Utc>,
 }
 
@@ -168,57 +159,6 @@ impl Client {
             registration_token_hash: None,
             created_at: Utc::now(),
         }
-    }
-
-    /// The client a row stores. A value no release writes (an unknown grant type,
-    /// algorithm or auth method, a list that is not JSON) is refused loudly, never
-    /// read as a default: a silent default could widen what the client may do.
-    fn from_row(row: client::Model) -> Result<Self, sea_orm::DbErr> {
-        let id = row.client_id.clone();
-        let malformed = |field: &str, value: &str| {
-            sea_orm::DbErr::Custom(format!(
-                "client {id}: stored {field} `{value}` is malformed"
-            ))
-        };
-        let list = |field: &str, json: &str| -> Result<Vec<String>, sea_orm::DbErr> {
-            serde_json::from_str(json).map_err(|_| malformed(field, json))
-        };
-        let grant_types = row
-            .grant_types
-            .split_whitespace()
-            .map(|g| GrantType::parse(g).ok_or_else(|| malformed("grant type", g)))
-            .collect::<Result<_, _>>()?;
-        Ok(Self {
-            redirect_uris: list("redirect_uris", &row.redirect_uris)?,
-            grant_types,
-            scope: scope_list(&row.scope),
-            native: row.application_type == "native",
-            first_party: row.first_party,
-            id_token_alg: row
-                .id_token_alg
-                .parse()
-                .map_err(|_| malformed("id_token_alg", &row.id_token_alg))?,
-            post_logout_redirect_uris: list(
-                "post_logout_redirect_uris",
-                &row.post_logout_redirect_uris,
-            )?,
-            org_optional: row.org_optional,
-            contacts: list("contacts", &row.contacts)?,
-            auth_method: AuthMethod::parse(&row.token_endpoint_auth_method).ok_or_else(|| {
-                malformed(
-                    "token_endpoint_auth_method",
-                    &row.token_endpoint_auth_method,
-                )
-            })?,
-            self_registered: row.self_registered,
-            registration_token_hash: row.registration_token_hash,
-            created_at: row.created_at,
-            client_id: row.client_id,
-            name: row.name,
-            secret_hash: row.secret_hash,
-            client_uri: row.client_uri,
-            logo_uri: row.logo_uri,
-        })
     }
 
     /// Checks an RFC 7592 registration access token in constant time; clients an
@@ -306,8 +246,7 @@ fn is_loopback_ip(url: &Url) -> bool {
 pub struct NewClient {
     pub name: String,
     pub redirect_uris: Vec<String>,
-    pub public: bool,
-    pub grant_types: Vec<String>,
+    pub grant_types: Vec<GrantType>,
     pub scope: String,
     pub first_party: bool,
     pub native: bool,
@@ -318,9 +257,8 @@ pub struct NewClient {
     pub client_uri: Option<String>,
     pub logo_uri: Option<String>,
     pub contacts: Vec<String>,
-    /// A confidential client that sends its secret in the body rather than with
-    /// HTTP Basic (`client_secret_post`).
-    pub secret_post: bool,
+    /// How it authenticates at the token endpoint; `None` is a public client.
+    pub auth_method: AuthMethod,
 }
 
 impl Default for NewClient {
@@ -328,8 +266,7 @@ impl Default for NewClient {
         Self {
             name: String::new(),
             redirect_uris: Vec::new(),
-            public: false,
-            grant_types: vec![GRANT_AUTHORIZATION_CODE.to_owned()],
+            grant_types: vec![GrantType::AuthorizationCode],
             scope: "openid profile email offline_access".to_owned(),
             first_party: false,
             native: false,
@@ -339,18 +276,14 @@ impl Default for NewClient {
             client_uri: None,
             logo_uri: None,
             contacts: Vec::new(),
-            secret_post: false,
+            auth_method: AuthMethod::ClientSecretBasic,
         }
     }
 }
 
 impl NewClient {
-    pub fn auth_method(&self) -> AuthMethod {
-        match (self.public, self.secret_post) {
-            (true, _) => AuthMethod::None,
-            (false, true) => AuthMethod::ClientSecretPost,
-            (false, false) => AuthMethod::ClientSecretBasic,
-        }
+    pub fn is_public(&self) -> bool {
+        self.auth_method == AuthMethod::None
     }
 }
 
@@ -413,25 +346,10 @@ pub fn validate(new: &NewClient, rules: RedirectRules) -> Result<(), ClientError
     if name.is_empty() || name.chars().count() > 200 {
         return Err(ClientError::InvalidName);
     }
-    for g in &new.grant_types {
-        if !GRANT_TYPES.contains(&g.as_str()) {
-            return Err(ClientError::UnsupportedGrantType(g.clone()));
-        }
-    }
-    if new
-        .grant_types
-        .iter()
-        .any(|g| g == GRANT_AUTHORIZATION_CODE)
-        && new.redirect_uris.is_empty()
-    {
+    if new.grant_types.contains(&GrantType::AuthorizationCode) && new.redirect_uris.is_empty() {
         return Err(ClientError::NoRedirectUri);
     }
-    if new.public
-        && new
-            .grant_types
-            .iter()
-            .any(|g| g == GRANT_CLIENT_CREDENTIALS)
-    {
+    if new.is_public() && new.grant_types.contains(&GrantType::ClientCredentials) {
         return Err(ClientError::PublicClientCredentials);
     }
     for uri in new
@@ -444,19 +362,6 @@ pub fn validate(new: &NewClient, rules: RedirectRules) -> Result<(), ClientError
     Ok(())
 }
 
-fn new_secret(public: bool) -> Result<Option<String>, ClientError> {
-    if public {
-        return Ok(None);
-    }
-    random_token()
-        .map(Some)
-        .map_err(|e| ClientError::Random(e.to_string()))
-}
-
-fn json_list(items: &[String]) -> String {
-    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
-}
-
 /// Registers a client. Returns it with its secret, which exists only in this return
 /// value: the database keeps its SHA-256 (a slow hash buys nothing for 256 random
 /// bits and would cost every token request).
@@ -465,142 +370,7 @@ pub async fn create(
     new: NewClient,
 ) -> Result<(Client, Option<String>), ClientError> {
     validate(&new, RedirectRules::Operator)?;
-    insert(db, new, None).await
-}
-
-/// Stores a validated client; `registration_token` is the RFC 7592 token of a
-/// client that registered itself. Returns the client and its new secret.
-pub async fn insert(
-    db: &DatabaseConnection,
-    new: NewClient,
-    registration_token: Option<&str>,
-) -> Result<(Client, Option<String>), ClientError> {
-    let secret = new_secret(new.public)?;
-    let row = client::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        client_id: Set(Uuid::now_v7().to_string()),
-        secret_hash: Set(secret.as_deref().map(digest)),
-        name: Set(new.name.trim().to_owned()),
-        redirect_uris: Set(json_list(&new.redirect_uris)),
-        grant_types: Set(new.grant_types.join(" ")),
-        scope: Set(scope_list(&new.scope).join(" ")),
-        application_type: Set(if new.native { "native" } else { "web" }.to_owned()),
-        first_party: Set(new.first_party),
-        id_token_alg: Set(new.id_token_alg.as_str().to_owned()),
-        created_at: Set(Utc::now()),
-        post_logout_redirect_uris: Set(json_list(&new.post_logout_redirect_uris)),
-        org_optional: Set(new.org_optional),
-        client_uri: Set(new.client_uri.clone()),
-        logo_uri: Set(new.logo_uri.clone()),
-        contacts: Set(json_list(&new.contacts)),
-        token_endpoint_auth_method: Set(new.auth_method().as_str().to_owned()),
-        registration_token_hash: Set(registration_token.map(digest)),
-        self_registered: Set(registration_token.is_some()),
-    }
-    .insert(db)
-    .await?;
-    Ok((Client::from_row(row)?, secret))
-}
-
-/// Replaces a client's metadata (RFC 7592 §2.2). A secret is kept unless the
-/// client changes to or from public, or asks for a new one; a new one is returned.
-pub async fn replace(
-    db: &DatabaseConnection,
-    client_id: &str,
-    new: NewClient,
-    rotate_secret: bool,
-) -> Result<Option<(Client, Option<String>)>, ClientError> {
-    let Some(row) = client::Entity::find()
-        .filter(client::Column::ClientId.eq(client_id))
-        .one(db)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let was_public = row.secret_hash.is_none();
-    let secret = if new.public {
-        None
-    } else if was_public || rotate_secret {
-        new_secret(false)?
-    } else {
-        None
-    };
-    let keeps_secret = !new.public && secret.is_none();
-    let mut active = row.into_active_model();
-    if !keeps_secret {
-        active.secret_hash = Set(secret.as_deref().map(digest));
-    }
-    active.name = Set(new.name.trim().to_owned());
-    active.redirect_uris = Set(json_list(&new.redirect_uris));
-    active.grant_types = Set(new.grant_types.join(" "));
-    active.scope = Set(scope_list(&new.scope).join(" "));
-    active.application_type = Set(if new.native { "native" } else { "web" }.to_owned());
-    active.id_token_alg = Set(new.id_token_alg.as_str().to_owned());
-    active.post_logout_redirect_uris = Set(json_list(&new.post_logout_redirect_uris));
-    active.client_uri = Set(new.client_uri.clone());
-    active.logo_uri = Set(new.logo_uri.clone());
-    active.contacts = Set(json_list(&new.contacts));
-    active.token_endpoint_auth_method = Set(new.auth_method().as_str().to_owned());
-    let row = active.update(db).await?;
-    Ok(Some((Client::from_row(row)?, secret)))
-}
-
-/// Replaces the RFC 7592 registration access token (stored as a digest).
-pub async fn set_registration_token(
-    db: &DatabaseConnection,
-    client_id: &str,
-    token: &str,
-) -> Result<(), ClientError> {
-    client::Entity::update_many()
-        .col_expr(
-            client::Column::RegistrationTokenHash,
-            sea_orm::sea_query::Expr::value(digest(token)),
-        )
-        .filter(client::Column::ClientId.eq(client_id))
-        .exec(db)
-        .await?;
-    Ok(())
-}
-
-/// Deletes a client; its refresh tokens are revoked and its consents forgotten.
-pub async fn delete(db: &DatabaseConnection, client_id: &str) -> Result<bool, ClientError> {
-    use sea_orm::TransactionTrait;
-    use sea_orm::sea_query::Expr;
-    let txn = db.begin().await?;
-    crate::store::entities::refresh_token::Entity::update_many()
-        .col_expr(
-            crate::store::entities::refresh_token::Column::RevokedAt,
-            Expr::value(Utc::now()),
-        )
-        .filter(crate::store::entities::refresh_token::Column::ClientId.eq(client_id))
-        .filter(crate::store::entities::refresh_token::Column::RevokedAt.is_null())
-        .exec(&txn)
-        .await?;
-    crate::store::entities::consent::Entity::delete_many()
-        .filter(crate::store::entities::consent::Column::ClientId.eq(client_id))
-        .exec(&txn)
-        .await?;
-    let deleted = client::Entity::delete_many()
-        .filter(client::Column::ClientId.eq(client_id))
-        .exec(&txn)
-        .await?;
-    txn.commit().await?;
-    Ok(deleted.rows_affected > 0)
-}
-
-pub async fn find(
-    db: &DatabaseConnection,
-    client_id: &str,
-) -> Result<Option<Client>, sea_orm::DbErr> {
-    if client_id.is_empty() || client_id.len() > 64 {
-        return Ok(None);
-    }
-    client::Entity::find()
-        .filter(client::Column::ClientId.eq(client_id))
-        .one(db)
-        .await?
-        .map(Client::from_row)
-        .transpose()
+    crate::store::clients::insert(db, new, None).await
 }
 
 /// Recently read clients, so the token endpoint does not ask the database on
@@ -639,7 +409,7 @@ impl ClientCache {
                 return Ok(Some(client.clone()));
             }
         }
-        let found = find(db, client_id).await?;
+        let found = crate::store::clients::find(db, client_id).await?;
         if let Some(client) = &found
             && !self.ttl.is_zero()
         {
@@ -688,56 +458,6 @@ mod tests {
 
     fn client(uris: &[&str], native: bool) -> Client {
         Client::example(uris, native)
-    }
-
-    fn row() -> client::Model {
-        client::Model {
-            id: uuid::Uuid::now_v7(),
-            client_id: "c".into(),
-            secret_hash: None,
-            name: "App".into(),
-            redirect_uris: r#"["https://app.example/cb"]"#.into(),
-            grant_types: "authorization_code refresh_token".into(),
-            scope: "openid".into(),
-            application_type: "web".into(),
-            first_party: false,
-            id_token_alg: "RS256".into(),
-            created_at: Utc::now(),
-            post_logout_redirect_uris: "[]".into(),
-            org_optional: false,
-            client_uri: None,
-            logo_uri: None,
-            contacts: "[]".into(),
-            token_endpoint_auth_method: "none".into(),
-            registration_token_hash: None,
-            self_registered: false,
-        }
-    }
-
-    #[test]
-    fn a_stored_client_reads_as_typed_values_and_a_malformed_one_is_refused() {
-        let client = Client::from_row(row()).unwrap();
-        assert_eq!(
-            client.grant_types,
-            [GrantType::AuthorizationCode, GrantType::RefreshToken]
-        );
-        assert_eq!(client.auth_method, AuthMethod::None);
-        let broken: [fn(&mut client::Model); 5] = [
-            |r| r.grant_types = "authorization_code password".into(),
-            |r| r.token_endpoint_auth_method = "private_key_jwt".into(),
-            |r| r.id_token_alg = "HS256".into(),
-            |r| r.redirect_uris = "https://app.example/cb".into(),
-            |r| r.contacts = "".into(),
-        ];
-        for (i, breaks) in broken.into_iter().enumerate() {
-            let mut r = row();
-            breaks(&mut r);
-            let refused = Client::from_row(r).expect_err("no silent default");
-            assert!(
-                refused.to_string().contains("client c: stored"),
-                "{i}: {refused}"
-            );
-        }
     }
 
     #[test]

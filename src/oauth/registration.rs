@@ -12,10 +12,7 @@ use serde_json::{Value, json};
 use url::Url;
 use uuid::Uuid;
 
-use super::clients::{
-    self, Client, ClientError, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS,
-    GRANT_REFRESH_TOKEN, NewClient, RedirectRules,
-};
+use super::clients::{self, AuthMethod, Client, ClientError, GrantType, NewClient, RedirectRules};
 use super::{digest, scope_list};
 use crate::identity::normalize_email;
 use crate::identity::sessions::random_token;
@@ -138,101 +135,13 @@ pub fn validate(
             )));
         }
     };
-    let auth_method = meta
-        .token_endpoint_auth_method
-        .as_deref()
-        .unwrap_or("client_secret_basic");
-    let (public, secret_post) = match auth_method {
-        "client_secret_basic" => (false, false),
-        "client_secret_post" => (false, true),
-        "none" => (true, false),
-        other => {
-            return Err(metadata_error(format!(
-                "token_endpoint_auth_method `{other}` is not supported \
-                 (client_secret_basic, client_secret_post or none)"
-            )));
-        }
-    };
-
-    let mut grant_types: Vec<String> = Vec::new();
-    for g in meta
-        .grant_types
-        .clone()
-        .unwrap_or_else(|| vec![GRANT_AUTHORIZATION_CODE.to_owned()])
-    {
-        if !clients::GRANT_TYPES.contains(&g.as_str()) {
-            return Err(metadata_error(format!(
-                "grant type `{g}` is not supported ({})",
-                clients::GRANT_TYPES.join(", ")
-            )));
-        }
-        if !grant_types.contains(&g) {
-            grant_types.push(g);
-        }
-    }
-    if grant_types.is_empty() {
-        return Err(metadata_error("grant_types is empty"));
-    }
-    let uses_code = grant_types.iter().any(|g| g == GRANT_AUTHORIZATION_CODE);
-    // RFC 7591 §2.1: `code` goes with authorization_code, and nothing else exists here.
-    let response_types = meta.response_types.clone().unwrap_or_else(|| {
-        if uses_code {
-            vec!["code".to_owned()]
-        } else {
-            Vec::new()
-        }
-    });
-    if let Some(other) = response_types.iter().find(|r| *r != "code") {
-        return Err(metadata_error(format!(
-            "response type `{other}` is not supported (only `code`)"
-        )));
-    }
-    let asks_code = response_types.iter().any(|r| r == "code");
-    if asks_code != uses_code {
-        return Err(metadata_error(
-            "response_types and grant_types disagree: `code` goes with authorization_code, and only with it",
-        ));
-    }
-    if grant_types.iter().any(|g| g == GRANT_REFRESH_TOKEN) && !uses_code {
-        return Err(metadata_error(
-            "refresh_token needs the authorization_code grant",
-        ));
-    }
-    // A client without a secret proves itself with PKCE, which only the code flow has.
-    if public && grant_types.iter().any(|g| g == GRANT_CLIENT_CREDENTIALS) {
-        return Err(metadata_error(
-            "token_endpoint_auth_method `none` cannot use client_credentials",
-        ));
-    }
-
-    let redirect_uris = meta.redirect_uris.clone().unwrap_or_default();
-    if redirect_uris.len() > MAX_URIS {
-        return Err(RegistrationError::InvalidRedirectUri(format!(
-            "at most {MAX_URIS} redirect URIs"
-        )));
-    }
-    if uses_code && redirect_uris.is_empty() {
-        return Err(RegistrationError::InvalidRedirectUri(
-            "the authorization_code grant needs at least one redirect URI".to_owned(),
-        ));
-    }
+    let auth_method = auth_method(meta)?;
+    let grant_types = grant_types(meta, auth_method)?;
     let rules = RedirectRules::Registration {
         allow_http_localhost,
     };
-    for uri in &redirect_uris {
-        clients::check_redirect_uri(uri, native, rules)?;
-    }
-    let post_logout_redirect_uris = meta.post_logout_redirect_uris.clone().unwrap_or_default();
-    if post_logout_redirect_uris.len() > MAX_URIS {
-        return Err(metadata_error(format!(
-            "at most {MAX_URIS} post_logout_redirect_uris"
-        )));
-    }
-    for uri in &post_logout_redirect_uris {
-        clients::check_redirect_uri(uri, native, rules)
-            .map_err(|e| metadata_error(format!("post_logout_redirect_uris: {e}")))?;
-    }
-
+    let (redirect_uris, post_logout_redirect_uris) =
+        redirect_uris(meta, &grant_types, native, rules)?;
     let name = meta
         .client_name
         .as_deref()
@@ -249,39 +158,6 @@ pub fn validate(
             check_web_uri(field, uri, allow_http_localhost)?;
         }
     }
-    let contacts = meta.contacts.clone().unwrap_or_default();
-    if contacts.len() > MAX_CONTACTS {
-        return Err(metadata_error(format!("at most {MAX_CONTACTS} contacts")));
-    }
-    let contacts = contacts
-        .iter()
-        .map(|c| {
-            normalize_email(c)
-                .map_err(|_| metadata_error(format!("contact `{c}` is not an email address")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-
-    let scope = match &meta.scope {
-        Some(scope) => {
-            if scope.len() > MAX_SCOPE_LENGTH {
-                return Err(metadata_error("scope is too long"));
-            }
-            if let Some(unknown) = scope_list(scope)
-                .into_iter()
-                .find(|s| !REGISTRABLE_SCOPES.contains(&s.as_str()))
-            {
-                return Err(metadata_error(format!(
-                    "scope `{unknown}` is not one a client may register ({})",
-                    REGISTRABLE_SCOPES.join(", ")
-                )));
-            }
-            scope.clone()
-        }
-        None if grant_types.iter().any(|g| g == GRANT_REFRESH_TOKEN) => {
-            "openid profile email offline_access".to_owned()
-        }
-        None => "openid profile email".to_owned(),
-    };
     let id_token_alg = match meta.id_token_signed_response_alg.as_deref() {
         None | Some("RS256") => Algorithm::Rs256,
         Some("ES256") => Algorithm::Es256,
@@ -291,13 +167,11 @@ pub fn validate(
             )));
         }
     };
-
     let new = NewClient {
         name: name.to_owned(),
         redirect_uris,
-        public,
+        scope: scope(meta, &grant_types)?,
         grant_types,
-        scope,
         first_party: false,
         native,
         id_token_alg,
@@ -305,11 +179,152 @@ pub fn validate(
         org_optional: false,
         client_uri: meta.client_uri.clone(),
         logo_uri: meta.logo_uri.clone(),
-        contacts,
-        secret_post,
+        contacts: contacts(meta)?,
+        auth_method,
     };
     clients::validate(&new, rules)?;
     Ok(new)
+}
+
+/// RFC 7591 §2 `token_endpoint_auth_method`, `client_secret_basic` by default.
+fn auth_method(meta: &Metadata) -> Result<AuthMethod, RegistrationError> {
+    let name = meta
+        .token_endpoint_auth_method
+        .as_deref()
+        .unwrap_or(AuthMethod::ClientSecretBasic.as_str());
+    AuthMethod::parse(name).ok_or_else(|| {
+        metadata_error(format!(
+            "token_endpoint_auth_method `{name}` is not supported \
+             (client_secret_basic, client_secret_post or none)"
+        ))
+    })
+}
+
+/// RFC 7591 §2.1: `grant_types` and `response_types` must agree — `code` goes
+/// with authorization_code, and nothing else exists here.
+fn grant_types(
+    meta: &Metadata,
+    auth_method: AuthMethod,
+) -> Result<Vec<GrantType>, RegistrationError> {
+    let mut grant_types = Vec::new();
+    for name in meta.grant_types.as_deref().unwrap_or(&[]) {
+        let grant = GrantType::parse(name).ok_or_else(|| {
+            metadata_error(format!(
+                "grant type `{name}` is not supported ({})",
+                clients::GRANT_TYPES.join(", ")
+            ))
+        })?;
+        if !grant_types.contains(&grant) {
+            grant_types.push(grant);
+        }
+    }
+    if meta.grant_types.is_none() {
+        grant_types.push(GrantType::AuthorizationCode);
+    }
+    if grant_types.is_empty() {
+        return Err(metadata_error("grant_types is empty"));
+    }
+    let uses_code = grant_types.contains(&GrantType::AuthorizationCode);
+    let response_types = meta
+        .response_types
+        .clone()
+        .unwrap_or_else(|| uses_code.then(|| "code".to_owned()).into_iter().collect());
+    if let Some(other) = response_types.iter().find(|r| *r != "code") {
+        return Err(metadata_error(format!(
+            "response type `{other}` is not supported (only `code`)"
+        )));
+    }
+    if response_types.iter().any(|r| r == "code") != uses_code {
+        return Err(metadata_error(
+            "response_types and grant_types disagree: `code` goes with authorization_code, and only with it",
+        ));
+    }
+    if grant_types.contains(&GrantType::RefreshToken) && !uses_code {
+        return Err(metadata_error(
+            "refresh_token needs the authorization_code grant",
+        ));
+    }
+    // A client without a secret proves itself with PKCE, which only the code flow has.
+    if auth_method == AuthMethod::None && grant_types.contains(&GrantType::ClientCredentials) {
+        return Err(metadata_error(
+            "token_endpoint_auth_method `none` cannot use client_credentials",
+        ));
+    }
+    Ok(grant_types)
+}
+
+/// The redirect and post-logout redirect URIs, under the rules for clients that
+/// register themselves.
+fn redirect_uris(
+    meta: &Metadata,
+    grant_types: &[GrantType],
+    native: bool,
+    rules: RedirectRules,
+) -> Result<(Vec<String>, Vec<String>), RegistrationError> {
+    let redirect_uris = meta.redirect_uris.clone().unwrap_or_default();
+    if redirect_uris.len() > MAX_URIS {
+        return Err(RegistrationError::InvalidRedirectUri(format!(
+            "at most {MAX_URIS} redirect URIs"
+        )));
+    }
+    if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
+        return Err(RegistrationError::InvalidRedirectUri(
+            "the authorization_code grant needs at least one redirect URI".to_owned(),
+        ));
+    }
+    for uri in &redirect_uris {
+        clients::check_redirect_uri(uri, native, rules)?;
+    }
+    let post_logout = meta.post_logout_redirect_uris.clone().unwrap_or_default();
+    if post_logout.len() > MAX_URIS {
+        return Err(metadata_error(format!(
+            "at most {MAX_URIS} post_logout_redirect_uris"
+        )));
+    }
+    for uri in &post_logout {
+        clients::check_redirect_uri(uri, native, rules)
+            .map_err(|e| metadata_error(format!("post_logout_redirect_uris: {e}")))?;
+    }
+    Ok((redirect_uris, post_logout))
+}
+
+fn contacts(meta: &Metadata) -> Result<Vec<String>, RegistrationError> {
+    let contacts = meta.contacts.as_deref().unwrap_or(&[]);
+    if contacts.len() > MAX_CONTACTS {
+        return Err(metadata_error(format!("at most {MAX_CONTACTS} contacts")));
+    }
+    contacts
+        .iter()
+        .map(|c| {
+            normalize_email(c)
+                .map_err(|_| metadata_error(format!("contact `{c}` is not an email address")))
+        })
+        .collect()
+}
+
+/// The scopes registered: only ones this server defines (see
+/// [`REGISTRABLE_SCOPES`]); without `scope`, the OIDC ones.
+fn scope(meta: &Metadata, grant_types: &[GrantType]) -> Result<String, RegistrationError> {
+    let Some(scope) = &meta.scope else {
+        return Ok(if grant_types.contains(&GrantType::RefreshToken) {
+            "openid profile email offline_access".to_owned()
+        } else {
+            "openid profile email".to_owned()
+        });
+    };
+    if scope.len() > MAX_SCOPE_LENGTH {
+        return Err(metadata_error("scope is too long"));
+    }
+    if let Some(unknown) = scope_list(scope)
+        .into_iter()
+        .find(|s| !REGISTRABLE_SCOPES.contains(&s.as_str()))
+    {
+        return Err(metadata_error(format!(
+            "scope `{unknown}` is not one a client may register ({})",
+            REGISTRABLE_SCOPES.join(", ")
+        )));
+    }
+    Ok(scope.clone())
 }
 
 /// A registration's answer (RFC 7591 §3.2.1, RFC 7592 §3): the metadata as
@@ -380,7 +395,8 @@ pub async fn register(
     }
     let registration_token =
         random_token().map_err(|e| RegistrationError::Random(e.to_string()))?;
-    let (client, secret) = clients::insert(db, new, Some(&registration_token)).await?;
+    let (client, secret) =
+        crate::store::clients::insert(db, new, Some(&registration_token)).await?;
     Ok(Registered {
         client,
         secret,
@@ -396,7 +412,7 @@ pub async fn authorized_client(
     token: Option<&str>,
 ) -> Result<Client, RegistrationError> {
     let token = token.ok_or(RegistrationError::InvalidToken)?;
-    let client = clients::find(db, client_id)
+    let client = crate::store::clients::find(db, client_id)
         .await?
         .ok_or(RegistrationError::InvalidToken)?;
     if !client.registration_token_matches(token) {
@@ -437,7 +453,7 @@ pub async fn update(
     let rotate = meta.rotate_client_secret.unwrap_or(false);
     let registration_token =
         random_token().map_err(|e| RegistrationError::Random(e.to_string()))?;
-    let (client, secret) = clients::replace(db, &current.client_id, new, rotate)
+    let (client, secret) = crate::store::clients::replace(db, &current.client_id, new, rotate)
         .await?
         .ok_or(RegistrationError::InvalidToken)?;
     // What people consented to was shown and answered under these: a change
@@ -449,7 +465,8 @@ pub async fn update(
     if presented_anew {
         super::consent::forget_client(db, &client.client_id).await?;
     }
-    clients::set_registration_token(db, &client.client_id, &registration_token).await?;
+    crate::store::clients::set_registration_token(db, &client.client_id, &registration_token)
+        .await?;
     Ok(Updated {
         client,
         secret,
@@ -463,7 +480,7 @@ pub async fn reissue_registration_token(
     client: &Client,
 ) -> Result<String, RegistrationError> {
     let token = random_token().map_err(|e| RegistrationError::Random(e.to_string()))?;
-    clients::set_registration_token(db, &client.client_id, &token).await?;
+    crate::store::clients::set_registration_token(db, &client.client_id, &token).await?;
     Ok(token)
 }
 
@@ -536,9 +553,9 @@ mod tests {
             false,
         )
         .unwrap();
-        assert!(!new.public && !new.native && !new.first_party);
-        assert_eq!(new.grant_types, ["authorization_code"]);
-        assert_eq!(new.auth_method(), clients::AuthMethod::ClientSecretBasic);
+        assert!(!new.is_public() && !new.native && !new.first_party);
+        assert_eq!(new.grant_types, [GrantType::AuthorizationCode]);
+        assert_eq!(new.auth_method, clients::AuthMethod::ClientSecretBasic);
         assert_eq!(new.scope, "openid profile email");
     }
 

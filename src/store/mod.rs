@@ -1,6 +1,7 @@
 //! Durable storage (sea-orm, SQLite or PostgreSQL) and the short-lived cache.
 
 pub mod cache;
+pub mod clients;
 pub mod entities;
 
 use std::time::Duration;

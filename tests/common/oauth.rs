@@ -3,7 +3,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::Digest;
-use tessera::oauth::clients::{self, NewClient};
+use tessera::oauth::clients::{self, AuthMethod, GrantType, NewClient};
 use tessera::tokens::Algorithm;
 
 use super::{Browser, Page, TestApp};
@@ -19,8 +19,8 @@ pub fn new_client() -> NewClient {
     NewClient {
         name: "Example App".into(),
         redirect_uris: vec![REDIRECT.into()],
-        public: false,
-        grant_types: vec!["authorization_code".into()],
+        auth_method: AuthMethod::ClientSecretBasic,
+        grant_types: vec![GrantType::AuthorizationCode],
         scope: "openid profile email offline_access api:read".into(),
         first_party: false,
         native: false,
@@ -249,7 +249,7 @@ pub async fn signed_in_with_refresh_token(
     browser.sign_up("ada@example.com", super::PASSWORD).await;
     let mut new = new_client();
     new.first_party = true;
-    new.grant_types = vec!["authorization_code".into(), "refresh_token".into()];
+    new.grant_types = vec![GrantType::AuthorizationCode, GrantType::RefreshToken];
     let client = register(app, new).await;
     let (verifier, challenge) = pkce();
     let code = code_with_scope(&browser, &client.id, &challenge, "openid offline_access").await;
