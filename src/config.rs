@@ -362,6 +362,24 @@ impl Layer {
     }
 
     /// A whole-number setting within `[min, max]`.
+    /// One of a few words; `expected` says which, for the error.
+    fn choice<T: Copy>(
+        &self,
+        setting: &str,
+        default: T,
+        words: &[(&str, T)],
+        expected: &str,
+    ) -> Result<T, ConfigError> {
+        let Some(raw) = self.get(setting) else {
+            return Ok(default);
+        };
+        words
+            .iter()
+            .find(|(word, _)| *word == raw)
+            .map(|(_, value)| *value)
+            .ok_or_else(|| ConfigError::new(env_name(setting), format!("`{raw}` is {expected}")))
+    }
+
     fn number(&self, setting: &str, default: u32, min: u32, max: u32) -> Result<u32, ConfigError> {
         let Some(raw) = self.get(setting) else {
             return Ok(default);
@@ -477,50 +495,39 @@ impl Settings {
         }
         let login_lockout = layer.duration("login_lockout", "15m", 1, day)?;
 
-        let log_format = match layer.get("log_format").unwrap_or("human") {
-            "human" => LogFormat::Human,
-            "json" => LogFormat::Json,
-            other => {
-                return Err(ConfigError::new(
-                    "TESSERA_LOG_FORMAT",
-                    format!("`{other}` is neither `human` nor `json`"),
-                ));
-            }
-        };
-        let signup = match layer.get("signup").unwrap_or("open") {
-            "open" | "true" => true,
-            "closed" | "false" => false,
-            other => {
-                return Err(ConfigError::new(
-                    "TESSERA_SIGNUP",
-                    format!("`{other}` is neither `open` nor `closed`"),
-                ));
-            }
-        };
-        let registration = match layer.get("registration").unwrap_or("token") {
-            "open" => RegistrationPolicy::Open,
-            "token" => RegistrationPolicy::InitialAccessToken,
-            "off" => RegistrationPolicy::Off,
-            other => {
-                return Err(ConfigError::new(
-                    "TESSERA_REGISTRATION",
-                    format!("`{other}` is not `open`, `token` or `off`"),
-                ));
-            }
-        };
-        let registration_allow_http_localhost = match layer
-            .get("registration_allow_http_localhost")
-            .unwrap_or("false")
-        {
-            "true" => true,
-            "false" => false,
-            other => {
-                return Err(ConfigError::new(
-                    "TESSERA_REGISTRATION_ALLOW_HTTP_LOCALHOST",
-                    format!("`{other}` is neither `true` nor `false`"),
-                ));
-            }
-        };
+        let log_format = layer.choice(
+            "log_format",
+            LogFormat::Human,
+            &[("human", LogFormat::Human), ("json", LogFormat::Json)],
+            "neither `human` nor `json`",
+        )?;
+        let signup = layer.choice(
+            "signup",
+            true,
+            &[
+                ("open", true),
+                ("true", true),
+                ("closed", false),
+                ("false", false),
+            ],
+            "neither `open` nor `closed`",
+        )?;
+        let registration = layer.choice(
+            "registration",
+            RegistrationPolicy::InitialAccessToken,
+            &[
+                ("open", RegistrationPolicy::Open),
+                ("token", RegistrationPolicy::InitialAccessToken),
+                ("off", RegistrationPolicy::Off),
+            ],
+            "not `open`, `token` or `off`",
+        )?;
+        let registration_allow_http_localhost = layer.choice(
+            "registration_allow_http_localhost",
+            false,
+            &[("true", true), ("false", false)],
+            "neither `true` nor `false`",
+        )?;
         let registration_max_per_ip = layer.number("registration_max_per_ip", 20, 1, 100_000)?;
         let signup_max_per_ip = layer.number("signup_max_per_ip", 20, 1, 100_000)?;
         let client_cache_ttl = layer.duration("client_cache_ttl", "5s", 0, 300)?;
@@ -539,38 +546,8 @@ impl Settings {
             iterations: layer.number("argon2_iterations", 2, 1, 64)?,
             parallelism: layer.number("argon2_parallelism", 1, 1, 64)?,
         };
-        let default_audience = match layer.get("default_audience") {
-            None => issuer.as_str().trim_end_matches('/').to_owned(),
-            Some(aud)
-                if !aud.is_empty() && aud.len() <= 512 && !aud.contains(char::is_whitespace) =>
-            {
-                aud.to_owned()
-            }
-            Some(_) => {
-                return Err(ConfigError::new(
-                    "TESSERA_DEFAULT_AUDIENCE",
-                    "must be a single URI or identifier without spaces",
-                ));
-            }
-        };
-        let mut resources = Vec::new();
-        for item in layer
-            .get("resources")
-            .unwrap_or_default()
-            .split([',', ' '])
-            .filter(|s| !s.is_empty())
-        {
-            // RFC 8707 §2: an absolute URI without a fragment.
-            match Url::parse(item) {
-                Ok(url) if url.fragment().is_none() => resources.push(item.to_owned()),
-                _ => {
-                    return Err(ConfigError::new(
-                        "TESSERA_RESOURCES",
-                        format!("`{item}` is not an absolute URI without a fragment"),
-                    ));
-                }
-            }
-        }
+        let default_audience = default_audience(layer, &issuer)?;
+        let resources = resources(layer)?;
         let ceremony_ttl = layer.duration("passkey_ceremony_ttl", "5m", 1, 3600)?;
         let webauthn = webauthn_settings(
             &issuer,
@@ -681,6 +658,38 @@ fn webauthn_settings(
         rp_name: rp_name.trim().to_owned(),
         ceremony_ttl: Duration::from_secs(300),
     }))
+}
+
+/// The `aud` of access tokens for no particular API: the issuer unless set.
+fn default_audience(layer: &Layer, issuer: &Url) -> Result<String, ConfigError> {
+    match layer.get("default_audience") {
+        None => Ok(issuer.as_str().trim_end_matches('/').to_owned()),
+        Some(aud) if !aud.is_empty() && aud.len() <= 512 && !aud.contains(char::is_whitespace) => {
+            Ok(aud.to_owned())
+        }
+        Some(_) => Err(ConfigError::new(
+            "TESSERA_DEFAULT_AUDIENCE",
+            "must be a single URI or identifier without spaces",
+        )),
+    }
+}
+
+/// The APIs tokens may be issued for (RFC 8707 §2: absolute URIs without a
+/// fragment).
+fn resources(layer: &Layer) -> Result<Vec<String>, ConfigError> {
+    layer
+        .get("resources")
+        .unwrap_or_default()
+        .split([',', ' '])
+        .filter(|s| !s.is_empty())
+        .map(|item| match Url::parse(item) {
+            Ok(url) if url.fragment().is_none() => Ok(item.to_owned()),
+            _ => Err(ConfigError::new(
+                "TESSERA_RESOURCES",
+                format!("`{item}` is not an absolute URI without a fragment"),
+            )),
+        })
+        .collect()
 }
 
 fn parse_issuer(raw: &str) -> Result<Url, ConfigError> {

@@ -1,87 +1,76 @@
-//! The HTTP error boundary. Every JSON API error leaves through [`ApiError`], with
-//! one body shape, `{"error": "...", "error_description": "..."}` — the RFC 6749
-//! §5.2 shape, so OAuth and non-OAuth endpoints read the same to a client.
+//! The error codes Tessera answers with, spelled once. How each travels (status,
+//! headers, body shape) is decided in `http::error`.
 
-use actix_web::http::StatusCode;
-use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
-use actix_web::{HttpResponse, ResponseError};
-use serde::Serialize;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("no such resource")]
+/// Every error code Tessera answers with: RFC 6749 §4.1.2.1 and §5.2, RFC 6750
+/// §3.1, RFC 7591 §3.2.2, RFC 8707 §2, RFC 9101 and OIDC Core §3.1.2.6 codes, and
+/// the JSON API's own (after `RequestUriNotSupported`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    UnsupportedResponseType,
+    InvalidScope,
+    InvalidTarget,
+    AccessDenied,
+    InvalidToken,
+    InsufficientScope,
+    TemporarilyUnavailable,
+    LoginRequired,
+    InteractionRequired,
+    ConsentRequired,
+    RequestNotSupported,
+    RequestUriNotSupported,
+    ServerError,
+    InvalidRedirectUri,
+    InvalidClientMetadata,
     NotFound,
-    #[error("method not allowed")]
     MethodNotAllowed,
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    Unavailable(String),
-    /// A refusal with its own status and error code, e.g. `403 login_required`.
-    #[error("{description}")]
-    Refused {
-        status: StatusCode,
-        code: &'static str,
-        description: String,
-    },
-    #[error("internal error")]
-    Internal,
+    Conflict,
+    TooManyRequests,
+    InvalidCsrfToken,
+    PasskeysUnavailable,
+    SignupClosed,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_description: Option<&'a str>,
-}
-
-impl ApiError {
-    /// A refusal with its own status and code.
-    pub fn refused(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
-        ApiError::Refused {
-            status,
-            code,
-            description: description.into(),
-        }
-    }
-
-    fn code(&self) -> &'static str {
+impl ErrorCode {
+    pub const fn as_str(self) -> &'static str {
         match self {
-            ApiError::NotFound => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::BadRequest(_) => "invalid_request",
-            ApiError::Unavailable(_) => "temporarily_unavailable",
-            ApiError::Refused { code, .. } => code,
-            ApiError::Internal => "server_error",
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::InvalidTarget => "invalid_target",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            ErrorCode::LoginRequired => "login_required",
+            ErrorCode::InteractionRequired => "interaction_required",
+            ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::RequestNotSupported => "request_not_supported",
+            ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
+            ErrorCode::ServerError => "server_error",
+            ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
+            ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::TooManyRequests => "too_many_requests",
+            ErrorCode::InvalidCsrfToken => "invalid_csrf_token",
+            ErrorCode::PasskeysUnavailable => "passkeys_unavailable",
+            ErrorCode::SignupClosed => "signup_closed",
         }
     }
 }
 
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Refused { status, .. } => *status,
-            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        // Internal details are logged where they happen, never sent.
-        let description = match self {
-            ApiError::Internal => None,
-            other => Some(other.to_string()),
-        };
-        let mut response = HttpResponse::build(self.status_code()).json(ErrorBody {
-            error: self.code(),
-            error_description: description.as_deref(),
-        });
-        response
-            .headers_mut()
-            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        response
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }

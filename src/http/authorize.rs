@@ -16,11 +16,11 @@ use super::browser::{
     render, see_other, signed_in,
 };
 use super::form::PageForm;
+use crate::error::ErrorCode;
 use crate::oauth::authorize::{
     self, Decision, Interaction, ORG_CHOICE, Outcome, Reply, ResponseMode,
 };
 use crate::oauth::clients::Client;
-use crate::oauth::error::ErrorCode;
 use crate::oauth::params::Params;
 use crate::orgs;
 use crate::state::AppState;
@@ -209,7 +209,6 @@ fn deliver(reply: &Reply, issuer: &str, fields: &[(&str, &str)]) -> HttpResponse
     if reply.mode == ResponseMode::Query {
         return HttpResponse::SeeOther()
             .insert_header((header::LOCATION, url.as_str()))
-            .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish();
     }
     // The registered URI's own query stays in the action; the response

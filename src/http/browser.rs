@@ -236,7 +236,6 @@ pub fn render(template: &impl Template, status: StatusCode) -> HttpResponse {
                 header::CONTENT_SECURITY_POLICY,
                 HeaderValue::from_static(PAGE_CSP),
             );
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
         Err(e) => {
@@ -286,7 +285,6 @@ pub fn allow_form_target(response: &mut HttpResponse, target: Option<&str>) {
 pub fn see_other(path: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, path.to_owned()))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish()
 }
 

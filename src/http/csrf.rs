@@ -15,7 +15,8 @@ use actix_web::middleware::Next;
 use actix_web::{Error, HttpRequest, ResponseError as _, web};
 
 use super::browser::{self, PageError};
-use crate::error::ApiError;
+use super::error::ApiError;
+use crate::error::ErrorCode;
 use crate::identity::sessions;
 use crate::state::AppState;
 
@@ -112,7 +113,7 @@ pub async fn script(
         if !accepted(req.request(), &submitted) {
             let refusal = ApiError::Refused {
                 status: StatusCode::FORBIDDEN,
-                code: "invalid_csrf_token",
+                code: ErrorCode::InvalidCsrfToken,
                 description:
                     "the page has expired or the request came from another site; reload the page"
                         .into(),

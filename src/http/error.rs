@@ -1,6 +1,7 @@
 //! The HTTP each error becomes (the OAuth codes themselves are spelled once, in
 //! `oauth::error`): status, `WWW-Authenticate`,
-//! `Retry-After`, and `Cache-Control: no-store` on every answer.
+//! `Retry-After` (`Cache-Control: no-store` is every response's default, set in
+//! `http::middleware`).
 
 use std::borrow::Cow;
 
@@ -10,9 +11,8 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use super::browser::PageError;
-use crate::error::ApiError;
+use crate::error::ErrorCode;
 use crate::identity::passkeys::PasskeyError;
-use crate::oauth::error::ErrorCode;
 use crate::oauth::error::TokenError;
 use crate::oauth::registration::RegistrationError;
 
@@ -57,9 +57,7 @@ impl ResponseError for OAuthError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        response
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .insert_header((header::PRAGMA, "no-cache"));
+        response.insert_header((header::PRAGMA, "no-cache"));
         match self.code {
             ErrorCode::InvalidClient => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"tessera\""));
@@ -111,7 +109,6 @@ impl ResponseError for BearerRefusal {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        response.insert_header((header::CACHE_CONTROL, "no-store"));
         match self {
             BearerRefusal::Missing => response
                 .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"tessera\""))
@@ -166,10 +163,10 @@ impl ResponseError for RegistrationError {
         };
         match self {
             RegistrationError::InvalidRedirectUri(why) => {
-                refused("invalid_redirect_uri", why).error_response()
+                refused(ErrorCode::InvalidRedirectUri, why).error_response()
             }
             RegistrationError::InvalidClientMetadata(why) => {
-                refused("invalid_client_metadata", why).error_response()
+                refused(ErrorCode::InvalidClientMetadata, why).error_response()
             }
             RegistrationError::InvalidToken => BearerRefusal::new(
                 ErrorCode::InvalidToken,
@@ -205,14 +202,18 @@ impl From<PasskeyError> for ApiError {
             | E::Rejected(_)
             | E::NotVerified
             | E::InvalidEmail
-            | E::InvalidName => {
-                ApiError::refused(StatusCode::BAD_REQUEST, "invalid_request", description)
-            }
-            E::UnknownCredential | E::CounterRegression | E::Disabled => {
-                ApiError::refused(StatusCode::UNAUTHORIZED, "access_denied", description)
-            }
+            | E::InvalidName => ApiError::refused(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidRequest,
+                description,
+            ),
+            E::UnknownCredential | E::CounterRegression | E::Disabled => ApiError::refused(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::AccessDenied,
+                description,
+            ),
             E::EmailTaken | E::LastWayIn => {
-                ApiError::refused(StatusCode::CONFLICT, "conflict", description)
+                ApiError::refused(StatusCode::CONFLICT, ErrorCode::Conflict, description)
             }
             E::NotFound => ApiError::NotFound,
             E::Storage(_) | E::Cache(_) => {
@@ -224,6 +225,85 @@ impl From<PasskeyError> for ApiError {
                 ApiError::Internal
             }
         }
+    }
+}
+
+/// A JSON API's refusal (passkey scripts, registration management, the router's
+/// own refusals), with one body shape, `{"error": "...", "error_description":
+/// "..."}` — the RFC 6749 §5.2 shape, so OAuth and non-OAuth endpoints read the
+/// same to a client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("no such resource")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unavailable(String),
+    /// A refusal with its own status and error code, e.g. `403 login_required`.
+    #[error("{description}")]
+    Refused {
+        status: StatusCode,
+        code: ErrorCode,
+        description: String,
+    },
+    #[error("internal error")]
+    Internal,
+}
+
+#[derive(Serialize)]
+struct ApiErrorBody<'a> {
+    error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_description: Option<&'a str>,
+}
+
+impl ApiError {
+    /// A refusal with its own status and code.
+    pub fn refused(status: StatusCode, code: ErrorCode, description: impl Into<String>) -> Self {
+        ApiError::Refused {
+            status,
+            code,
+            description: description.into(),
+        }
+    }
+
+    fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::NotFound => ErrorCode::NotFound,
+            ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            ApiError::BadRequest(_) => ErrorCode::InvalidRequest,
+            ApiError::Unavailable(_) => ErrorCode::TemporarilyUnavailable,
+            ApiError::Refused { code, .. } => *code,
+            ApiError::Internal => ErrorCode::ServerError,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Refused { status, .. } => *status,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        // Internal details are logged where they happen, never sent.
+        let description = match self {
+            ApiError::Internal => None,
+            other => Some(other.to_string()),
+        };
+        HttpResponse::build(self.status_code()).json(ApiErrorBody {
+            error: self.code().as_str(),
+            error_description: description.as_deref(),
+        })
     }
 }
 
@@ -241,9 +321,6 @@ mod tests {
         assert!(busy.headers().contains_key(header::RETRY_AFTER));
         let grant = OAuthError::new(ErrorCode::InvalidGrant, "x").error_response();
         assert_eq!(grant.status(), 400);
-        assert_eq!(
-            grant.headers().get(header::CACHE_CONTROL).unwrap(),
-            "no-store"
-        );
+        assert_eq!(grant.headers().get(header::PRAGMA).unwrap(), "no-cache");
     }
 }

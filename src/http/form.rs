@@ -15,7 +15,8 @@ use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, web};
 use percent_encoding::percent_decode;
 
-use crate::error::ApiError;
+use super::error::ApiError;
+use crate::error::ErrorCode;
 
 /// The largest body any JSON or form endpoint reads (passkey attestations are the
 /// largest legitimate ones, a few KiB).
@@ -61,7 +62,7 @@ impl FromRequest for Body {
             bytes.await.map(Body).map_err(|e| match e.as_error() {
                 Some(PayloadError::Overflow) => ApiError::Refused {
                     status: StatusCode::PAYLOAD_TOO_LARGE,
-                    code: "invalid_request",
+                    code: ErrorCode::InvalidRequest,
                     description: format!("the request body is larger than {MAX_BODY} bytes"),
                 },
                 _ => ApiError::BadRequest("the request body could not be read".to_owned()),

@@ -12,7 +12,8 @@ use actix_web::middleware::Next;
 use actix_web::{Error, ResponseError as _, web};
 use tracing::Instrument;
 
-use crate::error::ApiError;
+use super::error::ApiError;
+use crate::error::ErrorCode;
 use crate::metrics::RequestLabels;
 use crate::state::AppState;
 
@@ -103,7 +104,7 @@ const MAX_HEADER_BYTES: usize = 32 * 1024;
 fn oversized_head(req: &ServiceRequest) -> Option<ApiError> {
     let refuse = |status, description: &str| ApiError::Refused {
         status,
-        code: "invalid_request",
+        code: ErrorCode::InvalidRequest,
         description: description.to_owned(),
     };
     let target = req.uri().path().len() + req.uri().query().map_or(0, str::len);
@@ -135,6 +136,9 @@ fn set_default(headers: &mut HeaderMap, name: HeaderName, value: &'static str) {
 /// Headers every response carries. A page that needs a wider CSP sets its own;
 /// the default allows nothing to load and nothing to frame the response.
 fn add_security_headers(headers: &mut HeaderMap, https: bool) {
+    // Nothing is cached unless its handler says so (static assets, discovery,
+    // JWKS): tokens, pages with CSRF tokens and errors alike (RFC 6749 §5.1).
+    set_default(headers, header::CACHE_CONTROL, "no-store");
     set_default(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set_default(headers, header::REFERRER_POLICY, "no-referrer");
     set_default(headers, header::X_FRAME_OPTIONS, "DENY");
@@ -164,5 +168,22 @@ mod tests {
             let v = HeaderValue::from_str(bad).unwrap();
             assert_eq!(acceptable_request_id(&v), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn responses_are_not_cached_unless_their_handler_says_so() {
+        let mut plain = HeaderMap::new();
+        add_security_headers(&mut plain, true);
+        assert_eq!(plain.get(header::CACHE_CONTROL).unwrap(), "no-store");
+        let mut asset = HeaderMap::new();
+        asset.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=31536000, immutable"),
+        );
+        add_security_headers(&mut asset, true);
+        assert_eq!(
+            asset.get(header::CACHE_CONTROL).unwrap(),
+            "public, max-age=31536000, immutable"
+        );
     }
 }

@@ -23,7 +23,7 @@ use actix_web::{HttpRequest, HttpResponse, Route, web};
 
 use self::csrf::Protection;
 
-use crate::error::ApiError;
+use self::error::ApiError;
 
 /// Paths of the published endpoints, shared by the router and the discovery document.
 pub mod paths {

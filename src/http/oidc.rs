@@ -5,7 +5,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::error::BearerRefusal;
-use crate::oauth::error::ErrorCode;
+use crate::error::ErrorCode;
 use crate::oauth::tokens::{BearerError, verify_access_token};
 use crate::oidc::userinfo;
 use crate::state::AppState;
@@ -99,9 +99,7 @@ async fn userinfo(
         .unwrap_or_default();
     let org = claims.get("org_id").and_then(|v| v.as_str());
     match userinfo::claims(&state.db, sub, scope, org).await {
-        Ok(Some(info)) => Ok(HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(info)),
+        Ok(Some(info)) => Ok(HttpResponse::Ok().json(info)),
         Ok(None) => Err(BearerRefusal::new(
             ErrorCode::InvalidToken,
             "the account behind the token no longer exists",
@@ -209,7 +207,6 @@ async fn end_session(
     let mut response = match request.after(confirmed) {
         After::Redirect(url) => HttpResponse::SeeOther()
             .insert_header((header::LOCATION, url.as_str()))
-            .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish(),
         After::Page { continue_to } => render(
             &LogoutPage {

@@ -15,7 +15,6 @@ const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok()
         .content_type(ContentType::plaintext())
-        .insert_header(("cache-control", "no-store"))
         .body("ok")
 }
 
@@ -51,9 +50,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     } else {
         HttpResponse::ServiceUnavailable()
     };
-    response
-        .insert_header(("cache-control", "no-store"))
-        .json(body)
+    response.json(body)
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
@@ -63,7 +60,6 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
                 "content-type",
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
             ))
-            .insert_header(("cache-control", "no-store"))
             .body(text),
         Err(_) => HttpResponse::InternalServerError().finish(),
     }

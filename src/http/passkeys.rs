@@ -18,7 +18,8 @@ use super::browser::{
     see_other, session_cookie, signed_in,
 };
 use super::client::{ClientIp, user_agent};
-use crate::error::ApiError;
+use super::error::ApiError;
+use crate::error::ErrorCode;
 use crate::identity::passkeys::{self, PasskeyError, Passkeys};
 use crate::identity::throttle::Admission;
 use crate::state::AppState;
@@ -30,7 +31,7 @@ fn enabled(state: &AppState) -> Result<&Passkeys, ApiError> {
     state.passkeys.as_ref().ok_or_else(|| {
         ApiError::refused(
             StatusCode::NOT_FOUND,
-            "passkeys_unavailable",
+            ErrorCode::PasskeysUnavailable,
             "passkeys are not available on this server",
         )
     })
@@ -39,7 +40,11 @@ fn enabled(state: &AppState) -> Result<&Passkeys, ApiError> {
 /// The session a script request was made in (the router checked its CSRF header).
 async fn check_session(req: &HttpRequest, state: &AppState) -> Result<SignedIn, ApiError> {
     signed_in(req, state).await?.ok_or_else(|| {
-        ApiError::refused(StatusCode::UNAUTHORIZED, "login_required", "sign in first")
+        ApiError::refused(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::LoginRequired,
+            "sign in first",
+        )
     })
 }
 
@@ -47,7 +52,7 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.len() > MAX_BODY {
         return Err(ApiError::refused(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "the request body is too large",
         ));
     }
@@ -81,7 +86,7 @@ fn too_many_attempts(wait: std::time::Duration) -> HttpResponse {
 fn too_many(wait: std::time::Duration, description: &str) -> HttpResponse {
     let mut response = ApiError::Refused {
         status: StatusCode::TOO_MANY_REQUESTS,
-        code: "too_many_requests",
+        code: ErrorCode::TooManyRequests,
         description: description.into(),
     }
     .error_response();
@@ -98,9 +103,7 @@ fn started(
     options: impl serde::Serialize,
     token: String,
 ) -> HttpResponse {
-    let mut response = HttpResponse::Ok()
-        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .json(options);
+    let mut response = HttpResponse::Ok().json(options);
     let cookie = ceremony_cookie(&state.settings, token, passkeys.ceremony_ttl());
     let _ = response.add_cookie(&cookie);
     response
@@ -124,9 +127,7 @@ async fn signed_in_response(
             ApiError::Unavailable("try again in a moment".into())
         })?;
     let next = safe_return_to(return_to).unwrap_or_else(|| "/account".to_owned());
-    let mut response = HttpResponse::Ok()
-        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .json(json!({ "redirect": next }));
+    let mut response = HttpResponse::Ok().json(json!({ "redirect": next }));
     let _ = response.add_cookie(&session_cookie(&state.settings, started.token));
     let _ = response.add_cookie(&expired_ceremony_cookie(&state.settings));
     Ok(response)
@@ -224,7 +225,7 @@ pub async fn sign_up_start(
     if !state.settings.signup {
         return Err(ApiError::refused(
             StatusCode::FORBIDDEN,
-            "signup_closed",
+            ErrorCode::SignupClosed,
             "sign-up is closed on this server",
         ));
     }
@@ -283,7 +284,7 @@ pub async fn add_start(
     if passkeys::needs_fresh_sign_in(&user, current.session.auth_time) {
         return Err(ApiError::refused(
             StatusCode::FORBIDDEN,
-            "login_required",
+            ErrorCode::LoginRequired,
             "sign in again to add a passkey (your sign-in is more than a few minutes old)",
         ));
     }
@@ -305,7 +306,6 @@ pub async fn add_finish(
         .await?;
     tracing::info!(user = %current.session.user_id, passkey = %added.id, "passkey added");
     let mut response = HttpResponse::Ok()
-        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
         .json(json!({ "id": added.id, "name": added.name, "redirect": "/account" }));
     let _ = response.add_cookie(&expired_ceremony_cookie(&state.settings));
     Ok(response)

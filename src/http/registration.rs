@@ -8,12 +8,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::client::ClientIp;
 use actix_web::ResponseError as _;
 
+use super::error::ApiError;
 use super::error::BearerRefusal;
 use super::oidc::bearer_token;
 use super::paths;
 use crate::config::RegistrationPolicy;
-use crate::error::ApiError;
-use crate::oauth::error::ErrorCode;
+use crate::error::ErrorCode;
 use crate::oauth::registration::{self, Metadata, RegistrationError};
 use crate::state::AppState;
 
@@ -57,7 +57,7 @@ async fn rate_limited(req: &HttpRequest, state: &AppState) -> Option<HttpRespons
         Ok(Some(wait)) => {
             let mut response = ApiError::Refused {
                 status: StatusCode::TOO_MANY_REQUESTS,
-                code: "too_many_requests",
+                code: ErrorCode::TooManyRequests,
                 description: "too many registrations from this address; try again later".into(),
             }
             .error_response();
@@ -121,9 +121,7 @@ pub async fn register(
                 Some(&done.registration_token),
                 &uri,
             );
-            HttpResponse::Created()
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .json(body)
+            HttpResponse::Created().json(body)
         }
         Err(e) => e.error_response(),
     }
@@ -159,9 +157,7 @@ pub async fn read(
         Ok(token) => {
             let uri = client_uri(&state, &path);
             let body = registration::response(&client, None, Some(&token), &uri);
-            HttpResponse::Ok()
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .json(body)
+            HttpResponse::Ok().json(body)
         }
         Err(e) => e.error_response(),
     }
@@ -198,9 +194,7 @@ pub async fn update(
                 Some(&done.registration_token),
                 &client_uri(&state, &path),
             );
-            HttpResponse::Ok()
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .json(body)
+            HttpResponse::Ok().json(body)
         }
         Err(e) => e.error_response(),
     }
@@ -219,9 +213,7 @@ pub async fn delete(
         Ok(_) => {
             tracing::info!(client_id = %client.client_id, "client deleted its registration");
             state.clients.forget(&client.client_id);
-            HttpResponse::NoContent()
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .finish()
+            HttpResponse::NoContent().finish()
         }
         Err(e) => RegistrationError::from(e).error_response(),
     }

@@ -11,8 +11,8 @@ use base64::Engine;
 
 use super::error::OAuthError;
 use super::form::Body;
+use crate::error::ErrorCode;
 use crate::oauth::clients::{AuthMethod, Client, GRANT_TYPES, GrantType};
-use crate::oauth::error::ErrorCode;
 use crate::oauth::grants;
 use crate::oauth::params::Params;
 use crate::oauth::revocation::{self, RevocationError};
@@ -167,7 +167,6 @@ pub async fn token(
     }?;
     // RFC 6749 §5.1: tokens are never cached.
     Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
         .json(response))
 }
@@ -192,9 +191,7 @@ pub async fn revoke(
     )
     .await
     {
-        Ok(()) => Ok(HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .finish()),
+        Ok(()) => Ok(HttpResponse::Ok().finish()),
         Err(RevocationError::NotOwner) => refuse(
             ErrorCode::UnauthorizedClient,
             "the token was issued to another client",
@@ -232,9 +229,7 @@ pub async fn introspect(
     )
     .await
     {
-        Ok(answer) => Ok(HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(answer)),
+        Ok(answer) => Ok(HttpResponse::Ok().json(answer)),
         Err(e) => {
             tracing::error!("introspection: {e}");
             Err(OAuthError::unavailable())

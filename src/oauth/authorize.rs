@@ -14,10 +14,10 @@ use uuid::Uuid;
 
 use super::clients::{Client, ClientCache, GrantType};
 use super::codes::{CodeGrant, CodeStore, SessionContext};
-use super::error::ErrorCode;
 use super::params::Params;
 use super::tokens::IssuerConfig;
 use super::{MAX_NONCE, consent, pkce};
+use crate::error::ErrorCode;
 use crate::identity::sessions::Session;
 use crate::orgs::{self, Membership, OrgChoice};
 

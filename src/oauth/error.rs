@@ -1,59 +1,8 @@
-//! The OAuth error codes, spelled once, and the refusals of the token endpoint's
-//! grants. Each refusal carries its RFC 6749 §5.2 code; `http::error` decides
-//! only how a code travels (status, headers, body).
+//! The refusals of the token endpoint's grants. Each carries its RFC 6749 §5.2
+//! code ([`ErrorCode`]); `http::error` decides only how a code travels (status,
+//! headers, body).
 
-/// RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1, RFC 8707 §2, RFC 9101 and OIDC Core
-/// §3.1.2.6 error codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    InvalidRequest,
-    InvalidClient,
-    InvalidGrant,
-    UnauthorizedClient,
-    UnsupportedGrantType,
-    UnsupportedResponseType,
-    InvalidScope,
-    InvalidTarget,
-    AccessDenied,
-    InvalidToken,
-    InsufficientScope,
-    TemporarilyUnavailable,
-    LoginRequired,
-    InteractionRequired,
-    ConsentRequired,
-    RequestNotSupported,
-    RequestUriNotSupported,
-}
-
-impl ErrorCode {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidRequest => "invalid_request",
-            ErrorCode::InvalidClient => "invalid_client",
-            ErrorCode::InvalidGrant => "invalid_grant",
-            ErrorCode::UnauthorizedClient => "unauthorized_client",
-            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
-            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
-            ErrorCode::InvalidScope => "invalid_scope",
-            ErrorCode::InvalidTarget => "invalid_target",
-            ErrorCode::AccessDenied => "access_denied",
-            ErrorCode::InvalidToken => "invalid_token",
-            ErrorCode::InsufficientScope => "insufficient_scope",
-            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
-            ErrorCode::LoginRequired => "login_required",
-            ErrorCode::InteractionRequired => "interaction_required",
-            ErrorCode::ConsentRequired => "consent_required",
-            ErrorCode::RequestNotSupported => "request_not_supported",
-            ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
-        }
-    }
-}
-
-impl std::fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::error::ErrorCode;
 
 /// Why a grant at the token endpoint issued nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
