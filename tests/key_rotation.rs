@@ -48,12 +48,11 @@ async fn rotated_key_is_published_at_once_signs_after_the_delay_and_old_tokens_k
         )
         .unwrap();
 
-    let delay = chrono::Duration::milliseconds(1500);
     let new_kid = keys::generate(
         &app.state.db,
         &app.keys_dir,
         Algorithm::Es256,
-        Utc::now() + delay,
+        Utc::now() + chrono::Duration::hours(1),
     )
     .await
     .unwrap();
@@ -67,17 +66,22 @@ async fn rotated_key_is_published_at_once_signs_after_the_delay_and_old_tokens_k
     );
     assert_eq!(signing_kid(&app), old_kid);
 
-    tokio::time::sleep(Duration::from_millis(1600)).await;
-
-    // After it: the new key signs, the old one is still published for old tokens.
-    assert_eq!(signing_kid(&app), new_kid);
+    // After it: the new key signs, the old one is still published for old tokens
+    // (tokens live 2 s here).
+    let passed = Utc::now() - chrono::Duration::milliseconds(100);
+    common::set_key_activation(&app.state.db, &new_kid, passed).await;
     app.state.keys.refresh().await.unwrap();
+    assert_eq!(signing_kid(&app), new_kid);
     assert!(published_kids(&app).await.contains(&old_kid));
     let verified = common::verify_with_published_jwks(&app, &old_token).await;
     assert!(verified.is_ok(), "{verified:?}");
 
-    // Once every token the old key signed has expired, it is withdrawn.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // Once every token the old key signed has expired, it is withdrawn. (The old
+    // key moves back too: activation order is what makes the new one its successor.)
+    let now = Utc::now();
+    common::set_key_activation(&app.state.db, &old_kid, now - chrono::Duration::hours(1)).await;
+    let expired = now - chrono::Duration::milliseconds(2100);
+    common::set_key_activation(&app.state.db, &new_kid, expired).await;
     app.state.keys.refresh().await.unwrap();
     assert_eq!(published_kids(&app).await, vec![new_kid]);
 }

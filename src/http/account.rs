@@ -134,6 +134,35 @@ pub(super) struct AccountExtras {
     pub(super) invite_link: Option<String>,
 }
 
+fn when(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+impl SessionRow {
+    fn new(s: crate::identity::sessions::Session, current: uuid::Uuid) -> Self {
+        SessionRow {
+            id: s.id,
+            device: describe_device(s.user_agent.as_deref()),
+            ip: s.ip.unwrap_or_else(|| "unknown address".to_owned()),
+            created: when(s.created_at),
+            last_seen: when(s.last_seen_at),
+            current: s.id == current,
+        }
+    }
+}
+
+impl PasskeyRow {
+    fn new(k: crate::identity::passkeys::PasskeySummary) -> Self {
+        PasskeyRow {
+            id: k.id,
+            name: k.name,
+            created: when(k.created_at),
+            last_used: k.last_used_at.map_or_else(|| "never".to_owned(), when),
+            synced: k.backed_up,
+        }
+    }
+}
+
 pub(super) async fn account_page(
     state: &AppState,
     current: &SignedIn,
@@ -160,7 +189,6 @@ pub(super) async fn account_page(
                 .map_err(unavailable)?,
         ),
     };
-    let when = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
     let page = AccountPage {
         page: PageContext {
             asset_version: asset_version(),
@@ -171,27 +199,10 @@ pub(super) async fn account_page(
         member_since: user.created_at.format("%Y-%m-%d").to_string(),
         sessions: sessions
             .into_iter()
-            .map(|s| SessionRow {
-                id: s.id,
-                device: describe_device(s.user_agent.as_deref()),
-                ip: s.ip.clone().unwrap_or_else(|| "unknown address".to_owned()),
-                created: when(s.created_at),
-                last_seen: when(s.last_seen_at),
-                current: s.id == current.session.id,
-            })
+            .map(|s| SessionRow::new(s, current.session.id))
             .collect(),
         orgs,
-        passkeys: passkeys.map(|keys| {
-            keys.into_iter()
-                .map(|k| PasskeyRow {
-                    id: k.id,
-                    name: k.name,
-                    created: when(k.created_at),
-                    last_used: k.last_used_at.map_or_else(|| "never".to_owned(), when),
-                    synced: k.backed_up,
-                })
-                .collect()
-        }),
+        passkeys: passkeys.map(|keys| keys.into_iter().map(PasskeyRow::new).collect()),
         has_password: user.password_hash.is_some(),
         invite_link,
         notice,

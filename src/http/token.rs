@@ -12,7 +12,8 @@ use base64::Engine;
 use super::error::OAuthError;
 use super::form::Body;
 use crate::error::ErrorCode;
-use crate::oauth::clients::{AuthMethod, Client, GRANT_TYPES, GrantType};
+use crate::oauth::client_auth;
+use crate::oauth::clients::{Client, GRANT_TYPES, GrantType};
 use crate::oauth::grants;
 use crate::oauth::params::Params;
 use crate::oauth::revocation::{self, RevocationError};
@@ -71,69 +72,9 @@ async fn authenticated_request(
         Params::unique(pairs).map_err(|why| OAuthError::new(ErrorCode::InvalidRequest, why))?;
     let basic = basic_credentials(req)
         .map_err(|why| OAuthError::new(ErrorCode::InvalidClient, why.to_owned()))?;
-
-    let client_id = match (&basic, params.get("client_id")) {
-        (Some((id, _)), Some(body)) if id != body => {
-            return refuse(
-                ErrorCode::InvalidRequest,
-                "client_id differs from the authenticated client",
-            );
-        }
-        (Some((id, _)), _) => id.clone(),
-        (None, Some(id)) => id.to_owned(),
-        (None, None) => {
-            return refuse(
-                ErrorCode::InvalidClient,
-                "client authentication is required",
-            );
-        }
-    };
-    if basic.is_some() && params.get("client_secret").is_some() {
-        return refuse(
-            ErrorCode::InvalidRequest,
-            "use one client authentication method, not two",
-        );
-    }
-    let client = match state.clients.find(&state.db, &client_id).await {
-        Ok(Some(c)) => c,
-        Ok(None) => {
-            return refuse(
-                ErrorCode::InvalidClient,
-                "unknown client or wrong credentials",
-            );
-        }
-        Err(e) => {
-            tracing::error!("client lookup: {e}");
-            return Err(OAuthError::unavailable());
-        }
-    };
-    let secret = basic
-        .as_ref()
-        .map(|(_, s)| s.clone())
-        .or(params.get("client_secret").map(|s| s.as_bytes().to_vec()));
-    if !client.authenticates(secret.as_deref()) {
-        return refuse(
-            ErrorCode::InvalidClient,
-            "unknown client or wrong credentials",
-        );
-    }
-    // A secret is only as safe as the channel the client agreed to send it on
-    // (RFC 7591 §2); Hydra and node-oidc-provider hold clients to it too. Checked
-    // after the secret so that only the client itself learns its method.
-    let used = match (&basic, &secret) {
-        (Some(_), _) => AuthMethod::ClientSecretBasic,
-        (None, Some(_)) => AuthMethod::ClientSecretPost,
-        (None, None) => AuthMethod::None,
-    };
-    if used != client.auth_method {
-        return refuse(
-            ErrorCode::InvalidClient,
-            format!(
-                "this client is registered to authenticate with {}, not {used}",
-                client.auth_method
-            ),
-        );
-    }
+    let client = client_auth::authenticate(&state.clients, &state.db, basic, &params)
+        .await
+        .map_err(|refusal| OAuthError::new(refusal.code, refusal.description))?;
     Ok(ClientRequest { client, params })
 }
 

@@ -5,6 +5,7 @@
 //! ([`refresh`]), and access tokens are signed by the key ring ([`tokens`]).
 
 pub mod authorize;
+pub mod client_auth;
 pub mod clients;
 pub mod codes;
 pub mod consent;

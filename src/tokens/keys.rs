@@ -450,7 +450,12 @@ impl KeyRing {
             {
                 continue;
             }
-            if let Some(existing) = loaded.get(row.kid.as_str()) {
+            // A key whose activation moved in the database (an operator brought a
+            // rotation forward or put it off) is loaded again with the new time.
+            if let Some(existing) = loaded
+                .get(row.kid.as_str())
+                .filter(|k| k.activates_at == row.activates_at)
+            {
                 keys.push(Arc::clone(existing));
                 continue;
             }

@@ -115,6 +115,25 @@ pub fn skip(why: &str) {
 }
 
 /// A loopback port nothing listens on right now.
+/// Moves the activation of signing key `kid` to `activates_at`, as if its
+/// rotation delay had passed (or not yet): the key ring reads it on its next
+/// refresh. Tests age the row instead of sleeping through the delay.
+pub async fn set_key_activation(
+    db: &sea_orm::DatabaseConnection,
+    kid: &str,
+    activates_at: chrono::DateTime<chrono::Utc>,
+) {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    use tessera::store::entities::signing_key;
+    let moved = signing_key::Entity::update_many()
+        .col_expr(signing_key::Column::ActivatesAt, Expr::value(activates_at))
+        .filter(signing_key::Column::Kid.eq(kid))
+        .exec(db)
+        .await
+        .expect("move a key's activation");
+    assert_eq!(moved.rows_affected, 1, "no key {kid}");
+}
+
 /// Changes stored sessions — all, or the one whose token hashes to `token_hash` —
 /// and drops their cached copies, so the server sees the change on the next
 /// request (it reads a session from the cache first).
