@@ -445,11 +445,11 @@ impl Settings {
 
     fn validate(layer: &Layer) -> Result<Self, ConfigError> {
         let issuer = parse_issuer(layer.get("issuer").unwrap_or("http://localhost:8080"))?;
-        let bind = layer.get("bind").unwrap_or("127.0.0.1:8080");
-        let bind: SocketAddr = bind.parse().map_err(|_| {
+        let raw_bind = layer.get("bind").unwrap_or("127.0.0.1:8080");
+        let bind: SocketAddr = raw_bind.parse().map_err(|_| {
             ConfigError::new(
                 "TESSERA_BIND",
-                format!("`{bind}` is not an address:port such as 127.0.0.1:8080"),
+                format!("`{raw_bind}` is not an address:port such as 127.0.0.1:8080"),
             )
         })?;
         let database_url = parse_database_url(
@@ -458,13 +458,7 @@ impl Settings {
                 .unwrap_or("sqlite://tessera.db?mode=rwc"),
         )?;
         let redis_url = layer.get("redis_url").map(parse_redis_url).transpose()?;
-        let cache_prefix = layer.get("cache_prefix").unwrap_or("tessera:").to_owned();
-        if cache_prefix.len() > 64 || cache_prefix.chars().any(char::is_whitespace) {
-            return Err(ConfigError::new(
-                "TESSERA_CACHE_PREFIX",
-                "must be at most 64 characters without spaces",
-            ));
-        }
+        let cache_prefix = cache_prefix(layer)?;
         let keys_dir = PathBuf::from(layer.get("keys_dir").unwrap_or("keys"));
         if keys_dir.as_os_str().is_empty() {
             return Err(ConfigError::new("TESSERA_KEYS_DIR", "must not be empty"));
@@ -476,23 +470,23 @@ impl Settings {
         let refresh_token_ttl = layer.duration("refresh_token_ttl", "30d", 60, 365 * day)?;
         let refresh_token_idle_ttl =
             layer.duration("refresh_token_idle_ttl", "14d", 60, 365 * day)?;
-        if refresh_token_idle_ttl > refresh_token_ttl {
-            return Err(ConfigError::new(
-                "TESSERA_REFRESH_TOKEN_IDLE_TTL",
-                "must not exceed TESSERA_REFRESH_TOKEN_TTL",
-            ));
-        }
+        at_most(
+            refresh_token_idle_ttl,
+            refresh_token_ttl,
+            "TESSERA_REFRESH_TOKEN_IDLE_TTL",
+            "TESSERA_REFRESH_TOKEN_TTL",
+        )?;
         let key_rotation_delay = layer.duration("key_rotation_delay", "1h", 0, 30 * day)?;
         let key_refresh_interval = layer.duration("key_refresh_interval", "30s", 0, day)?;
         let jwks_max_age = layer.duration("jwks_max_age", "5m", 0, day)?;
         let session_idle_timeout = layer.duration("session_idle_timeout", "1h", 1, 30 * day)?;
         let session_lifetime = layer.duration("session_lifetime", "12h", 1, 365 * day)?;
-        if session_idle_timeout > session_lifetime {
-            return Err(ConfigError::new(
-                "TESSERA_SESSION_IDLE_TIMEOUT",
-                "must not exceed TESSERA_SESSION_LIFETIME",
-            ));
-        }
+        at_most(
+            session_idle_timeout,
+            session_lifetime,
+            "TESSERA_SESSION_IDLE_TIMEOUT",
+            "TESSERA_SESSION_LIFETIME",
+        )?;
         let login_lockout = layer.duration("login_lockout", "15m", 1, day)?;
 
         let log_format = layer.choice(
@@ -531,14 +525,7 @@ impl Settings {
         let registration_max_per_ip = layer.number("registration_max_per_ip", 20, 1, 100_000)?;
         let signup_max_per_ip = layer.number("signup_max_per_ip", 20, 1, 100_000)?;
         let client_cache_ttl = layer.duration("client_cache_ttl", "5s", 0, 300)?;
-        let trusted_proxies = layer
-            .get("trusted_proxies")
-            .unwrap_or_default()
-            .split([',', ' '])
-            .filter(|s| !s.is_empty())
-            .map(str::parse::<IpRange>)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|why| ConfigError::new("TESSERA_TRUSTED_PROXIES", why))?;
+        let trusted_proxies = trusted_proxies(layer)?;
         let workers = layer.number("workers", 0, 0, 1024)? as usize;
         // OWASP: argon2id with m = 19 MiB, t = 2, p = 1 at minimum for new deployments.
         let argon2 = Argon2Settings {
@@ -548,13 +535,7 @@ impl Settings {
         };
         let default_audience = default_audience(layer, &issuer)?;
         let resources = resources(layer)?;
-        let ceremony_ttl = layer.duration("passkey_ceremony_ttl", "5m", 1, 3600)?;
-        let webauthn = webauthn_settings(
-            &issuer,
-            layer.get("webauthn_rp_id"),
-            layer.get("webauthn_rp_name"),
-        )?
-        .map(|rp| WebauthnSettings { ceremony_ttl, ..rp });
+        let webauthn = webauthn(layer, &issuer)?;
         let login_max_failures = layer.number("login_max_failures", 5, 1, 1000)?;
         let login_max_failures_per_ip =
             layer.number("login_max_failures_per_ip", 50, 1, 100_000)?;
@@ -658,6 +639,56 @@ fn webauthn_settings(
         rp_name: rp_name.trim().to_owned(),
         ceremony_ttl: Duration::from_secs(300),
     }))
+}
+
+/// An idle timeout longer than the lifetime it sits in would never apply.
+fn at_most(
+    idle: Duration,
+    lifetime: Duration,
+    idle_name: &'static str,
+    lifetime_name: &str,
+) -> Result<(), ConfigError> {
+    if idle > lifetime {
+        return Err(ConfigError::new(
+            idle_name,
+            format!("must not exceed {lifetime_name}"),
+        ));
+    }
+    Ok(())
+}
+
+fn cache_prefix(layer: &Layer) -> Result<String, ConfigError> {
+    let prefix = layer.get("cache_prefix").unwrap_or("tessera:");
+    if prefix.len() > 64 || prefix.chars().any(char::is_whitespace) {
+        return Err(ConfigError::new(
+            "TESSERA_CACHE_PREFIX",
+            "must be at most 64 characters without spaces",
+        ));
+    }
+    Ok(prefix.to_owned())
+}
+
+/// The proxies whose `X-Forwarded-For` is believed (addresses or CIDR ranges).
+fn trusted_proxies(layer: &Layer) -> Result<Vec<IpRange>, ConfigError> {
+    layer
+        .get("trusted_proxies")
+        .unwrap_or_default()
+        .split([',', ' '])
+        .filter(|s| !s.is_empty())
+        .map(str::parse::<IpRange>)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|why| ConfigError::new("TESSERA_TRUSTED_PROXIES", why))
+}
+
+/// Passkeys, unless the issuer cannot be a WebAuthn relying party.
+fn webauthn(layer: &Layer, issuer: &Url) -> Result<Option<WebauthnSettings>, ConfigError> {
+    let ceremony_ttl = layer.duration("passkey_ceremony_ttl", "5m", 1, 3600)?;
+    Ok(webauthn_settings(
+        issuer,
+        layer.get("webauthn_rp_id"),
+        layer.get("webauthn_rp_name"),
+    )?
+    .map(|rp| WebauthnSettings { ceremony_ttl, ..rp }))
 }
 
 /// The `aud` of access tokens for no particular API: the issuer unless set.

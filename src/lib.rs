@@ -100,7 +100,7 @@ pub async fn start(settings: Settings) -> Result<AppState, StartupError> {
     };
     Ok(AppState {
         passkeys,
-        clients: Arc::new(oauth::clients::ClientCache::new(settings.client_cache_ttl)),
+        clients: Arc::new(store::clients::ClientCache::new(settings.client_cache_ttl)),
         settings: Arc::new(settings),
         db,
         cache,

@@ -528,7 +528,9 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
                 org_optional,
                 ..clients::NewClient::default()
             };
-            let (client, secret) = clients::create(&db, new).await.map_err(refused)?;
+            let (client, secret) = tessera::store::clients::create(&db, new)
+                .await
+                .map_err(refused)?;
             if json {
                 let out = serde_json::json!({
                     "client_id": client.client_id,

@@ -27,7 +27,7 @@ pub struct AppState {
     pub throttle: Throttle,
     /// `None` when the issuer cannot be a WebAuthn relying party (an IP address).
     pub passkeys: Option<Passkeys>,
-    pub clients: Arc<crate::oauth::clients::ClientCache>,
+    pub clients: Arc<crate::store::clients::ClientCache>,
 }
 
 impl AppState {

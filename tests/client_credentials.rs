@@ -111,7 +111,7 @@ async fn only_registered_confidential_clients_may_use_it() {
     let mut public = new_client();
     public.auth_method = AuthMethod::None;
     public.grant_types = vec![GrantType::ClientCredentials];
-    let created = tessera::oauth::clients::create(&app.state.db, public).await;
+    let created = tessera::store::clients::create(&app.state.db, public).await;
     assert!(
         created.is_err(),
         "a public client cannot be registered for client_credentials"

@@ -57,7 +57,7 @@ fn registration_inputs_are_refused_or_validated_without_panicking() {
 #[tokio::test]
 async fn http_inputs_never_get_a_server_error() {
     let app = common::spawn_app().await;
-    let (client, secret) = tessera::oauth::clients::create(
+    let (client, secret) = tessera::store::clients::create(
         &app.state.db,
         NewClient {
             name: "Fuzz".into(),

@@ -14,7 +14,7 @@ use openidconnect::{
     AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, HttpRequest, IssuerUrl,
     Nonce, OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
 };
-use tessera::oauth::clients::{self, AuthMethod, GrantType, NewClient};
+use tessera::oauth::clients::{AuthMethod, GrantType, NewClient};
 use tessera::tokens::Algorithm;
 
 use common::rp::send;
@@ -29,7 +29,7 @@ async fn the_openidconnect_crate_completes_the_flow_validates_tokens_reads_useri
         .unwrap();
     let http = move |request: HttpRequest| send(raw.clone(), request);
 
-    let (registered, secret) = clients::create(
+    let (registered, secret) = tessera::store::clients::create(
         &app.state.db,
         NewClient {
             name: "Interop RP".into(),

@@ -12,14 +12,16 @@ use chrono::{DateTime, Utc};
 use url::Url;
 use uuid::Uuid;
 
-use super::clients::{Client, ClientCache, GrantType};
-use super::codes::{CodeGrant, CodeStore, SessionContext};
+use super::SessionContext;
+use super::clients::{Client, GrantType};
+use super::codes::{CodeGrant, CodeStore};
 use super::params::Params;
 use super::tokens::IssuerConfig;
 use super::{MAX_NONCE, consent, pkce};
 use crate::error::ErrorCode;
 use crate::identity::sessions::Session;
 use crate::orgs::{self, Membership, OrgChoice};
+use crate::store::clients::ClientCache;
 
 /// The longest `state` echoed back into the redirect. Generous for any real client
 /// (node-oidc-provider and Hydra clients use a few dozen characters).

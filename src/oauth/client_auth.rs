@@ -6,9 +6,10 @@ use std::borrow::Cow;
 
 use sea_orm::DatabaseConnection;
 
-use super::clients::{AuthMethod, Client, ClientCache};
+use super::clients::{AuthMethod, Client};
 use super::params::Params;
 use crate::error::ErrorCode;
+use crate::store::clients::ClientCache;
 
 /// Why a client was not authenticated, with the code it is answered with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -2,7 +2,6 @@
 //! the row ↔ [`Client`] mapping.
 
 use chrono::Utc;
-use sea_orm::DatabaseConnection;
 use subtle::ConstantTimeEq;
 use url::Url;
 
@@ -360,96 +359,6 @@ pub fn validate(new: &NewClient, rules: RedirectRules) -> Result<(), ClientError
         check_redirect_uri(uri, new.native, rules)?;
     }
     Ok(())
-}
-
-/// Registers a client. Returns it with its secret, which exists only in this return
-/// value: the database keeps its SHA-256 (a slow hash buys nothing for 256 random
-/// bits and would cost every token request).
-pub async fn create(
-    db: &DatabaseConnection,
-    new: NewClient,
-) -> Result<(Client, Option<String>), ClientError> {
-    validate(&new, RedirectRules::Operator)?;
-    crate::store::clients::insert(db, new, None).await
-}
-
-/// Recently read clients, so the token endpoint does not ask the database on
-/// every request (a round trip that cost more than signing the token). An entry
-/// lives `ttl`: this instance forgets a client at once when it changes it, other
-/// instances sharing the database within `ttl`.
-pub struct ClientCache {
-    ttl: std::time::Duration,
-    entries: std::sync::RwLock<std::collections::HashMap<String, (std::time::Instant, Client)>>,
-}
-
-/// Enough for every client of a large deployment; past it the cache starts over.
-const CLIENT_CACHE_CAPACITY: usize = 10_000;
-
-impl ClientCache {
-    pub fn new(ttl: std::time::Duration) -> Self {
-        Self {
-            ttl,
-            entries: std::sync::RwLock::new(std::collections::HashMap::new()),
-        }
-    }
-
-    pub async fn find(
-        &self,
-        db: &DatabaseConnection,
-        client_id: &str,
-    ) -> Result<Option<Client>, sea_orm::DbErr> {
-        if !self.ttl.is_zero() {
-            let entries = self
-                .entries
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some((at, client)) = entries.get(client_id)
-                && at.elapsed() < self.ttl
-            {
-                return Ok(Some(client.clone()));
-            }
-        }
-        let found = crate::store::clients::find(db, client_id).await?;
-        if let Some(client) = &found
-            && !self.ttl.is_zero()
-        {
-            let mut entries = self
-                .entries
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if entries.len() >= CLIENT_CACHE_CAPACITY {
-                entries.clear();
-            }
-            entries.insert(
-                client_id.to_owned(),
-                (std::time::Instant::now(), client.clone()),
-            );
-        }
-        Ok(found)
-    }
-
-    /// The redirect URI `redirect_uri`, when it is one `client_id` registered (the
-    /// same check `/authorize` makes before anything may go there); `None`
-    /// for an unknown client or a URI it did not register.
-    pub async fn verified_redirect(
-        &self,
-        db: &DatabaseConnection,
-        client_id: &str,
-        redirect_uri: &str,
-    ) -> Result<Option<Url>, sea_orm::DbErr> {
-        let client = self.find(db, client_id).await?;
-        Ok(client
-            .filter(|c| c.redirect_allowed(redirect_uri))
-            .and_then(|_| Url::parse(redirect_uri).ok()))
-    }
-
-    /// Drops a client this instance just changed or deleted.
-    pub fn forget(&self, client_id: &str) {
-        self.entries
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(client_id);
-    }
 }
 
 #[cfg(test)]

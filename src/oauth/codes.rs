@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::digest;
 use super::error::TokenError;
+use super::{SessionContext, digest};
 use crate::identity::sessions::random_token;
 use crate::store::cache::Cache;
 
@@ -27,14 +27,6 @@ pub const REPLAY_WINDOW: Duration = Duration::from_secs(2 * CODE_TTL.as_secs());
 
 /// The longest code looked up; ours are 43 characters.
 const MAX_CODE: usize = 128;
-
-/// The browser session behind a grant: what `auth_time`, `amr` and `sid` report.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SessionContext {
-    pub session_id: Uuid,
-    pub auth_time: DateTime<Utc>,
-    pub amr: Vec<String>,
-}
 
 /// Everything the person allowed at `/authorize`, as the code stands for it until
 /// the client redeems it.

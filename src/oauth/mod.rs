@@ -20,7 +20,18 @@ pub mod tokens;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// The browser session behind a grant: what `auth_time`, `amr` and `sid` report.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionContext {
+    pub session_id: Uuid,
+    pub auth_time: DateTime<Utc>,
+    pub amr: Vec<String>,
+}
 
 /// base64url SHA-256, the form in which secrets and codes are stored and looked up.
 pub fn digest(value: &str) -> String {

@@ -15,7 +15,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::codes::SessionContext;
+use super::SessionContext;
 use super::digest;
 use crate::identity::sessions::random_token;
 use crate::store::entities::refresh_token;

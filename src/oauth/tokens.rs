@@ -8,7 +8,8 @@ use sea_orm::DatabaseConnection;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::codes::{SessionContext, revoked_jti_key};
+use super::SessionContext;
+use super::codes::revoked_jti_key;
 use super::error::TokenError;
 use super::refresh::Lifetimes;
 use crate::config::Settings;

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::oauth::codes::SessionContext;
+use crate::oauth::SessionContext;
 use crate::tokens::keys::KeyError;
 use crate::tokens::{Algorithm, KeySet};
 

@@ -7,9 +7,10 @@
 use url::Url;
 
 use crate::identity::sessions::Session;
-use crate::oauth::clients::{Client, ClientCache};
+use crate::oauth::clients::Client;
 use crate::oauth::params::Params;
 use crate::oauth::tokens::IssuerConfig;
+use crate::store::clients::ClientCache;
 
 type Claims = serde_json::Map<String, serde_json::Value>;
 

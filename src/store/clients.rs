@@ -11,7 +11,11 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::identity::sessions::random_token;
-use crate::oauth::clients::{AuthMethod, Client, ClientError, GrantType, NewClient};
+use url::Url;
+
+use crate::oauth::clients::{
+    AuthMethod, Client, ClientError, GrantType, NewClient, RedirectRules, validate,
+};
 use crate::oauth::{digest, scope_list};
 use crate::store::entities::{client, consent, refresh_token};
 
@@ -202,6 +206,95 @@ pub async fn find(db: &DatabaseConnection, client_id: &str) -> Result<Option<Cli
         .await?
         .map(to_client)
         .transpose()
+}
+
+/// Registers a client as an operator does (CLI, tests): the rules every client
+/// satisfies, then [`insert`].
+pub async fn create(
+    db: &DatabaseConnection,
+    new: NewClient,
+) -> Result<(Client, Option<String>), ClientError> {
+    validate(&new, RedirectRules::Operator)?;
+    insert(db, new, None).await
+}
+
+/// Recently read clients, so the token endpoint does not ask the database on
+/// every request (a round trip that cost more than signing the token). An entry
+/// lives `ttl`: this instance forgets a client at once when it changes it, other
+/// instances sharing the database within `ttl`.
+pub struct ClientCache {
+    ttl: std::time::Duration,
+    entries: std::sync::RwLock<std::collections::HashMap<String, (std::time::Instant, Client)>>,
+}
+
+/// Enough for every client of a large deployment; past it the cache starts over.
+const CLIENT_CACHE_CAPACITY: usize = 10_000;
+
+impl ClientCache {
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Self {
+            ttl,
+            entries: std::sync::RwLock::new(std::collections::HashMap::new()),
+        }
+    }
+
+    pub async fn find(
+        &self,
+        db: &DatabaseConnection,
+        client_id: &str,
+    ) -> Result<Option<Client>, sea_orm::DbErr> {
+        if !self.ttl.is_zero() {
+            let entries = self
+                .entries
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((at, client)) = entries.get(client_id)
+                && at.elapsed() < self.ttl
+            {
+                return Ok(Some(client.clone()));
+            }
+        }
+        let found = find(db, client_id).await?;
+        if let Some(client) = &found
+            && !self.ttl.is_zero()
+        {
+            let mut entries = self
+                .entries
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if entries.len() >= CLIENT_CACHE_CAPACITY {
+                entries.clear();
+            }
+            entries.insert(
+                client_id.to_owned(),
+                (std::time::Instant::now(), client.clone()),
+            );
+        }
+        Ok(found)
+    }
+
+    /// The redirect URI `redirect_uri`, when it is one `client_id` registered (the
+    /// same check `/authorize` makes before anything may go there); `None`
+    /// for an unknown client or a URI it did not register.
+    pub async fn verified_redirect(
+        &self,
+        db: &DatabaseConnection,
+        client_id: &str,
+        redirect_uri: &str,
+    ) -> Result<Option<Url>, sea_orm::DbErr> {
+        let client = self.find(db, client_id).await?;
+        Ok(client
+            .filter(|c| c.redirect_allowed(redirect_uri))
+            .and_then(|_| Url::parse(redirect_uri).ok()))
+    }
+
+    /// Drops a client this instance just changed or deleted.
+    pub fn forget(&self, client_id: &str) {
+        self.entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(client_id);
+    }
 }
 
 #[cfg(test)]

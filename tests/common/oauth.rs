@@ -3,7 +3,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::Digest;
-use tessera::oauth::clients::{self, AuthMethod, GrantType, NewClient};
+use tessera::oauth::clients::{AuthMethod, GrantType, NewClient};
 use tessera::tokens::Algorithm;
 
 use super::{Browser, Page, TestApp};
@@ -32,7 +32,7 @@ pub fn new_client() -> NewClient {
 }
 
 pub async fn register(app: &TestApp, new: NewClient) -> TestClient {
-    let (client, secret) = clients::create(&app.state.db, new)
+    let (client, secret) = tessera::store::clients::create(&app.state.db, new)
         .await
         .expect("client created");
     TestClient {
