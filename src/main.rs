@@ -44,6 +44,55 @@ enum Command {
     /// Manage organizations and their members.
     #[command(subcommand)]
     Org(OrgCommand),
+    /// Manage the APIs tokens are issued for, their scopes, and which scopes each
+    /// organization role holds.
+    #[command(subcommand)]
+    Api(ApiCommand),
+}
+
+#[derive(Subcommand)]
+enum ApiCommand {
+    /// Register an API (resource server).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Its RFC 8707 resource URI: the `aud` of its tokens.
+        #[arg(long)]
+        audience: String,
+        /// A scope it defines (repeatable).
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The APIs, stored and from TESSERA_RESOURCES.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One API: its scopes and what each role holds.
+    Show {
+        #[arg(long = "api", value_name = "AUDIENCE")]
+        audience: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an API; tokens for it are refused from then on.
+    Delete {
+        #[arg(long = "api", value_name = "AUDIENCE")]
+        audience: String,
+    },
+    /// Let an organization role hold scopes of the API (owners hold all).
+    Grant {
+        #[arg(long = "api", value_name = "AUDIENCE")]
+        audience: String,
+        #[arg(long)]
+        role: tessera::orgs::Role,
+        #[arg(long = "scope", value_name = "SCOPE", required = true)]
+        scopes: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -264,6 +313,7 @@ fn main() -> ExitCode {
             Command::User(command) => user_command(settings, command).await,
             Command::Client(command) => client_command(settings, command).await,
             Command::Org(command) => org_command(settings, command).await,
+            Command::Api(command) => api_command(settings, command).await,
         }
     });
     match outcome {
@@ -551,6 +601,90 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
                     println!("(the secret is shown only now; Tessera keeps only its digest)");
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+async fn api_command(settings: Settings, command: ApiCommand) -> Result<(), StartupError> {
+    use tessera::orgs::apis::{self, Api};
+    let db = store::connect(&settings.database_url)
+        .await
+        .map_err(StartupError::Database)?;
+    store::migrate(&db).await.map_err(StartupError::Database)?;
+    let describe = |api: &Api| {
+        format!(
+            "{}  {}\n  scopes: {}\n  owner: all\n  admin: {}\n  member: {}{}",
+            api.audience,
+            api.name,
+            api.scopes.join(" "),
+            api.admin_scopes.join(" "),
+            api.member_scopes.join(" "),
+            if api.configured {
+                "\n  (from TESSERA_RESOURCES)"
+            } else {
+                ""
+            }
+        )
+    };
+    let print = |json: bool, api: &Api| {
+        if json {
+            println!("{}", serde_json::to_value(api).unwrap_or_default());
+        } else {
+            println!("{}", describe(api));
+        }
+    };
+    match command {
+        ApiCommand::Create {
+            name,
+            audience,
+            scopes,
+            json,
+        } => {
+            let api = apis::create(&db, &name, &audience, &scopes)
+                .await
+                .map_err(refused)?;
+            print(json, &api);
+        }
+        ApiCommand::List { json } => {
+            let mut all = apis::list(&db).await.map_err(refused)?;
+            for audience in &settings.resources {
+                if !all.iter().any(|a| &a.audience == audience) {
+                    let api = apis::resolve(&db, &settings.resources, audience)
+                        .await
+                        .map_err(refused)?;
+                    all.extend(api);
+                }
+            }
+            if json {
+                println!("{}", serde_json::to_value(&all).unwrap_or_default());
+            } else {
+                for api in &all {
+                    println!("{}", describe(api));
+                }
+            }
+        }
+        ApiCommand::Show { audience, json } => {
+            let api = apis::resolve(&db, &settings.resources, &audience)
+                .await
+                .map_err(refused)?
+                .ok_or_else(|| refused(format!("no API has the audience `{audience}`")))?;
+            print(json, &api);
+        }
+        ApiCommand::Delete { audience } => {
+            apis::delete(&db, &audience).await.map_err(refused)?;
+            println!("deleted {audience}");
+        }
+        ApiCommand::Grant {
+            audience,
+            role,
+            scopes,
+            json,
+        } => {
+            let api = apis::grant(&db, &audience, role, &scopes)
+                .await
+                .map_err(refused)?;
+            print(json, &api);
         }
     }
     Ok(())

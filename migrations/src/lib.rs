@@ -14,6 +14,8 @@ mod m20261122_000007_client_org_optional;
 mod m20261122_000008_passkeys;
 mod m20261122_000009_client_registration;
 pub mod m20261201_000010_email_case;
+mod m20261202_000011_apis;
+mod m20261202_000012_refresh_resource;
 
 /// All migrations, in the order they apply.
 pub struct Migrator;
@@ -31,6 +33,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000008_passkeys::Migration),
             Box::new(m20261122_000009_client_registration::Migration),
             Box::new(m20261201_000010_email_case::Migration),
+            Box::new(m20261202_000011_apis::Migration),
+            Box::new(m20261202_000012_refresh_resource::Migration),
         ]
     }
 }

@@ -20,7 +20,7 @@ use super::tokens::IssuerConfig;
 use super::{MAX_NONCE, consent, pkce};
 use crate::error::ErrorCode;
 use crate::identity::sessions::Session;
-use crate::orgs::{self, Membership, OrgChoice};
+use crate::orgs::{self, Membership, OrgChoice, apis};
 use crate::store::clients::ClientCache;
 
 /// The longest `state` echoed back into the redirect. Generous for any real client
@@ -169,11 +169,31 @@ pub struct Checked {
     pub resource: Option<String>,
 }
 
+/// The request's `resource` (RFC 8707), looked up among the APIs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resource {
+    Absent,
+    Known(String),
+    Unknown,
+}
+
+impl Resource {
+    async fn of(config: &IssuerConfig, params: &Params) -> Result<Self, Unavailable> {
+        let Some(audience) = params.get("resource") else {
+            return Ok(Resource::Absent);
+        };
+        let api = apis::resolve(&config.db, &config.settings.resources, audience)
+            .await
+            .map_err(unavailable)?;
+        Ok(api.map_or(Resource::Unknown, |api| Resource::Known(api.audience)))
+    }
+}
+
 /// The request's own rules, after its client and redirect URI are verified.
 pub fn check_request(
     params: &Params,
     client: &Client,
-    resources: &[String],
+    resource: Resource,
 ) -> Result<Checked, Refusal> {
     use ErrorCode as C;
     let mode = match params.get("response_mode") {
@@ -222,10 +242,10 @@ pub fn check_request(
             "this client may not use the authorization code flow",
         ));
     }
-    let resource = match params.get("resource") {
-        None => None,
-        Some(r) if resources.iter().any(|allowed| allowed == r) => Some(r.to_owned()),
-        Some(_) => {
+    let resource = match resource {
+        Resource::Absent => None,
+        Resource::Known(audience) => Some(audience),
+        Resource::Unknown => {
             return Err(refusal(
                 C::InvalidTarget,
                 "the resource is not one this server issues tokens for",
@@ -373,7 +393,8 @@ pub async fn decide(
         Ok(verified) => verified,
         Err(why) => return Ok(Outcome::Invalid(why)),
     };
-    let checked = match check_request(&params, &client, &config.settings.resources) {
+    let resource = Resource::of(config, &params).await?;
+    let checked = match check_request(&params, &client, resource) {
         Ok(checked) => checked,
         Err(why) => return Ok(refuse(reply, why)),
     };
@@ -664,7 +685,11 @@ mod tests {
     }
 
     fn refused(extra: &[(&str, &str)]) -> ErrorCode {
-        check_request(&params(extra), &client(), &["https://api.example".into()])
+        let resource = match extra.iter().find(|(n, _)| *n == "resource") {
+            Some(_) => Resource::Unknown,
+            None => Resource::Absent,
+        };
+        check_request(&params(extra), &client(), resource)
             .expect_err("refused")
             .0
     }
@@ -700,12 +725,12 @@ mod tests {
                 ("response_mode", "form_post"),
             ]),
             &client(),
-            &[],
+            Resource::Absent,
         )
         .expect("in order");
         assert_eq!(checked.scope, ["openid", "profile"]);
         assert_eq!(checked.mode, ResponseMode::FormPost);
-        let all = check_request(&params(&[]), &client(), &[]).expect("in order");
+        let all = check_request(&params(&[]), &client(), Resource::Absent).expect("in order");
         assert_eq!(
             all.scope,
             ["openid", "org", "profile"],
@@ -740,7 +765,7 @@ mod tests {
         let mut no_code_flow = client();
         no_code_flow.grant_types = vec![GrantType::ClientCredentials];
         assert_eq!(
-            check_request(&params(&[]), &no_code_flow, &[])
+            check_request(&params(&[]), &no_code_flow, Resource::Absent)
                 .unwrap_err()
                 .0,
             C::UnauthorizedClient

@@ -68,7 +68,7 @@ pub async fn authorization_code(
     client: &Client,
     params: &Params,
 ) -> Result<TokenResponse, TokenError> {
-    let resource = config.allowed_resource(params.get("resource"))?;
+    let resource = config.allowed_resource(params.get("resource")).await?;
     let (Some(code), Some(redirect_uri)) = (params.get("code"), params.get("redirect_uri")) else {
         return Err(TokenError::Malformed("code and redirect_uri are required"));
     };
@@ -99,7 +99,11 @@ pub async fn authorization_code(
         nonce: granted.nonce,
     };
     let org = config.org_claims(&grant).await?;
-    let signed = config.sign_access(&grant, &org)?;
+    let for_token = Grant {
+        scope: config.scope_for_token(&grant, &org).await?,
+        ..grant.clone()
+    };
+    let signed = config.sign_access(&for_token, &org)?;
     let family = if refresh::wanted(client.allows_grant(GrantType::RefreshToken), &grant.scope) {
         let new = refresh::NewFamily {
             client_id: &grant.client_id,
@@ -107,6 +111,7 @@ pub async fn authorization_code(
             session: grant.session.as_ref(),
             scope: &grant.scope,
             org_id: grant.org,
+            resource: grant.resource.as_deref(),
         };
         let (token, family) = refresh::issue_family(&config.db, new, config.refresh_lifetimes())
             .await
@@ -121,7 +126,14 @@ pub async fn authorization_code(
         family: family.as_ref().map(|(_, id)| *id),
     };
     codes.link(&redeemed.hash, &issued).await?;
-    respond(config, client, &grant, &org, signed, family.map(|(t, _)| t))
+    respond(
+        config,
+        client,
+        &for_token,
+        &org,
+        signed,
+        family.map(|(t, _)| t),
+    )
 }
 
 /// RFC 6749 §6 with rotation (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2): the presented
@@ -132,25 +144,29 @@ pub async fn refresh_token(
     client: &Client,
     params: &Params,
 ) -> Result<TokenResponse, TokenError> {
-    let resource = config.allowed_resource(params.get("resource"))?;
+    let resource = config.allowed_resource(params.get("resource")).await?;
     let Some(token) = params.get("refresh_token") else {
         return Err(TokenError::Malformed("refresh_token is required"));
     };
     let narrowed = scope_param(params)?;
     let lifetimes = config.refresh_lifetimes();
     let storage = |e: refresh::RefreshError| TokenError::unavailable("refresh token", e);
-    // The common case in one step: a token in order, the scope kept. Anything
-    // not in order falls through to the path that tells which.
+    // The common case in one step: a token in order, the scope and API kept.
+    // Anything not in order falls through to the path that tells which — and
+    // checks a named `resource` before anything is spent.
     if narrowed.is_none()
+        && resource.is_none()
         && let Some((record, successor)) =
             refresh::rotate_live(&config.db, token, &client.client_id, lifetimes)
                 .await
                 .map_err(storage)?
     {
-        let grant = grant_of(&record, record.scope.clone(), resource);
+        let grant = grant_of(&record, record.scope.clone(), resource)?;
         return refreshed(config, client, &grant, successor).await;
     }
     let record = live_record(config, client, token).await?;
+    // Checked before the rotation, so a refused request spends nothing.
+    grant_of(&record, String::new(), resource.clone())?;
     let scope = match narrowed {
         None => record.scope.clone(),
         Some(asked) => {
@@ -173,7 +189,7 @@ pub async fn refresh_token(
         tracing::warn!(family = %record.family_id, "refresh token used twice at once: family revoked");
         return Err(TokenError::RefreshReused);
     };
-    let grant = grant_of(&record, scope, resource);
+    let grant = grant_of(&record, scope, resource)?;
     refreshed(config, client, &grant, successor).await
 }
 
@@ -217,9 +233,23 @@ async fn live_record(
     Ok(record)
 }
 
-/// The grant a refresh token stands for, with this request's scope and resource.
-fn grant_of(record: &RefreshRecord, scope: String, resource: Option<String>) -> Grant {
-    Grant {
+/// The grant a refresh token stands for, with this request's scope. Its API is
+/// the one the grant was made for; RFC 8707 §2.2: a refresh may name that
+/// resource again, not another. (A grant made before refresh tokens remembered
+/// their API, or without one, may still name any API it is allowed, as then.)
+fn grant_of(
+    record: &RefreshRecord,
+    scope: String,
+    requested: Option<String>,
+) -> Result<Grant, TokenError> {
+    let resource = match (&record.resource, requested) {
+        (Some(granted), Some(asked)) if *granted != asked => {
+            return Err(TokenError::ResourceNotGranted);
+        }
+        (Some(granted), _) => Some(granted.clone()),
+        (None, asked) => asked,
+    };
+    Ok(Grant {
         subject: record.user_id.map_or(Subject::Client, Subject::User),
         client_id: record.client_id.clone(),
         scope,
@@ -227,7 +257,7 @@ fn grant_of(record: &RefreshRecord, scope: String, resource: Option<String>) -> 
         org: record.org_id,
         resource,
         nonce: None,
-    }
+    })
 }
 
 async fn refreshed(
@@ -237,8 +267,12 @@ async fn refreshed(
     successor: String,
 ) -> Result<TokenResponse, TokenError> {
     let org = config.org_claims(grant).await?;
-    let signed = config.sign_access(grant, &org)?;
-    respond(config, client, grant, &org, signed, Some(successor))
+    let for_token = Grant {
+        scope: config.scope_for_token(grant, &org).await?,
+        ..grant.clone()
+    };
+    let signed = config.sign_access(&for_token, &org)?;
+    respond(config, client, &for_token, &org, signed, Some(successor))
 }
 
 /// RFC 6749 §4.4: a confidential client acts for itself; `sub` is its client_id,
@@ -248,7 +282,7 @@ pub async fn client_credentials(
     client: &Client,
     params: &Params,
 ) -> Result<TokenResponse, TokenError> {
-    let resource = config.allowed_resource(params.get("resource"))?;
+    let resource = config.allowed_resource(params.get("resource")).await?;
     if client.is_public() {
         return Err(TokenError::PublicClientForItself);
     }

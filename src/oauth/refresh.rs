@@ -42,6 +42,7 @@ pub struct NewFamily<'a> {
     pub session: Option<&'a SessionContext>,
     pub scope: &'a str,
     pub org_id: Option<Uuid>,
+    pub resource: Option<&'a str>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +79,7 @@ pub async fn issue_family(
         spent_at: Set(None),
         revoked_at: Set(None),
         org_id: Set(new.org_id),
+        resource: Set(new.resource.map(str::to_owned)),
     }
     .insert(db)
     .await?;
@@ -140,9 +142,10 @@ pub const ROTATE_LIVE_SQL: &str = "WITH spent AS (
     ), successor AS (
         INSERT INTO refresh_token (id, token_hash, family_id, client_id, user_id,
             session_id, scope, auth_time, amr, created_at, expires_at,
-            family_expires_at, spent_at, revoked_at, org_id)
+            family_expires_at, spent_at, revoked_at, org_id, resource)
         SELECT $4, $5, family_id, client_id, user_id, session_id, scope, auth_time,
-            amr, $1, LEAST($6, family_expires_at), family_expires_at, NULL, NULL, org_id
+            amr, $1, LEAST($6, family_expires_at), family_expires_at, NULL, NULL, org_id,
+            resource
         FROM spent
     )
     SELECT * FROM spent";
@@ -277,6 +280,7 @@ fn successor_of(
         spent_at: None,
         revoked_at: None,
         org_id: old.org_id,
+        resource: old.resource.clone(),
     }
 }
 
@@ -313,10 +317,10 @@ async fn rotate_in_one_statement(
         )
         INSERT INTO refresh_token (id, token_hash, family_id, client_id, user_id,
             session_id, scope, auth_time, amr, created_at, expires_at,
-            family_expires_at, spent_at, revoked_at, org_id)
-        SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $1, $12, $13, NULL, NULL, $14
+            family_expires_at, spent_at, revoked_at, org_id, resource)
+        SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $1, $12, $13, NULL, NULL, $14, $15
         FROM spent";
-    let values: [sea_orm::Value; 14] = [
+    let values: [sea_orm::Value; 15] = [
         new.created_at.into(),
         old_id.into(),
         new.id.into(),
@@ -331,6 +335,7 @@ async fn rotate_in_one_statement(
         new.expires_at.into(),
         new.family_expires_at.into(),
         new.org_id.into(),
+        new.resource.clone().into(),
     ];
     let result = db
         .execute_raw(Statement::from_sql_and_values(

@@ -14,6 +14,8 @@ use super::error::TokenError;
 use super::refresh::Lifetimes;
 use crate::config::Settings;
 use crate::oidc::id_token::{self, IdTokenRequest};
+use crate::orgs::Role;
+use crate::orgs::apis;
 use crate::store::cache::Cache;
 use crate::tokens::keys::TokenRejection;
 use crate::tokens::{Algorithm, KeyRing};
@@ -130,15 +132,46 @@ impl IssuerConfig {
         }
     }
 
-    /// RFC 8707 §2: a `resource` must be one this server issues tokens for.
-    pub fn allowed_resource(&self, requested: Option<&str>) -> Result<Option<String>, TokenError> {
-        match requested {
-            None => Ok(None),
-            Some(r) if self.settings.resources.iter().any(|allowed| allowed == r) => {
-                Ok(Some(r.to_owned()))
-            }
-            Some(_) => Err(TokenError::UnknownResource),
+    /// RFC 8707 §2: a `resource` must be an API this server issues tokens for
+    /// (stored, or listed in `TESSERA_RESOURCES`).
+    pub async fn allowed_resource(
+        &self,
+        requested: Option<&str>,
+    ) -> Result<Option<String>, TokenError> {
+        let Some(audience) = requested else {
+            return Ok(None);
+        };
+        match apis::resolve(&self.db, &self.settings.resources, audience).await {
+            Ok(Some(api)) => Ok(Some(api.audience)),
+            Ok(None) => Err(TokenError::UnknownResource),
+            Err(e) => Err(TokenError::unavailable("cannot read an API", e)),
         }
+    }
+
+    /// The scope an access token for a person carries: the API scopes of the
+    /// grant's API are kept only if the person's role in the token's organization
+    /// holds them (`org` is the token's organization claims). The grant itself —
+    /// and the refresh family it feeds — keeps what was consented, so a promotion
+    /// brings the scopes back at the next refresh.
+    pub async fn scope_for_token(
+        &self,
+        grant: &Grant,
+        org: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String, TokenError> {
+        let (Subject::User(_), Some(audience)) = (grant.subject, &grant.resource) else {
+            return Ok(grant.scope.clone());
+        };
+        let api = apis::resolve(&self.db, &self.settings.resources, audience)
+            .await
+            .map_err(|e| TokenError::unavailable("cannot read an API", e))?;
+        let role = org
+            .get("org_role")
+            .and_then(|r| r.as_str())
+            .and_then(|r| r.parse::<Role>().ok());
+        Ok(match api {
+            Some(api) => api.narrow(&grant.scope, role),
+            None => grant.scope.clone(),
+        })
     }
 
     /// Refuses a grant whose account can no longer hold tokens: disabled or

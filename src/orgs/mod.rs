@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+pub mod apis;
 pub mod invitations;
 pub mod members;
 

@@ -1,5 +1,6 @@
 //! sea-orm entities, one module per table; the schema itself is owned by `migrations/`.
 
+pub mod api;
 pub mod client;
 pub mod consent;
 pub mod initial_access_token;

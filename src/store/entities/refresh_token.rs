@@ -28,6 +28,9 @@ pub struct Model {
     pub revoked_at: Option<DateTimeUtc>,
     /// The organization the grant was made in; a refresh never changes it.
     pub org_id: Option<Uuid>,
+    /// The API (RFC 8707 resource) the grant was made for; `None` is the default
+    /// audience.
+    pub resource: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
