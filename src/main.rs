@@ -186,6 +186,11 @@ enum ClientCommand {
         /// access_denied when this client asks for the `org` scope.
         #[arg(long)]
         org_optional: bool,
+        /// The API (audience) its tokens are for when a request names no
+        /// `resource`; one registered with `tessera api create` or listed in
+        /// TESSERA_RESOURCES.
+        #[arg(long = "default-api", value_name = "AUDIENCE")]
+        default_api: Option<String>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -546,8 +551,15 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
             first_party,
             id_token_alg,
             org_optional,
+            default_api,
             json,
         } => {
+            if let Some(audience) = &default_api {
+                tessera::orgs::apis::resolve(&db, &settings.resources, audience)
+                    .await
+                    .map_err(refused)?
+                    .ok_or_else(|| refused(format!("no API has the audience `{audience}`")))?;
+            }
             let grant_types = if grant_types.is_empty() {
                 vec![clients::GrantType::AuthorizationCode]
             } else {
@@ -576,6 +588,7 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
                 id_token_alg,
                 post_logout_redirect_uris,
                 org_optional,
+                default_resource: default_api,
                 ..clients::NewClient::default()
             };
             let (client, secret) = tessera::store::clients::create(&db, new)
@@ -592,6 +605,7 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
                     "token_endpoint_auth_method": client.auth_method,
                     "id_token_signed_response_alg": client.id_token_alg.as_str(),
                     "org_optional": client.org_optional,
+                    "default_api": client.default_resource,
                 });
                 println!("{out}");
             } else {

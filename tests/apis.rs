@@ -347,3 +347,46 @@ async fn a_refresh_token_remembers_its_api_and_refuses_another_without_spending_
     assert_eq!(access["aud"], AUDIENCE);
     assert_eq!(access["scope"], "offline_access openid org projects:read");
 }
+
+#[tokio::test]
+async fn a_client_with_a_default_api_gets_tokens_for_it_when_no_resource_is_named() {
+    let app = common::spawn_app().await;
+    projects_api(&app);
+    let mut new = new_client();
+    new.first_party = true;
+    new.scope = "openid org projects:read projects:write".into();
+    new.default_resource = Some(AUDIENCE.into());
+    let client = register(&app, new).await;
+    let (browser, _) = person(&app, "mia@example.com", Role::Member).await;
+    let (verifier, challenge) = pkce();
+    let page = browser
+        .get(&authorize_path(
+            &client.id,
+            &challenge,
+            &[("scope", "openid org projects:read projects:write")],
+        ))
+        .await;
+    let params = redirect_params(&page);
+    let code = param(&params, "code").expect("a code");
+    let response = exchange(&app, &client, code, &verifier).await;
+    let body: Value = response.json().await.unwrap();
+    let access = claims(body["access_token"].as_str().expect("a token"));
+    assert_eq!(access["aud"], AUDIENCE);
+    assert_eq!(access["scope"], "openid org projects:read");
+
+    // The CLI refuses a default API nobody registered.
+    let (ok, _, err) = cli(
+        &app,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Elsewhere",
+            "--redirect-uri",
+            "https://app.example/cb",
+            "--default-api",
+            "https://nowhere.example.com",
+        ],
+    );
+    assert!(!ok && err.contains("no API"), "{err}");
+}

@@ -16,6 +16,7 @@ mod m20261122_000009_client_registration;
 pub mod m20261201_000010_email_case;
 mod m20261202_000011_apis;
 mod m20261202_000012_refresh_resource;
+mod m20261202_000013_client_default_api;
 
 /// All migrations, in the order they apply.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000010_email_case::Migration),
             Box::new(m20261202_000011_apis::Migration),
             Box::new(m20261202_000012_refresh_resource::Migration),
+            Box::new(m20261202_000013_client_default_api::Migration),
         ]
     }
 }

@@ -178,8 +178,16 @@ pub enum Resource {
 }
 
 impl Resource {
-    async fn of(config: &IssuerConfig, params: &Params) -> Result<Self, Unavailable> {
-        let Some(audience) = params.get("resource") else {
+    /// The request's `resource`, else the client's default API.
+    async fn of(
+        config: &IssuerConfig,
+        params: &Params,
+        client: &Client,
+    ) -> Result<Self, Unavailable> {
+        let named = params
+            .get("resource")
+            .or(client.default_resource.as_deref());
+        let Some(audience) = named else {
             return Ok(Resource::Absent);
         };
         let api = apis::resolve(&config.db, &config.settings.resources, audience)
@@ -393,7 +401,7 @@ pub async fn decide(
         Ok(verified) => verified,
         Err(why) => return Ok(Outcome::Invalid(why)),
     };
-    let resource = Resource::of(config, &params).await?;
+    let resource = Resource::of(config, &params, &client).await?;
     let checked = match check_request(&params, &client, resource) {
         Ok(checked) => checked,
         Err(why) => return Ok(refuse(reply, why)),

@@ -131,6 +131,8 @@ pub struct Client {
     /// Registered itself (RFC 7591) rather than by an operator.
     pub self_registered: bool,
     pub(crate) registration_token_hash: Option<String>,
+    /// The API its tokens are for when a request names none.
+    pub default_resource: Option<String>,
     pub created_at: chrono::DateTime<Utc>,
 }
 
@@ -156,6 +158,7 @@ impl Client {
             auth_method: AuthMethod::ClientSecretBasic,
             self_registered: false,
             registration_token_hash: None,
+            default_resource: None,
             created_at: Utc::now(),
         }
     }
@@ -258,6 +261,9 @@ pub struct NewClient {
     pub contacts: Vec<String>,
     /// How it authenticates at the token endpoint; `None` is a public client.
     pub auth_method: AuthMethod,
+    /// The API its tokens are for when a request names none (an operator's
+    /// choice; checked against the registered APIs by the caller).
+    pub default_resource: Option<String>,
 }
 
 impl Default for NewClient {
@@ -276,6 +282,7 @@ impl Default for NewClient {
             logo_uri: None,
             contacts: Vec::new(),
             auth_method: AuthMethod::ClientSecretBasic,
+            default_resource: None,
         }
     }
 }

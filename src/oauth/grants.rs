@@ -282,7 +282,11 @@ pub async fn client_credentials(
     client: &Client,
     params: &Params,
 ) -> Result<TokenResponse, TokenError> {
-    let resource = config.allowed_resource(params.get("resource")).await?;
+    // The request's `resource`, else the client's default API.
+    let named = params
+        .get("resource")
+        .or(client.default_resource.as_deref());
+    let resource = config.allowed_resource(named).await?;
     if client.is_public() {
         return Err(TokenError::PublicClientForItself);
     }

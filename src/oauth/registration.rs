@@ -181,6 +181,8 @@ pub fn validate(
         logo_uri: meta.logo_uri.clone(),
         contacts: contacts(meta)?,
         auth_method,
+        // An API is an operator's to assign (`tessera client create --default-api`).
+        default_resource: None,
     };
     clients::validate(&new, rules)?;
     Ok(new)

@@ -66,6 +66,7 @@ fn to_client(row: client::Model) -> Result<Client, DbErr> {
         secret_hash: row.secret_hash,
         client_uri: row.client_uri,
         logo_uri: row.logo_uri,
+        default_resource: row.default_resource,
     })
 }
 
@@ -88,6 +89,7 @@ fn fill(row: &mut client::ActiveModel, new: &NewClient) {
     row.logo_uri = Set(new.logo_uri.clone());
     row.contacts = Set(json_list(&new.contacts));
     row.token_endpoint_auth_method = Set(new.auth_method.as_str().to_owned());
+    row.default_resource = Set(new.default_resource.clone());
 }
 
 /// A fresh client secret (256 random bits); `None` for a public client.
@@ -322,6 +324,7 @@ mod tests {
             token_endpoint_auth_method: "none".into(),
             registration_token_hash: None,
             self_registered: false,
+            default_resource: None,
         }
     }
 

@@ -41,6 +41,8 @@ pub struct Model {
     pub registration_token_hash: Option<String>,
     /// Registered through dynamic registration rather than by an operator.
     pub self_registered: bool,
+    /// The API (RFC 8707 resource) its tokens are for when a request names none.
+    pub default_resource: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
