@@ -130,6 +130,9 @@ pub struct Settings {
     /// Reverse proxies whose `X-Forwarded-For` names the client for per-address
     /// limits. Empty: the TCP peer is the client, whatever a header says.
     pub trusted_proxies: Vec<IpRange>,
+    /// The longest a personal access token may live; `None` (`unlimited`) allows
+    /// tokens that never expire.
+    pub pat_max_lifetime: Option<Duration>,
 }
 
 /// An address or a CIDR range (`10.0.0.0/8`, `::1`).
@@ -254,6 +257,7 @@ const SETTINGS: &[&str] = &[
     "signup_max_per_ip",
     "client_cache_ttl",
     "trusted_proxies",
+    "pat_max_lifetime",
 ];
 
 /// `DATABASE_URL` and `REDIS_URL` keep their conventional names; the rest are
@@ -526,6 +530,10 @@ impl Settings {
         let signup_max_per_ip = layer.number("signup_max_per_ip", 20, 1, 100_000)?;
         let client_cache_ttl = layer.duration("client_cache_ttl", "5s", 0, 300)?;
         let trusted_proxies = trusted_proxies(layer)?;
+        let pat_max_lifetime = match layer.get("pat_max_lifetime") {
+            Some("unlimited") => None,
+            _ => Some(layer.duration("pat_max_lifetime", "365d", 3600, 10 * 365 * day)?),
+        };
         let workers = layer.number("workers", 0, 0, 1024)? as usize;
         // OWASP: argon2id with m = 19 MiB, t = 2, p = 1 at minimum for new deployments.
         let argon2 = Argon2Settings {
@@ -572,6 +580,7 @@ impl Settings {
             signup_max_per_ip,
             client_cache_ttl,
             trusted_proxies,
+            pat_max_lifetime,
         })
     }
 
@@ -591,6 +600,12 @@ impl Settings {
 
     /// The longest a token signed by one of our keys can stay valid; a retired key is
     /// published at least this long after it stops signing.
+    /// `pat_max_lifetime` for `identity::pats`.
+    pub fn pat_max_lifetime(&self) -> Option<chrono::Duration> {
+        self.pat_max_lifetime
+            .map(|d| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX))
+    }
+
     pub fn longest_signed_token_ttl(&self) -> Duration {
         self.access_token_ttl.max(self.id_token_ttl)
     }

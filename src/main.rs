@@ -48,6 +48,41 @@ enum Command {
     /// organization role holds.
     #[command(subcommand)]
     Api(ApiCommand),
+    /// Manage personal access tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a personal access token for a person. Prints it this once only.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// An API scope the person holds (repeatable).
+        #[arg(long = "scope", value_name = "SCOPE", required = true)]
+        scopes: Vec<String>,
+        /// Pin it to one organization (id or slug).
+        #[arg(long)]
+        org: Option<String>,
+        /// How long it lives (e.g. 30d); `never` where TESSERA_PAT_MAX_LIFETIME
+        /// is `unlimited`.
+        #[arg(long, default_value = "30d")]
+        expires: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A person's live tokens (never their secrets).
+    List {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its id.
+    Revoke { id: uuid::Uuid },
 }
 
 #[derive(Subcommand)]
@@ -191,6 +226,10 @@ enum ClientCommand {
         /// TESSERA_RESOURCES.
         #[arg(long = "default-api", value_name = "AUDIENCE")]
         default_api: Option<String>,
+        /// This client is the server of that API: it may introspect the API's
+        /// tokens (access tokens for it, personal access tokens) besides its own.
+        #[arg(long = "introspect-for", value_name = "AUDIENCE")]
+        introspect_for: Option<String>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -319,6 +358,7 @@ fn main() -> ExitCode {
             Command::Client(command) => client_command(settings, command).await,
             Command::Org(command) => org_command(settings, command).await,
             Command::Api(command) => api_command(settings, command).await,
+            Command::Token(command) => token_command(settings, command).await,
         }
     });
     match outcome {
@@ -495,8 +535,8 @@ async fn user_command(settings: Settings, command: UserCommand) -> Result<(), St
                 .await
                 .map_err(refused)?;
             println!(
-                "disabled {}, ended {} session(s) and revoked {} refresh token(s)",
-                user.email, ended.sessions, ended.refresh_tokens
+                "disabled {}, ended {} session(s), revoked {} refresh token(s) and {} API token(s)",
+                user.email, ended.sessions, ended.refresh_tokens, ended.api_tokens
             );
         }
         UserCommand::Enable { email } => {
@@ -552,13 +592,17 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
             id_token_alg,
             org_optional,
             default_api,
+            introspect_for,
             json,
         } => {
-            if let Some(audience) = &default_api {
-                tessera::orgs::apis::resolve(&db, &settings.resources, audience)
+            for audience in default_api.iter().chain(&introspect_for) {
+                let default = *audience == settings.default_audience;
+                let api = tessera::orgs::apis::resolve(&db, &settings.resources, audience)
                     .await
-                    .map_err(refused)?
-                    .ok_or_else(|| refused(format!("no API has the audience `{audience}`")))?;
+                    .map_err(refused)?;
+                if api.is_none() && !default {
+                    return Err(refused(format!("no API has the audience `{audience}`")));
+                }
             }
             let grant_types = if grant_types.is_empty() {
                 vec![clients::GrantType::AuthorizationCode]
@@ -589,6 +633,7 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
                 post_logout_redirect_uris,
                 org_optional,
                 default_resource: default_api,
+                introspect_for,
                 ..clients::NewClient::default()
             };
             let (client, secret) = tessera::store::clients::create(&db, new)
@@ -606,6 +651,7 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
                     "id_token_signed_response_alg": client.id_token_alg.as_str(),
                     "org_optional": client.org_optional,
                     "default_api": client.default_resource,
+                    "introspect_for": client.introspect_for,
                 });
                 println!("{out}");
             } else {
@@ -615,6 +661,85 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
                     println!("(the secret is shown only now; Tessera keeps only its digest)");
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+async fn token_command(settings: Settings, command: TokenCommand) -> Result<(), StartupError> {
+    use tessera::identity::pats::{self, NewPat};
+    let db = store::connect(&settings.database_url)
+        .await
+        .map_err(StartupError::Database)?;
+    store::migrate(&db).await.map_err(StartupError::Database)?;
+    let person = |email: String| {
+        let db = db.clone();
+        async move {
+            users::find_by_email(&db, &email)
+                .await
+                .map_err(refused)?
+                .ok_or_else(|| refused(format!("no account with email `{email}`")))
+        }
+    };
+    match command {
+        TokenCommand::Create {
+            email,
+            name,
+            scopes,
+            org,
+            expires,
+            json,
+        } => {
+            let user = person(email).await?;
+            let org_id = match org {
+                None => None,
+                Some(key) => Some(
+                    tessera::orgs::find(&db, &key)
+                        .await
+                        .map_err(refused)?
+                        .ok_or_else(|| refused(format!("no organization `{key}`")))?
+                        .id,
+                ),
+            };
+            let lifetime = match expires.as_str() {
+                "never" => None,
+                raw => Some(
+                    chrono::Duration::from_std(parse_delay(raw).map_err(refused)?)
+                        .map_err(refused)?,
+                ),
+            };
+            let new = NewPat {
+                user_id: user.id,
+                name: &name,
+                org_id,
+                scopes: &scopes,
+                lifetime,
+            };
+            let (pat, token) = pats::create(&db, settings.pat_max_lifetime(), new)
+                .await
+                .map_err(refused)?;
+            if json {
+                let mut out = serde_json::to_value(&pat).unwrap_or_default();
+                out["token"] = token.into();
+                println!("{out}");
+            } else {
+                println!("{token}\n(shown only now; id {})", pat.id);
+            }
+        }
+        TokenCommand::List { email, json } => {
+            let user = person(email).await?;
+            let all = pats::list(&db, user.id).await.map_err(refused)?;
+            if json {
+                println!("{}", serde_json::to_value(&all).unwrap_or_default());
+            } else {
+                for pat in all {
+                    println!("{}  {}  {}", pat.id, pat.name, pat.scopes.join(" "));
+                }
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            pats::revoke(&db, None, id).await.map_err(refused)?;
+            println!("revoked {id}");
         }
     }
     Ok(())

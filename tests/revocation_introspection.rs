@@ -158,6 +158,7 @@ async fn a_client_cannot_revoke_another_clients_token() {
 #[tokio::test]
 async fn introspection_describes_an_active_access_token_to_a_resource_server() {
     let app = common::spawn_app().await;
+    let stranger = client(&app).await;
     let client = client(&app).await;
     let resource_server = client_for_api(&app).await;
     let t = tokens(&app, &client).await;
@@ -171,12 +172,16 @@ async fn introspection_describes_an_active_access_token_to_a_resource_server() {
     // A refresh token is described only to the client holding it.
     let refresh = introspect(&app, &resource_server, t["refresh_token"].as_str().unwrap()).await;
     assert_eq!(refresh["active"], false);
+    // Any other confidential client learns nothing about the token.
+    let info = introspect(&app, &stranger, t["access_token"].as_str().unwrap()).await;
+    assert_eq!(info, serde_json::json!({ "active": false }));
 }
 
 async fn client_for_api(app: &TestApp) -> TestClient {
     let mut new = new_client();
     new.name = "Orders API".into();
     new.redirect_uris = vec![];
+    new.introspect_for = Some(app.base.clone());
     new.grant_types = vec![GrantType::ClientCredentials];
     register(app, new).await
 }

@@ -17,6 +17,7 @@ pub mod m20261201_000010_email_case;
 mod m20261202_000011_apis;
 mod m20261202_000012_refresh_resource;
 mod m20261202_000013_client_default_api;
+mod m20261202_000014_personal_access_tokens;
 
 /// All migrations, in the order they apply.
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000011_apis::Migration),
             Box::new(m20261202_000012_refresh_resource::Migration),
             Box::new(m20261202_000013_client_default_api::Migration),
+            Box::new(m20261202_000014_personal_access_tokens::Migration),
         ]
     }
 }

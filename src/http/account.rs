@@ -240,14 +240,28 @@ pub async fn end_session(
     Ok(see_other("/account"))
 }
 
+#[derive(Deserialize)]
+pub struct EndAllForm {
+    /// The "Also revoke API tokens" box: scripts keep working unless ticked.
+    #[serde(default)]
+    revoke_api_tokens: Option<String>,
+}
+
 pub async fn end_all_sessions(
     req: HttpRequest,
     state: web::Data<AppState>,
+    form: web::Form<EndAllForm>,
 ) -> Result<HttpResponse, PageError> {
     let current = require_session(&req, &state).await?;
-    account::sign_out_everywhere(&state.db, &state.sessions, current.session.user_id)
-        .await
-        .map_err(unavailable)?;
+    let api_tokens = form.revoke_api_tokens.is_some();
+    account::sign_out_everywhere(
+        &state.db,
+        &state.sessions,
+        current.session.user_id,
+        api_tokens,
+    )
+    .await
+    .map_err(unavailable)?;
     Ok(signed_out(&state))
 }
 

@@ -162,14 +162,7 @@ pub async fn introspect(
         return refuse(ErrorCode::InvalidRequest, "token is required");
     };
     let hint = request.params.get("token_type_hint");
-    match revocation::introspect(
-        &state.issuer_config(),
-        &request.client.client_id,
-        token,
-        hint,
-    )
-    .await
-    {
+    match revocation::introspect(&state.issuer_config(), &request.client, token, hint).await {
         Ok(answer) => Ok(HttpResponse::Ok().json(answer)),
         Err(e) => {
             tracing::error!("introspection: {e}");

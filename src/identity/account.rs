@@ -6,6 +6,7 @@ use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use super::IdentityError;
+use super::pats;
 use super::sessions::Sessions;
 use super::users::{self, User};
 use crate::oauth::refresh::{self, RefreshError};
@@ -24,6 +25,8 @@ impl From<RefreshError> for IdentityError {
 pub struct Ended {
     pub sessions: u64,
     pub refresh_tokens: u64,
+    /// Personal access tokens revoked.
+    pub api_tokens: u64,
 }
 
 /// Disables an account: it cannot sign in, its sessions end, and every refresh
@@ -36,27 +39,41 @@ pub async fn disable(
 ) -> Result<(User, Ended), IdentityError> {
     let user = users::set_disabled(db, email, true).await?;
     let refresh_tokens = refresh::revoke_for_user(db, user.id).await?;
+    let api_tokens = pats::revoke_for_user(db, user.id)
+        .await
+        .map_err(|e| IdentityError::Storage(sea_orm::DbErr::Custom(e.to_string())))?;
     let sessions = sessions.end_all(user.id).await?;
     let ended = Ended {
         sessions,
         refresh_tokens,
+        api_tokens,
     };
     Ok((user, ended))
 }
 
 /// "Sign out everywhere": every session and every refresh token of the user, for
 /// every client, `offline_access` included — what a person does when a token
-/// leaked.
+/// leaked. Personal access tokens go too when the person ticks "also revoke API
+/// tokens" (`api_tokens`): scripts keep working otherwise.
 pub async fn sign_out_everywhere(
     db: &DatabaseConnection,
     sessions: &Sessions,
     user_id: Uuid,
+    api_tokens: bool,
 ) -> Result<Ended, IdentityError> {
     let refresh_tokens = refresh::revoke_for_user(db, user_id).await?;
+    let api_tokens = if api_tokens {
+        pats::revoke_for_user(db, user_id)
+            .await
+            .map_err(|e| IdentityError::Storage(sea_orm::DbErr::Custom(e.to_string())))?
+    } else {
+        0
+    };
     let sessions = sessions.end_all(user_id).await?;
     Ok(Ended {
         sessions,
         refresh_tokens,
+        api_tokens,
     })
 }
 
@@ -73,6 +90,7 @@ pub async fn password_changed(
     Ok(Ended {
         sessions,
         refresh_tokens,
+        api_tokens: 0,
     })
 }
 

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod passkeys;
 pub mod password;
+pub mod pats;
 pub mod sessions;
 pub mod throttle;
 pub mod users;

@@ -133,6 +133,8 @@ pub struct Client {
     pub(crate) registration_token_hash: Option<String>,
     /// The API its tokens are for when a request names none.
     pub default_resource: Option<String>,
+    /// The API (audience) whose tokens it may introspect: it is that API's server.
+    pub introspect_for: Option<String>,
     pub created_at: chrono::DateTime<Utc>,
 }
 
@@ -159,6 +161,7 @@ impl Client {
             self_registered: false,
             registration_token_hash: None,
             default_resource: None,
+            introspect_for: None,
             created_at: Utc::now(),
         }
     }
@@ -264,6 +267,8 @@ pub struct NewClient {
     /// The API its tokens are for when a request names none (an operator's
     /// choice; checked against the registered APIs by the caller).
     pub default_resource: Option<String>,
+    /// See [`Client::introspect_for`].
+    pub introspect_for: Option<String>,
 }
 
 impl Default for NewClient {
@@ -283,6 +288,7 @@ impl Default for NewClient {
             contacts: Vec::new(),
             auth_method: AuthMethod::ClientSecretBasic,
             default_resource: None,
+            introspect_for: None,
         }
     }
 }

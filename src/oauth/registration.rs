@@ -183,6 +183,7 @@ pub fn validate(
         auth_method,
         // An API is an operator's to assign (`tessera client create --default-api`).
         default_resource: None,
+        introspect_for: None,
     };
     clients::validate(&new, rules)?;
     Ok(new)

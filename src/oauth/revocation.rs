@@ -5,9 +5,12 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 
+use super::clients::Client;
 use super::codes::revoked_jti_key;
 use super::refresh::{self, Presented};
 use super::tokens::{BearerError, IssuerConfig, verify_access_token};
+use crate::identity::pats;
+use crate::orgs::apis;
 use crate::store::cache::CacheError;
 
 #[derive(Debug, thiserror::Error)]
@@ -108,16 +111,24 @@ async fn revoke_access(
     Ok(true)
 }
 
-/// RFC 7662 §2.2: `{"active": false}` for anything not currently valid; otherwise the
-/// token's metadata. Refresh tokens are described only to the client that holds
-/// them; access tokens to any authenticated client (resource servers included).
+/// RFC 7662 §2.2: `{"active": false}` for anything not currently valid, or not
+/// this client's to inspect; otherwise the token's metadata. A token is described
+/// to the client it was issued to, and an access token also to the server of the
+/// API it is for (a client registered `--introspect-for` its audience) — not to
+/// every confidential client. Personal access tokens are described to API
+/// servers only, for their own API.
 pub async fn introspect(
     config: &IssuerConfig,
-    client_id: &str,
+    client: &Client,
     token: &str,
     hint: Option<&str>,
 ) -> Result<Value, RevocationError> {
     let inactive = json!({ "active": false });
+    if token.starts_with(pats::PREFIX) {
+        return Ok(personal_token(config, client, token)
+            .await?
+            .unwrap_or(inactive));
+    }
     let order: [bool; 2] = if hint == Some("refresh_token") {
         [true, false]
     } else {
@@ -126,29 +137,22 @@ pub async fn introspect(
     for as_refresh in order {
         if as_refresh {
             if let Presented::Live(record) = refresh::find(&config.db, token).await?
-                && record.client_id == client_id
+                && record.client_id == client.client_id
                 && account_active(config, record.user_id).await?
             {
-                let mut out = Map::new();
-                out.insert("active".into(), Value::Bool(true));
-                out.insert("token_type".into(), Value::from("refresh_token"));
-                out.insert("client_id".into(), Value::from(record.client_id.clone()));
-                out.insert("scope".into(), Value::from(record.scope.clone()));
-                out.insert("iss".into(), Value::from(config.issuer()));
-                out.insert("iat".into(), Value::from(record.created_at.timestamp()));
-                out.insert(
-                    "exp".into(),
-                    Value::from(refresh::expires(&record).timestamp()),
-                );
-                if let Some(user) = record.user_id {
-                    out.insert("sub".into(), Value::from(user.to_string()));
-                }
-                return Ok(Value::Object(out));
+                return Ok(describe_refresh(config, &record));
             }
         } else {
             match verify_access_token(&config.keys, &config.cache, config.issuer(), token).await {
                 Ok(mut claims) => {
-                    if !account_active(config, user_subject(&claims)).await? {
+                    let issued_to = claims.get("client_id").and_then(Value::as_str);
+                    let audience = claims.get("aud").and_then(Value::as_str);
+                    let its_own = issued_to == Some(client.client_id.as_str());
+                    let its_api =
+                        audience.is_some() && client.introspect_for.as_deref() == audience;
+                    if !(its_own || its_api)
+                        || !account_active(config, user_subject(&claims)).await?
+                    {
                         return Ok(inactive);
                     }
                     claims.insert("active".into(), Value::Bool(true));
@@ -162,6 +166,77 @@ pub async fn introspect(
     }
     Ok(inactive)
 }
+
+fn describe_refresh(config: &IssuerConfig, record: &refresh::RefreshRecord) -> Value {
+    let mut out = Map::new();
+    out.insert("active".into(), Value::Bool(true));
+    out.insert("token_type".into(), Value::from("refresh_token"));
+    out.insert("client_id".into(), Value::from(record.client_id.clone()));
+    out.insert("scope".into(), Value::from(record.scope.clone()));
+    out.insert("iss".into(), Value::from(config.issuer()));
+    out.insert("iat".into(), Value::from(record.created_at.timestamp()));
+    out.insert(
+        "exp".into(),
+        Value::from(refresh::expires(record).timestamp()),
+    );
+    if let Some(user) = record.user_id {
+        out.insert("sub".into(), Value::from(user.to_string()));
+    }
+    Value::Object(out)
+}
+
+/// A personal access token, described to the server of an API: `aud` is that
+/// API, `scope` the token's scopes the person still holds that the API defines
+/// (all of them for an API without scopes of its own). No `client_id`: a person
+/// made it, not a client.
+async fn personal_token(
+    config: &IssuerConfig,
+    client: &Client,
+    token: &str,
+) -> Result<Option<Value>, RevocationError> {
+    let Some(audience) = &client.introspect_for else {
+        return Ok(None);
+    };
+    let active = pats::authenticate(&config.db, token)
+        .await
+        .map_err(|e| RevocationError::Storage(e.to_string()))?;
+    let Some(active) = active else {
+        return Ok(None);
+    };
+    let api = apis::resolve(&config.db, &config.settings.resources, audience)
+        .await
+        .map_err(|e| RevocationError::Storage(e.to_string()))?;
+    let scopes: Vec<&str> = active
+        .scopes
+        .iter()
+        .filter(|s| {
+            api.as_ref()
+                .is_none_or(|a| a.scopes.is_empty() || a.scopes.contains(s))
+        })
+        .map(String::as_str)
+        .collect();
+    let mut out = Map::new();
+    out.insert("active".into(), Value::Bool(true));
+    out.insert("token_type".into(), Value::from(PAT_TOKEN_TYPE));
+    out.insert("iss".into(), Value::from(config.issuer()));
+    out.insert("sub".into(), Value::from(active.pat.user_id.to_string()));
+    out.insert("aud".into(), Value::from(audience.clone()));
+    out.insert("scope".into(), Value::from(scopes.join(" ")));
+    out.insert("iat".into(), Value::from(active.pat.created_at.timestamp()));
+    if let Some(exp) = active.pat.expires_at {
+        out.insert("exp".into(), Value::from(exp.timestamp()));
+    }
+    if let Some(org) = active.pat.org_id {
+        out.insert("org_id".into(), Value::from(org.to_string()));
+        if let Some(role) = active.role {
+            out.insert("org_role".into(), Value::from(role.as_str()));
+        }
+    }
+    Ok(Some(Value::Object(out)))
+}
+
+/// `token_type` of a personal access token in introspection answers.
+pub const PAT_TOKEN_TYPE: &str = "personal_access_token";
 
 /// The user an access token speaks for; `None` for a client acting for itself
 /// (client_credentials: `sub` is the client's own id).

@@ -212,6 +212,22 @@ pub async fn resolve(
     }
 }
 
+/// Every API scope one of `roles` holds, across all APIs: what a personal access
+/// token acting with those roles may carry.
+pub async fn held_scopes(
+    db: &DatabaseConnection,
+    roles: &[Role],
+) -> Result<Vec<String>, ApiRegistryError> {
+    let mut held: Vec<String> = list(db)
+        .await?
+        .iter()
+        .flat_map(|api| roles.iter().flat_map(|r| api.held_by(*r).to_vec()))
+        .collect();
+    held.sort();
+    held.dedup();
+    Ok(held)
+}
+
 pub async fn delete(db: &DatabaseConnection, audience: &str) -> Result<(), ApiRegistryError> {
     let deleted = api::Entity::delete_many()
         .filter(api::Column::Audience.eq(audience))

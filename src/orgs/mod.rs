@@ -209,6 +209,19 @@ pub async fn remove_member(db: &DatabaseConnection, org: Uuid, user: Uuid) -> Re
         return Err(OrgError::LastOwner);
     }
     membership::Entity::delete_by_id(row.id).exec(&txn).await?;
+    // Personal access tokens pinned here die with the membership, in the same
+    // transaction: joining again later brings none back.
+    use crate::store::entities::personal_access_token as pat;
+    pat::Entity::update_many()
+        .col_expr(
+            pat::Column::RevokedAt,
+            sea_orm::sea_query::Expr::value(chrono::Utc::now()),
+        )
+        .filter(pat::Column::UserId.eq(user))
+        .filter(pat::Column::OrgId.eq(org))
+        .filter(pat::Column::RevokedAt.is_null())
+        .exec(&txn)
+        .await?;
     txn.commit().await?;
     Ok(())
 }

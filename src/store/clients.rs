@@ -67,6 +67,7 @@ fn to_client(row: client::Model) -> Result<Client, DbErr> {
         client_uri: row.client_uri,
         logo_uri: row.logo_uri,
         default_resource: row.default_resource,
+        introspect_for: row.introspect_for,
     })
 }
 
@@ -90,6 +91,7 @@ fn fill(row: &mut client::ActiveModel, new: &NewClient) {
     row.contacts = Set(json_list(&new.contacts));
     row.token_endpoint_auth_method = Set(new.auth_method.as_str().to_owned());
     row.default_resource = Set(new.default_resource.clone());
+    row.introspect_for = Set(new.introspect_for.clone());
 }
 
 /// A fresh client secret (256 random bits); `None` for a public client.
@@ -325,6 +327,7 @@ mod tests {
             registration_token_hash: None,
             self_registered: false,
             default_resource: None,
+            introspect_for: None,
         }
     }
 

@@ -43,6 +43,9 @@ pub struct Model {
     pub self_registered: bool,
     /// The API (RFC 8707 resource) its tokens are for when a request names none.
     pub default_resource: Option<String>,
+    /// The API (audience) whose tokens this client, that API's server, may
+    /// introspect besides its own.
+    pub introspect_for: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -8,6 +8,7 @@ pub mod invitation;
 pub mod membership;
 pub mod organization;
 pub mod passkey;
+pub mod personal_access_token;
 pub mod refresh_token;
 pub mod session;
 pub mod signing_key;

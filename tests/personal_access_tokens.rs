@@ -1,0 +1,315 @@
+//! Personal access tokens (issue 20, parts 2 and 3a): created with the CLI,
+//! shown once, described by introspection to the API's own server only, with
+//! scopes re-checked against the person's current role at every use, and
+//! ended by revocation, expiry, leaving the pinned organization, disabling the
+//! account, or "sign out everywhere" with its box ticked.
+
+mod common;
+
+use common::oauth::{TestClient, introspect, new_client, register};
+use common::{Browser, PASSWORD, TestApp};
+use serde_json::Value;
+use tessera::oauth::clients::GrantType;
+use tessera::orgs::{self, Role};
+use uuid::Uuid;
+
+const AUDIENCE: &str = "https://projects.example.com";
+
+fn cli(app: &TestApp, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &app.database_url)
+        .args(args)
+        .output()
+        .expect("the tessera binary");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn cli_json(app: &TestApp, args: &[&str]) -> Value {
+    let (ok, out, err) = cli(app, args);
+    assert!(ok, "{args:?}: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+}
+
+struct World {
+    app: TestApp,
+    /// The Projects API's own server: may introspect its tokens.
+    api_server: TestClient,
+    org: Uuid,
+    user: Uuid,
+    browser: Browser,
+}
+
+/// The Projects API (members read, admins also write); Ada, an admin of Acme.
+async fn world() -> World {
+    let app = common::spawn_app().await;
+    cli_json(
+        &app,
+        &[
+            "api",
+            "create",
+            "--name",
+            "Projects API",
+            "--audience",
+            AUDIENCE,
+            "--scope",
+            "projects:read",
+            "--scope",
+            "projects:write",
+            "--json",
+        ],
+    );
+    for (role, scopes) in [
+        ("member", &["projects:read"][..]),
+        ("admin", &["projects:read", "projects:write"][..]),
+    ] {
+        let mut args = vec!["api", "grant", "--api", AUDIENCE, "--role", role];
+        for s in scopes {
+            args.extend(["--scope", s]);
+        }
+        let (ok, _, err) = cli(&app, &args);
+        assert!(ok, "{err}");
+    }
+    let browser = Browser::new(&app);
+    browser.sign_up("ada@example.com", PASSWORD).await;
+    let user = tessera::identity::users::find_by_email(&app.state.db, "ada@example.com")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let org = orgs::create(&app.state.db, "Acme", Some("acme"))
+        .await
+        .unwrap()
+        .id;
+    orgs::add_member(&app.state.db, org, user, Role::Admin)
+        .await
+        .unwrap();
+    let mut new = new_client();
+    new.name = "Projects API server".into();
+    new.redirect_uris = vec![];
+    new.grant_types = vec![GrantType::ClientCredentials];
+    new.introspect_for = Some(AUDIENCE.into());
+    let api_server = register(&app, new).await;
+    World {
+        app,
+        api_server,
+        org,
+        user,
+        browser,
+    }
+}
+
+/// Creates a token for Ada with `scopes`, pinned to Acme when `pinned`.
+fn create(world: &World, scopes: &[&str], pinned: bool) -> (String, Uuid) {
+    let mut args = vec![
+        "token",
+        "create",
+        "--email",
+        "ada@example.com",
+        "--name",
+        "deploy",
+        "--json",
+    ];
+    for s in scopes {
+        args.extend(["--scope", s]);
+    }
+    if pinned {
+        args.extend(["--org", "acme"]);
+    }
+    let created = cli_json(&world.app, &args);
+    let token = created["token"].as_str().expect("the token").to_owned();
+    let id = created["id"].as_str().unwrap().parse().unwrap();
+    (token, id)
+}
+
+async fn active(world: &World, token: &str) -> Value {
+    introspect(&world.app, &world.api_server, token).await
+}
+
+#[tokio::test]
+async fn a_token_is_shown_once_and_described_to_its_apis_server_only() {
+    let world = world().await;
+    let (token, id) = create(&world, &["projects:read", "projects:write"], true);
+    assert!(token.starts_with("tsr_pat_"), "{token}");
+    // 256 bits after the prefix, base64url.
+    assert_eq!(token.len(), "tsr_pat_".len() + 43);
+
+    let info = active(&world, &token).await;
+    assert_eq!(info["active"], true, "{info}");
+    assert_eq!(info["token_type"], "personal_access_token");
+    assert_eq!(info["sub"], world.user.to_string());
+    assert_eq!(info["aud"], AUDIENCE);
+    assert_eq!(info["scope"], "projects:read projects:write");
+    assert_eq!(info["org_id"], world.org.to_string());
+    assert!(info["exp"].is_i64());
+    assert!(info.get("client_id").is_none(), "a person made it: {info}");
+
+    // Listed without its secret.
+    let listed = cli_json(
+        &world.app,
+        &["token", "list", "--email", "ada@example.com", "--json"],
+    );
+    assert_eq!(listed[0]["id"], id.to_string());
+    assert!(!listed.to_string().contains(&token[8..]), "{listed}");
+    let stored: Vec<String> = {
+        use sea_orm::EntityTrait;
+        tessera::store::entities::personal_access_token::Entity::find()
+            .all(&world.app.state.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.token_hash)
+            .collect()
+    };
+    assert!(
+        !stored.iter().any(|h| h.contains(&token[8..])),
+        "only a digest is stored"
+    );
+
+    // A confidential client that is not the API's server learns nothing.
+    let mut other = new_client();
+    other.redirect_uris = vec![];
+    other.grant_types = vec![GrantType::ClientCredentials];
+    let other = register(&world.app, other).await;
+    let info = introspect(&world.app, &other, &token).await;
+    assert_eq!(info, serde_json::json!({ "active": false }));
+}
+
+#[tokio::test]
+async fn only_scopes_the_person_holds_can_be_put_in_a_token_and_a_demotion_takes_them_away() {
+    let world = world().await;
+    let (ok, _, err) = cli(
+        &world.app,
+        &[
+            "token",
+            "create",
+            "--email",
+            "ada@example.com",
+            "--name",
+            "x",
+            "--scope",
+            "projects:admin",
+        ],
+    );
+    assert!(!ok && err.contains("projects:admin"), "{err}");
+    let (token, _) = create(&world, &["projects:read", "projects:write"], true);
+    orgs::set_role(&world.app.state.db, world.org, world.user, Role::Member)
+        .await
+        .unwrap();
+    assert_eq!(active(&world, &token).await["scope"], "projects:read");
+    orgs::set_role(&world.app.state.db, world.org, world.user, Role::Admin)
+        .await
+        .unwrap();
+    assert_eq!(
+        active(&world, &token).await["scope"],
+        "projects:read projects:write"
+    );
+}
+
+#[tokio::test]
+async fn leaving_the_pinned_organization_ends_the_token_for_good() {
+    let world = world().await;
+    let (pinned, _) = create(&world, &["projects:read"], true);
+    let (unpinned, _) = create(&world, &["projects:read"], false);
+    // An owner, so Ada (an admin) may be removed.
+    Browser::new(&world.app)
+        .sign_up("bo@example.com", PASSWORD)
+        .await;
+    let bo = tessera::identity::users::find_by_email(&world.app.state.db, "bo@example.com")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    orgs::add_member(&world.app.state.db, world.org, bo, Role::Owner)
+        .await
+        .unwrap();
+    orgs::remove_member(&world.app.state.db, world.org, world.user)
+        .await
+        .unwrap();
+    assert_eq!(active(&world, &pinned).await["active"], false);
+    orgs::add_member(&world.app.state.db, world.org, world.user, Role::Admin)
+        .await
+        .unwrap();
+    assert_eq!(
+        active(&world, &pinned).await["active"],
+        false,
+        "joining again brings nothing back"
+    );
+    assert_eq!(active(&world, &unpinned).await["active"], true);
+}
+
+#[tokio::test]
+async fn revocation_expiry_and_disabling_end_a_token() {
+    let world = world().await;
+    let (revoked, id) = create(&world, &["projects:read"], true);
+    let (ok, _, err) = cli(&world.app, &["token", "revoke", &id.to_string()]);
+    assert!(ok, "{err}");
+    assert_eq!(active(&world, &revoked).await["active"], false);
+
+    let (expired, id) = create(&world, &["projects:read"], true);
+    {
+        use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
+        use tessera::store::entities::personal_access_token as pat;
+        let mut row = pat::Entity::find_by_id(id)
+            .one(&world.app.state.db)
+            .await
+            .unwrap()
+            .unwrap()
+            .into_active_model();
+        row.expires_at = Set(Some(chrono::Utc::now() - chrono::Duration::seconds(1)));
+        row.update(&world.app.state.db).await.unwrap();
+    }
+    assert_eq!(active(&world, &expired).await["active"], false);
+
+    let (live, _) = create(&world, &["projects:read"], true);
+    assert_eq!(active(&world, &live).await["active"], true);
+    let (ok, _, err) = cli(
+        &world.app,
+        &["user", "disable", "--email", "ada@example.com"],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(active(&world, &live).await["active"], false);
+    let (ok, _, err) = cli(
+        &world.app,
+        &["user", "enable", "--email", "ada@example.com"],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        active(&world, &live).await["active"],
+        false,
+        "re-enabling brings no token back"
+    );
+}
+
+#[tokio::test]
+async fn sign_out_everywhere_revokes_api_tokens_only_when_asked() {
+    let world = world().await;
+    let (token, _) = create(&world, &["projects:read"], false);
+    world
+        .browser
+        .submit("/account", "/account/sessions/end-all", &[])
+        .await;
+    assert_eq!(
+        active(&world, &token).await["active"],
+        true,
+        "scripts keep working"
+    );
+
+    let browser = Browser::new(&world.app);
+    browser.sign_in("ada@example.com", PASSWORD).await;
+    let page = browser.get("/account").await;
+    assert!(page.body.contains("Also revoke API tokens"));
+    browser
+        .submit(
+            "/account",
+            "/account/sessions/end-all",
+            &[("revoke_api_tokens", "yes")],
+        )
+        .await;
+    assert_eq!(active(&world, &token).await["active"], false);
+}
