@@ -313,3 +313,127 @@ async fn sign_out_everywhere_revokes_api_tokens_only_when_asked() {
         .await;
     assert_eq!(active(&world, &token).await["active"], false);
 }
+
+/// An RFC 8693 exchange of `token` at the token endpoint, without client
+/// authentication: the status and the JSON body.
+async fn exchange(world: &World, token: &str, extra: &[(&str, &str)]) -> (u16, Value) {
+    let mut form = vec![
+        (
+            "grant_type",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        ),
+        ("subject_token", token),
+        (
+            "subject_token_type",
+            "urn:ietf:params:oauth:token-type:access_token",
+        ),
+    ];
+    form.extend_from_slice(extra);
+    let response = world
+        .app
+        .client
+        .post(world.app.url("/token"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn claims(jwt: &str) -> Value {
+    jsonwebtoken::dangerous::insecure_decode::<Value>(jwt)
+        .expect("a JWT")
+        .claims
+}
+
+#[tokio::test]
+async fn a_token_exchanged_for_a_jwt_carries_the_persons_claims_for_the_api() {
+    let world = world().await;
+    let (token, id) = create(&world, &["projects:read", "projects:write"], true);
+    let (status, body) = exchange(&world, &token, &[("resource", AUDIENCE)]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["issued_token_type"],
+        "urn:ietf:params:oauth:token-type:access_token"
+    );
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(body.get("refresh_token").is_none());
+    let jwt = body["access_token"].as_str().unwrap();
+    // Verified like any access token: the published keys, at+jwt, iss, aud.
+    let verified = common::verify_for_audience(&world.app, jwt, AUDIENCE).await;
+    assert!(verified.is_ok(), "{verified:?}");
+    let access = claims(jwt);
+    assert_eq!(access["aud"], AUDIENCE);
+    assert_eq!(access["sub"], world.user.to_string());
+    assert_eq!(access["scope"], "projects:read projects:write");
+    assert_eq!(access["org_id"], world.org.to_string());
+    assert_eq!(access["org_role"], "admin");
+    assert_eq!(access["credential"], "personal_access_token");
+    assert_eq!(access["pat_id"], id.to_string());
+    assert!(access.get("client_id").is_none(), "{access}");
+
+    // A narrower scope, and the pin holds.
+    let (_, narrow) = exchange(
+        &world,
+        &token,
+        &[("resource", AUDIENCE), ("scope", "projects:read")],
+    )
+    .await;
+    assert_eq!(
+        claims(narrow["access_token"].as_str().unwrap())["scope"],
+        "projects:read"
+    );
+    let elsewhere = Uuid::now_v7().to_string();
+    let (status, refused) = exchange(&world, &token, &[("organization_id", &elsewhere)]).await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+}
+
+#[tokio::test]
+async fn a_bad_subject_token_is_invalid_request_and_repeated_guesses_are_throttled() {
+    let world = world().await;
+    let (status, body) = exchange(&world, "tsr_pat_not-a-token", &[]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let (status, body) = world
+        .app
+        .client
+        .post(world.app.url("/token"))
+        .form(&[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", "x"),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:id_token",
+            ),
+        ])
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), r))
+        .unwrap();
+    assert_eq!(status, 400);
+    assert_eq!(
+        body.json::<Value>().await.unwrap()["error"],
+        "invalid_request"
+    );
+    // The address's sign-in limit (50 failures by default) holds for guesses.
+    let mut last = 0;
+    for _ in 0..60 {
+        last = exchange(&world, "tsr_pat_guess", &[]).await.0;
+        if last == 503 {
+            break;
+        }
+    }
+    assert_eq!(last, 503, "guessing is throttled");
+    let (token, _) = create(&world, &["projects:read"], true);
+    let (status, response) = exchange(&world, &token, &[]).await;
+    assert_eq!(status, 503, "even a good token waits: {response}");
+}

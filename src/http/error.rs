@@ -22,6 +22,8 @@ use crate::oauth::registration::RegistrationError;
 pub struct OAuthError {
     pub code: ErrorCode,
     pub description: Cow<'static, str>,
+    /// Seconds for `Retry-After` when the answer is "not now" (5 unless known).
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -29,6 +31,7 @@ impl OAuthError {
         Self {
             code,
             description: description.into(),
+            retry_after: None,
         }
     }
 
@@ -63,7 +66,10 @@ impl ResponseError for OAuthError {
                 response.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"tessera\""));
             }
             ErrorCode::TemporarilyUnavailable => {
-                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+                let wait = self.retry_after.unwrap_or(5).to_string();
+                if let Ok(v) = HeaderValue::from_str(&wait) {
+                    response.insert_header((header::RETRY_AFTER, v));
+                }
             }
             _ => {}
         }
@@ -136,7 +142,11 @@ impl ResponseError for BearerRefusal {
 /// A grant's refusal, in the code it carries.
 impl From<TokenError> for OAuthError {
     fn from(refusal: TokenError) -> Self {
-        OAuthError::new(refusal.code(), refusal.to_string())
+        let mut error = OAuthError::new(refusal.code(), refusal.to_string());
+        if let TokenError::Throttled(wait) = refusal {
+            error.retry_after = Some(wait);
+        }
+        error
     }
 }
 

@@ -9,6 +9,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 
+use super::client::ClientIp;
 use super::error::OAuthError;
 use super::form::Body;
 use crate::error::ErrorCode;
@@ -55,11 +56,8 @@ struct ClientRequest {
     params: Params,
 }
 
-async fn authenticated_request(
-    req: &HttpRequest,
-    state: &AppState,
-    body: &[u8],
-) -> Result<ClientRequest, OAuthError> {
+/// The form of a request to these endpoints, and its HTTP Basic credentials.
+fn form_request(req: &HttpRequest, body: &[u8]) -> Result<(Params, Basic), OAuthError> {
     if !super::form::is_form(req) {
         return refuse(
             ErrorCode::InvalidRequest,
@@ -72,26 +70,71 @@ async fn authenticated_request(
         Params::unique(pairs).map_err(|why| OAuthError::new(ErrorCode::InvalidRequest, why))?;
     let basic = basic_credentials(req)
         .map_err(|why| OAuthError::new(ErrorCode::InvalidClient, why.to_owned()))?;
+    Ok((params, basic))
+}
+
+type Basic = Option<(String, Vec<u8>)>;
+
+async fn authenticated(
+    state: &AppState,
+    params: Params,
+    basic: Basic,
+) -> Result<ClientRequest, OAuthError> {
     let client = client_auth::authenticate(&state.clients, &state.db, basic, &params)
         .await
         .map_err(|refusal| OAuthError::new(refusal.code, refusal.description))?;
     Ok(ClientRequest { client, params })
 }
 
-/// RFC 6749 §3.2: the grant named by `grant_type`, for a client registered for it.
+async fn authenticated_request(
+    req: &HttpRequest,
+    state: &AppState,
+    body: &[u8],
+) -> Result<ClientRequest, OAuthError> {
+    let (params, basic) = form_request(req, body)?;
+    authenticated(state, params, basic).await
+}
+
+/// RFC 6749 §5.1: tokens are never cached (`no-store` is the default of every
+/// response; `Pragma` is for HTTP/1.0 caches).
+fn token_response(response: &grants::TokenResponse) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(response)
+}
+
+/// RFC 6749 §3.2: the grant named by `grant_type`, for a client registered for
+/// it; or an RFC 8693 exchange of a personal access token, which is its own
+/// credential (a client that authenticates anyway must do so correctly).
 pub async fn token(
     req: HttpRequest,
     state: web::Data<AppState>,
+    ip: ClientIp,
     Body(body): Body,
 ) -> Result<HttpResponse, OAuthError> {
-    let ClientRequest { client, params } = authenticated_request(&req, &state, &body).await?;
+    let (params, basic) = form_request(&req, &body)?;
+    let exchange = params.get("grant_type") == Some(grants::TOKEN_EXCHANGE);
+    if exchange {
+        if basic.is_some() || params.get("client_id").is_some() {
+            authenticated(&state, params.clone(), basic).await?;
+        }
+        let config = state.issuer_config();
+        let response =
+            grants::token_exchange(&config, &state.throttle, ip.as_str(), &params).await?;
+        return Ok(token_response(&response));
+    }
+    let ClientRequest { client, params } = authenticated(&state, params, basic).await?;
     let Some(grant_type) = params.get("grant_type") else {
         return refuse(ErrorCode::InvalidRequest, "grant_type is required");
     };
     let Some(grant_type) = GrantType::parse(grant_type) else {
         return refuse(
             ErrorCode::UnsupportedGrantType,
-            format!("grant_type must be one of {}", GRANT_TYPES.join(", ")),
+            format!(
+                "grant_type must be one of {}, {}",
+                GRANT_TYPES.join(", "),
+                grants::TOKEN_EXCHANGE
+            ),
         );
     };
     if !client.allows_grant(grant_type) {
@@ -106,10 +149,7 @@ pub async fn token(
         GrantType::RefreshToken => grants::refresh_token(&config, &client, &params).await,
         GrantType::ClientCredentials => grants::client_credentials(&config, &client, &params).await,
     }?;
-    // RFC 6749 §5.1: tokens are never cached.
-    Ok(HttpResponse::Ok()
-        .insert_header((header::PRAGMA, "no-cache"))
-        .json(response))
+    Ok(token_response(&response))
 }
 
 /// RFC 7009 revocation: 200 with an empty body for every token the client may

@@ -13,6 +13,15 @@ use crate::http::{cacheable_json, paths};
 use crate::state::AppState;
 use crate::tokens::Algorithm;
 
+/// The grants a client registers for, and RFC 8693 token exchange, which needs
+/// no client (a personal access token is its own credential).
+const GRANT_TYPES_SUPPORTED: &[&str] = &[
+    crate::oauth::clients::GRANT_TYPES[0],
+    crate::oauth::clients::GRANT_TYPES[1],
+    crate::oauth::clients::GRANT_TYPES[2],
+    crate::oauth::grants::TOKEN_EXCHANGE,
+];
+
 /// The provider metadata, serialized once at start. It lists only what works now;
 /// each capability adds its fields as it lands.
 pub struct Discovery {
@@ -71,7 +80,7 @@ impl Discovery {
             jwks_uri: settings.endpoint(paths::JWKS),
             response_types_supported: &["code"],
             response_modes_supported: &["query", "form_post"],
-            grant_types_supported: crate::oauth::clients::GRANT_TYPES,
+            grant_types_supported: GRANT_TYPES_SUPPORTED,
             subject_types_supported: &["public"],
             // RS256 first: OIDC Core §15.1 makes it the default every RP can use.
             id_token_signing_alg_values_supported: vec![

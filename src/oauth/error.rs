@@ -52,6 +52,15 @@ pub enum TokenError {
     /// Only confidential clients act for themselves (RFC 6749 §4.4).
     #[error("a public client cannot act for itself")]
     PublicClientForItself,
+    /// RFC 8693 §2.2.2: an unknown, revoked or expired personal access token.
+    #[error("the subject_token is not a valid personal access token")]
+    SubjectTokenInvalid,
+    /// The organization named is not one the personal access token may act in.
+    #[error("organization_id is not an organization this token may act in")]
+    OrganizationNotAllowed,
+    /// Too many failed attempts from this address (seconds to wait).
+    #[error("too many failed attempts from this address; try again in {0} s")]
+    Throttled(u64),
     /// Storage, the cache or the key ring failed; the cause is logged where it
     /// happened.
     #[error("try again shortly")]
@@ -63,9 +72,12 @@ impl TokenError {
     pub const fn code(&self) -> ErrorCode {
         use TokenError as E;
         match self {
-            E::Malformed(_) | E::VerifierMissing | E::VerifierMalformed => {
-                ErrorCode::InvalidRequest
-            }
+            E::Malformed(_)
+            | E::VerifierMissing
+            | E::VerifierMalformed
+            | E::SubjectTokenInvalid
+            | E::OrganizationNotAllowed => ErrorCode::InvalidRequest,
+            E::Throttled(_) => ErrorCode::TemporarilyUnavailable,
             E::CodeInvalid
             | E::CodeReplayed
             | E::CodeMismatch

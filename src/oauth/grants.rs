@@ -12,6 +12,8 @@ use super::params::Params;
 use super::refresh::{self, Presented, RefreshRecord};
 use super::tokens::{Grant, IssuerConfig, Subject};
 use super::{pkce, scope_list};
+use crate::identity::pats;
+use crate::identity::throttle::{Admission, Throttle};
 
 /// RFC 6749 §5.1.
 #[derive(Debug, Serialize)]
@@ -24,6 +26,9 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    /// RFC 8693 §2.2.1: what a token exchange issued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
 }
 
 /// Scopes that speak of a person (their identity, their organizations): a client
@@ -57,6 +62,7 @@ fn respond(
         scope: grant.scope.clone(),
         refresh_token,
         id_token,
+        issued_token_type: None,
     })
 }
 
@@ -97,6 +103,7 @@ pub async fn authorization_code(
         org: granted.org,
         resource: granted.resource,
         nonce: granted.nonce,
+        pat: None,
     };
     let org = config.org_claims(&grant).await?;
     let for_token = Grant {
@@ -257,6 +264,7 @@ fn grant_of(
         org: record.org_id,
         resource,
         nonce: None,
+        pat: None,
     })
 }
 
@@ -303,6 +311,7 @@ pub async fn client_credentials(
         org: None,
         resource,
         nonce: None,
+        pat: None,
     };
     let signed = config.sign_access(&grant, &serde_json::Map::new())?;
     respond(
@@ -313,6 +322,123 @@ pub async fn client_credentials(
         signed,
         None,
     )
+}
+
+/// RFC 8693 `grant_type` of a token exchange.
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// RFC 8693 §3: the token type of an access token (what a personal access token
+/// is presented as, and what an exchange issues).
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// RFC 8693 token exchange with a personal access token as `subject_token`: the
+/// token is the credential (no client needs to authenticate), so each attempt
+/// counts against the address's sign-in limit and a good one is taken back.
+/// Issues a short-lived JWT with the claims a code-flow token for the person
+/// would have — `sub`, `aud`, `scope`, the organization — marked
+/// `credential: "personal_access_token"` with the token's `pat_id`.
+pub async fn token_exchange(
+    config: &IssuerConfig,
+    throttle: &Throttle,
+    ip: &str,
+    params: &Params,
+) -> Result<TokenResponse, TokenError> {
+    let Some(subject) = params.get("subject_token") else {
+        return Err(TokenError::Malformed("subject_token is required"));
+    };
+    if params.get("subject_token_type") != Some(ACCESS_TOKEN_TYPE)
+        || params
+            .get("requested_token_type")
+            .is_some_and(|t| t != ACCESS_TOKEN_TYPE)
+    {
+        return Err(TokenError::Malformed(
+            "subject_token_type and requested_token_type must be urn:ietf:params:oauth:token-type:access_token",
+        ));
+    }
+    if params.get("actor_token").is_some() || params.get("audience").is_some() {
+        return Err(TokenError::Malformed(
+            "actor_token and audience are not supported; name the API with resource",
+        ));
+    }
+    let resource = config.allowed_resource(params.get("resource")).await?;
+    let asked = scope_param(params)?;
+    let attempt = match throttle.address_attempt(ip).await {
+        Ok(Admission::Allowed(attempt)) => attempt,
+        Ok(Admission::Refused(wait)) => return Err(TokenError::Throttled(wait.as_secs().max(1))),
+        Err(e) => return Err(TokenError::unavailable("throttle", e)),
+    };
+    let active = pats::authenticate(&config.db, subject)
+        .await
+        .map_err(|e| TokenError::unavailable("personal access token", e))?
+        .ok_or(TokenError::SubjectTokenInvalid)?;
+    throttle
+        .forgive(attempt)
+        .await
+        .map_err(|e| TokenError::unavailable("throttle", e))?;
+    let org = exchange_organization(config, &active, params.get("organization_id")).await?;
+    let scope: Vec<&str> = match asked {
+        None => active.scopes.iter().map(String::as_str).collect(),
+        Some(asked) => asked
+            .split_whitespace()
+            .filter(|s| active.scopes.iter().any(|held| held == s))
+            .collect(),
+    };
+    let grant = Grant {
+        subject: Subject::User(active.pat.user_id),
+        client_id: String::new(),
+        scope: scope_list(&scope.join(" ")).join(" "),
+        session: None,
+        org,
+        resource,
+        nonce: None,
+        pat: Some(active.pat.id),
+    };
+    let claims = config.org_claims(&grant).await?;
+    let for_token = Grant {
+        scope: config.scope_for_token(&grant, &claims).await?,
+        ..grant
+    };
+    let signed = config.sign_access(&for_token, &claims)?;
+    Ok(TokenResponse {
+        access_token: signed.token,
+        token_type: "Bearer",
+        expires_in: config.settings.access_token_ttl.as_secs(),
+        scope: for_token.scope,
+        refresh_token: None,
+        id_token: None,
+        issued_token_type: Some(ACCESS_TOKEN_TYPE),
+    })
+}
+
+/// The organization an exchanged token acts in: the token's pin (an
+/// `organization_id` may only repeat it), else the one named, which must be one
+/// of the person's; else none.
+async fn exchange_organization(
+    config: &IssuerConfig,
+    active: &pats::Active,
+    named: Option<&str>,
+) -> Result<Option<uuid::Uuid>, TokenError> {
+    let named = match named {
+        None => None,
+        Some(raw) => Some(
+            uuid::Uuid::parse_str(raw)
+                .map_err(|_| TokenError::Malformed("organization_id is not an organization id"))?,
+        ),
+    };
+    match (active.pat.org_id, named) {
+        (Some(pin), Some(asked)) if pin != asked => Err(TokenError::OrganizationNotAllowed),
+        (Some(pin), _) => Ok(Some(pin)),
+        (None, None) => Ok(None),
+        (None, Some(asked)) => {
+            let memberships = crate::orgs::memberships_of(&config.db, active.pat.user_id)
+                .await
+                .map_err(|e| TokenError::unavailable("cannot read memberships", e))?;
+            if memberships.iter().any(|m| m.id == asked) {
+                Ok(Some(asked))
+            } else {
+                Err(TokenError::OrganizationNotAllowed)
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -57,7 +57,10 @@ struct AccessClaims<'a> {
     iss: &'a str,
     sub: &'a str,
     aud: &'a str,
-    client_id: &'a str,
+    /// Absent for a token exchanged for a personal access token: no client
+    /// acts (see `credential`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<&'a str>,
     scope: &'a str,
     iat: i64,
     exp: i64,
@@ -66,6 +69,13 @@ struct AccessClaims<'a> {
     auth_time: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     amr: Option<&'a [String]>,
+    /// `"personal_access_token"` when exchanged for one (RFC 8693), with the
+    /// token's id in `pat_id`, so an API can tell a script from a person at a
+    /// browser.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credential: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pat_id: Option<String>,
     /// Organization claims (`org_id`, `org_slug`, `org_role`, `orgs`).
     #[serde(flatten)]
     org: &'a serde_json::Map<String, serde_json::Value>,
@@ -102,6 +112,8 @@ pub struct Grant {
     /// RFC 8707: the API the access token is for; `None` is the default audience.
     pub resource: Option<String>,
     pub nonce: Option<String>,
+    /// The personal access token this grant was exchanged for (RFC 8693).
+    pub pat: Option<Uuid>,
 }
 
 impl Grant {
@@ -231,13 +243,15 @@ impl IssuerConfig {
                 .resource
                 .as_deref()
                 .unwrap_or(&self.settings.default_audience),
-            client_id: &grant.client_id,
+            client_id: (!grant.client_id.is_empty()).then_some(grant.client_id.as_str()),
             scope: &grant.scope,
             iat: now.timestamp(),
             exp,
             jti: &jti,
             auth_time: grant.session.as_ref().map(|s| s.auth_time.timestamp()),
             amr: grant.session.as_ref().map(|s| s.amr.as_slice()),
+            credential: grant.pat.map(|_| "personal_access_token"),
+            pat_id: grant.pat.map(|id| id.to_string()),
             org,
         };
         let payload =

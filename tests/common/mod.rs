@@ -253,6 +253,16 @@ pub async fn verify_with_published_jwks(
     app: &TestApp,
     token: &str,
 ) -> Result<serde_json::Value, String> {
+    verify_for_audience(app, token, "https://api.example").await
+}
+
+/// Verifies `token` as a resource server for `audience` would: the published
+/// keys (jsonwebtoken, not our code), `iss`, `aud`, `exp`.
+pub async fn verify_for_audience(
+    app: &TestApp,
+    token: &str,
+    audience: &str,
+) -> Result<serde_json::Value, String> {
     let jwks: JwkSet = app
         .get("/.well-known/jwks.json")
         .await
@@ -264,7 +274,7 @@ pub async fn verify_with_published_jwks(
     let jwk = jwks.find(&kid).ok_or(format!("kid {kid} not published"))?;
     let key = DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
     let mut validation = Validation::new(header.alg);
-    validation.set_audience(&["https://api.example"]);
+    validation.set_audience(&[audience]);
     validation.set_issuer(&[app.state.settings.issuer_str()]);
     jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
         .map(|data| data.claims)
