@@ -684,3 +684,108 @@ async fn an_application_on_another_origin_gets_every_answer_in_the_browser() {
     assert_eq!(listener.count("/cb"), 4);
     browser.call("DELETE", "", json!({})).await;
 }
+
+#[tokio::test]
+async fn a_person_creates_copies_and_revokes_an_api_token_on_the_account_page() {
+    use tessera::orgs::{self, Role, apis};
+    let Some(browser) = Driver::start().await else {
+        return;
+    };
+    let app = common::spawn_app().await;
+    let scopes = ["projects:read".to_owned(), "projects:write".to_owned()];
+    apis::create(
+        &app.state.db,
+        "Projects API",
+        "https://projects.example.com",
+        &scopes,
+    )
+    .await
+    .unwrap();
+    apis::grant(
+        &app.state.db,
+        "https://projects.example.com",
+        Role::Member,
+        &scopes[..1],
+    )
+    .await
+    .unwrap();
+    browser.goto(&app.url("/signup")).await;
+    browser.fill("Email", "grace@example.com").await;
+    browser.fill("Password", common::PASSWORD).await;
+    browser.click_button("Create account").await;
+    browser.wait_for_path("/account").await;
+    let grace = tessera::identity::users::find_by_email(&app.state.db, "grace@example.com")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let acme = orgs::create(&app.state.db, "Acme Corp", None)
+        .await
+        .unwrap();
+    orgs::add_member(&app.state.db, acme.id, grace, Role::Member)
+        .await
+        .unwrap();
+
+    browser.goto(&app.url("/account")).await;
+    browser.wait_for_text("API tokens").await;
+    browser.fill("Name", "nightly export").await;
+    let read = browser
+        .find("//input[@name='scope' and @value='projects:read']")
+        .await;
+    browser
+        .call("POST", &format!("/element/{read}/click"), json!({}))
+        .await;
+    browser.click_button("Create token").await;
+    browser.wait_for_text("Copy your new token now").await;
+    browser
+        .call(
+            "POST",
+            "/execute/sync",
+            json!({ "script": "document.getElementById('api-tokens').scrollIntoView()", "args": [] }),
+        )
+        .await;
+    browser.screenshots("account-api-tokens").await;
+    let field = browser.find("//input[@id='new-api-token']").await;
+    let token = browser
+        .call(
+            "GET",
+            &format!("/element/{field}/property/value"),
+            json!({}),
+        )
+        .await;
+    let token = token.as_str().expect("the token").to_owned();
+    assert!(token.starts_with("tsr_pat_"), "{token}");
+    browser.click_button("Copy").await;
+    browser.wait_for_text("nightly export").await;
+    let active = tessera::identity::pats::authenticate(&app.state.db, &token)
+        .await
+        .unwrap()
+        .expect("the token works");
+    assert_eq!(active.scopes, ["projects:read"]);
+
+    let revoke = browser
+        .find("//button[@aria-label='Revoke nightly export']")
+        .await;
+    browser
+        .call("POST", &format!("/element/{revoke}/click"), json!({}))
+        .await;
+    let started = Instant::now();
+    loop {
+        let source = browser.call("GET", "/source", json!({})).await;
+        if !source
+            .as_str()
+            .unwrap_or_default()
+            .contains("nightly export")
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "never revoked");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        tessera::identity::pats::authenticate(&app.state.db, &token)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

@@ -26,6 +26,7 @@ const EXEMPT: &[&str] = &[
     "/static/tessera.css",
     "/static/form_post.js",
     "/static/passkeys.js",
+    "/static/copy.js",
     "/register",
     "/",
     "/account",

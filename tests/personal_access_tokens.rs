@@ -437,3 +437,80 @@ async fn a_bad_subject_token_is_invalid_request_and_repeated_guesses_are_throttl
     let (status, response) = exchange(&world, &token, &[]).await;
     assert_eq!(status, 503, "even a good token waits: {response}");
 }
+
+#[tokio::test]
+async fn the_account_page_creates_shows_once_lists_and_revokes_a_token() {
+    let world = world().await;
+    let page = world.browser.get("/account").await;
+    assert!(page.body.contains("API tokens"), "{}", page.body);
+    assert!(
+        page.body.contains("value=\"projects:write\""),
+        "admin scopes offered"
+    );
+    let org = world.org.to_string();
+    let created = world
+        .browser
+        .submit(
+            "/account",
+            "/account/api-tokens",
+            &[
+                ("name", "ci deploy"),
+                ("org", &org),
+                ("scope", "projects:read"),
+                ("scope", "projects:write"),
+                ("expires", "7d"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let start = created
+        .body
+        .find("tsr_pat_")
+        .expect("the new token is shown");
+    let token: String = created.body[start..]
+        .chars()
+        .take_while(|c| *c != '"')
+        .collect();
+    let info = active(&world, &token).await;
+    assert_eq!(info["scope"], "projects:read projects:write");
+    assert_eq!(info["org_id"], org);
+    assert!(info["exp"].as_i64().unwrap() - chrono::Utc::now().timestamp() <= 7 * 86_400);
+
+    // Listed, never shown again.
+    let listed = world.browser.get("/account").await;
+    assert!(listed.body.contains("ci deploy"));
+    assert!(!listed.body.contains(&token), "shown once only");
+
+    // A scope Ada does not hold is refused with a message, and nothing is made.
+    let refused = world
+        .browser
+        .submit(
+            "/account",
+            "/account/api-tokens",
+            &[("name", "x"), ("org", "any"), ("scope", "projects:admin")],
+        )
+        .await;
+    assert_eq!(refused.status, 400);
+    assert!(refused.body.contains("projects:admin"), "{}", refused.body);
+
+    let id = cli_json(
+        &world.app,
+        &["token", "list", "--email", "ada@example.com", "--json"],
+    )[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    world
+        .browser
+        .submit("/account", &format!("/account/api-tokens/{id}/revoke"), &[])
+        .await;
+    assert_eq!(active(&world, &token).await["active"], false);
+    assert!(
+        !world
+            .browser
+            .get("/account")
+            .await
+            .body
+            .contains("ci deploy")
+    );
+}

@@ -39,6 +39,7 @@ struct AccountPage {
     password_error: Option<String>,
     /// The password could not be set because the sign-in is too old.
     password_needs_sign_in: bool,
+    api_tokens: super::api_tokens::ApiTokensSection,
 }
 
 fn describe_device(user_agent: Option<&str>) -> String {
@@ -132,6 +133,9 @@ pub(super) struct AccountExtras {
     pub(super) password_error: Option<String>,
     pub(super) password_needs_sign_in: bool,
     pub(super) invite_link: Option<String>,
+    /// A personal access token just created: shown this once.
+    pub(super) new_api_token: Option<String>,
+    pub(super) api_token_error: Option<String>,
 }
 
 fn when(t: chrono::DateTime<chrono::Utc>) -> String {
@@ -174,6 +178,8 @@ pub(super) async fn account_page(
         password_error,
         password_needs_sign_in,
         invite_link,
+        new_api_token,
+        api_token_error,
     } = extras;
     let user = users::find(&state.db, current.session.user_id)
         .await
@@ -181,6 +187,8 @@ pub(super) async fn account_page(
         .ok_or(PageError::NotFound)?;
     let sessions = state.sessions.list(&user).await.map_err(unavailable)?;
     let orgs = org_sections(state, user.id).await.map_err(unavailable)?;
+    let api_tokens =
+        super::api_tokens::section(state, user.id, new_api_token, api_token_error).await?;
     let passkeys = match &state.passkeys {
         None => None,
         Some(_) => Some(
@@ -208,6 +216,7 @@ pub(super) async fn account_page(
         notice,
         password_error,
         password_needs_sign_in,
+        api_tokens,
     };
     Ok(render(&page, status))
 }

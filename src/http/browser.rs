@@ -24,6 +24,7 @@ pub const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'
 const STYLESHEET: &[u8] = include_bytes!("../../static/tessera.css");
 const FORM_POST_SCRIPT: &[u8] = include_bytes!("../../static/form_post.js");
 const PASSKEYS_SCRIPT: &[u8] = include_bytes!("../../static/passkeys.js");
+const COPY_SCRIPT: &[u8] = include_bytes!("../../static/copy.js");
 
 /// Content hash of the static assets, appended to their URLs so browsers may cache
 /// them for a year and still see every change.
@@ -34,6 +35,7 @@ pub fn asset_version() -> &'static str {
         hasher.update(STYLESHEET);
         hasher.update(FORM_POST_SCRIPT);
         hasher.update(PASSKEYS_SCRIPT);
+        hasher.update(COPY_SCRIPT);
         URL_SAFE_NO_PAD.encode(&hasher.finalize()[..9])
     })
 }
@@ -50,6 +52,13 @@ pub async fn passkeys_script() -> HttpResponse {
         .content_type("text/javascript; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "public, max-age=31536000, immutable"))
         .body(PASSKEYS_SCRIPT)
+}
+
+pub async fn copy_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=31536000, immutable"))
+        .body(COPY_SCRIPT)
 }
 
 pub async fn stylesheet() -> HttpResponse {

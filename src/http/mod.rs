@@ -1,6 +1,7 @@
 //! actix routes and handlers, grouped by what the client sees.
 
 pub mod account;
+pub mod api_tokens;
 pub mod authorize;
 pub mod browser;
 pub mod client;
@@ -144,6 +145,11 @@ fn table() -> Vec<Entry> {
             vec![get().to(browser::passkeys_script)],
         ),
         entry(
+            "/static/copy.js",
+            Exempt,
+            vec![get().to(browser::copy_script)],
+        ),
+        entry(
             paths::REGISTER,
             Exempt,
             vec![post().to(registration::register)],
@@ -235,6 +241,16 @@ fn table() -> Vec<Entry> {
                 web::put().to(registration::update),
                 web::delete().to(registration::delete),
             ],
+        ),
+        entry(
+            "/account/api-tokens",
+            Form,
+            vec![post().to(api_tokens::create)],
+        ),
+        entry(
+            "/account/api-tokens/{id}/revoke",
+            Form,
+            vec![post().to(api_tokens::revoke)],
         ),
         entry(
             "/account/passkeys/{id}/rename",
