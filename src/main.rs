@@ -230,9 +230,32 @@ enum ClientCommand {
         /// tokens (access tokens for it, personal access tokens) besides its own.
         #[arg(long = "introspect-for", value_name = "AUDIENCE")]
         introspect_for: Option<String>,
+        /// An organization service account: acts for this organization (id or
+        /// slug) with `--role`, through the client_credentials grant.
+        #[arg(long, requires = "role")]
+        org: Option<String>,
+        /// The service account's role in `--org`.
+        #[arg(long, requires = "org")]
+        role: Option<tessera::orgs::Role>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Give a confidential client a new secret, printed once; the old one keeps
+    /// working for the grace period.
+    RotateSecret {
+        #[arg(long = "client-id")]
+        client_id: String,
+        /// How long the old secret keeps working (0 ends it at once).
+        #[arg(long, default_value = "24h", value_parser = tessera::config::parse_duration)]
+        grace: std::time::Duration,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a client: its tokens stop working (refresh tokens revoked).
+    Delete {
+        #[arg(long = "client-id")]
+        client_id: String,
     },
     /// Initial access tokens for dynamic client registration (RFC 7591 §3).
     InitialToken {
@@ -555,6 +578,40 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
         .map_err(StartupError::Database)?;
     store::migrate(&db).await.map_err(StartupError::Database)?;
     match command {
+        ClientCommand::RotateSecret {
+            client_id,
+            grace,
+            json,
+        } => {
+            let grace = chrono::Duration::from_std(grace).map_err(refused)?;
+            let secret = tessera::store::clients::rotate_secret(&db, &client_id, grace)
+                .await
+                .map_err(refused)?
+                .ok_or_else(|| refused(format!("no confidential client `{client_id}`")))?;
+            if json {
+                let until = chrono::Utc::now() + grace;
+                let out = serde_json::json!({
+                    "client_id": client_id,
+                    "client_secret": secret,
+                    "previous_secret_valid_until": until.to_rfc3339(),
+                });
+                println!("{out}");
+            } else {
+                println!(
+                    "client_secret: {secret}\n(shown only now; the old secret works for {})",
+                    humanize(grace)
+                );
+            }
+        }
+        ClientCommand::Delete { client_id } => {
+            if !tessera::store::clients::delete(&db, &client_id)
+                .await
+                .map_err(refused)?
+            {
+                return Err(refused(format!("no client `{client_id}`")));
+            }
+            println!("deleted {client_id}");
+        }
         ClientCommand::InitialToken {
             command:
                 InitialTokenCommand::Create {
@@ -593,8 +650,21 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
             org_optional,
             default_api,
             introspect_for,
+            org,
+            role,
             json,
         } => {
+            let service = match (org, role) {
+                (Some(key), Some(role)) => Some((
+                    tessera::orgs::find(&db, &key)
+                        .await
+                        .map_err(refused)?
+                        .ok_or_else(|| refused(format!("no organization `{key}`")))?
+                        .id,
+                    role,
+                )),
+                _ => None,
+            };
             for audience in default_api.iter().chain(&introspect_for) {
                 let default = *audience == settings.default_audience;
                 let api = tessera::orgs::apis::resolve(&db, &settings.resources, audience)
@@ -634,6 +704,7 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
                 org_optional,
                 default_resource: default_api,
                 introspect_for,
+                service,
                 ..clients::NewClient::default()
             };
             let (client, secret) = tessera::store::clients::create(&db, new)
@@ -652,6 +723,8 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
                     "org_optional": client.org_optional,
                     "default_api": client.default_resource,
                     "introspect_for": client.introspect_for,
+                    "organization": client.service.map(|(org, _)| org),
+                    "role": client.service.map(|(_, role)| role),
                 });
                 println!("{out}");
             } else {
@@ -664,6 +737,14 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
         }
     }
     Ok(())
+}
+
+/// A grace period in words.
+fn humanize(d: chrono::Duration) -> String {
+    match d.num_hours() {
+        0 => format!("{} minutes", d.num_minutes()),
+        h => format!("{h} hours"),
+    }
 }
 
 async fn token_command(settings: Settings, command: TokenCommand) -> Result<(), StartupError> {

@@ -18,6 +18,7 @@ mod m20261202_000011_apis;
 mod m20261202_000012_refresh_resource;
 mod m20261202_000013_client_default_api;
 mod m20261202_000014_personal_access_tokens;
+mod m20261202_000015_service_accounts;
 
 /// All migrations, in the order they apply.
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000012_refresh_resource::Migration),
             Box::new(m20261202_000013_client_default_api::Migration),
             Box::new(m20261202_000014_personal_access_tokens::Migration),
+            Box::new(m20261202_000015_service_accounts::Migration),
         ]
     }
 }

@@ -4,6 +4,7 @@
 use chrono::Utc;
 use subtle::ConstantTimeEq;
 use url::Url;
+use uuid::Uuid;
 
 use super::{digest, scope_list};
 use crate::tokens::Algorithm;
@@ -104,6 +105,8 @@ pub enum ClientError {
     NoRedirectUri,
     #[error("public clients cannot use client_credentials")]
     PublicClientCredentials,
+    #[error("a service account is a confidential client with the client_credentials grant only")]
+    ServiceAccount,
     #[error("storage: {0}")]
     Storage(#[from] sea_orm::DbErr),
     #[error("randomness: {0}")]
@@ -135,6 +138,11 @@ pub struct Client {
     pub default_resource: Option<String>,
     /// The API (audience) whose tokens it may introspect: it is that API's server.
     pub introspect_for: Option<String>,
+    /// An organization service account: the organization it acts for, and its
+    /// role there.
+    pub service: Option<(Uuid, crate::orgs::Role)>,
+    /// The secret replaced by a rotation, still accepted until the time given.
+    pub(crate) previous_secret: Option<(String, chrono::DateTime<Utc>)>,
     pub created_at: chrono::DateTime<Utc>,
 }
 
@@ -162,6 +170,8 @@ impl Client {
             registration_token_hash: None,
             default_resource: None,
             introspect_for: None,
+            service: None,
+            previous_secret: None,
             created_at: Utc::now(),
         }
     }
@@ -207,15 +217,22 @@ impl Client {
         })
     }
 
-    /// Checks a presented secret in constant time; public clients must present none.
+    /// Checks a presented secret in constant time; public clients must present
+    /// none. After a rotation the previous secret is accepted until its grace
+    /// period ends, so a service can roll out the new one without an outage.
     pub fn authenticates(&self, secret: Option<&[u8]>) -> bool {
+        let matches = |stored: &str, given: &[u8]| {
+            std::str::from_utf8(given)
+                .is_ok_and(|given| bool::from(digest(given).as_bytes().ct_eq(stored.as_bytes())))
+        };
         match (&self.secret_hash, secret) {
             (None, None) => true,
             (Some(stored), Some(given)) => {
-                let Ok(given) = std::str::from_utf8(given) else {
-                    return false;
-                };
-                bool::from(digest(given).as_bytes().ct_eq(stored.as_bytes()))
+                matches(stored, given)
+                    || self
+                        .previous_secret
+                        .as_ref()
+                        .is_some_and(|(old, until)| *until > Utc::now() && matches(old, given))
             }
             _ => false,
         }
@@ -269,6 +286,8 @@ pub struct NewClient {
     pub default_resource: Option<String>,
     /// See [`Client::introspect_for`].
     pub introspect_for: Option<String>,
+    /// See [`Client::service`].
+    pub service: Option<(Uuid, crate::orgs::Role)>,
 }
 
 impl Default for NewClient {
@@ -289,6 +308,7 @@ impl Default for NewClient {
             auth_method: AuthMethod::ClientSecretBasic,
             default_resource: None,
             introspect_for: None,
+            service: None,
         }
     }
 }
@@ -363,6 +383,11 @@ pub fn validate(new: &NewClient, rules: RedirectRules) -> Result<(), ClientError
     }
     if new.is_public() && new.grant_types.contains(&GrantType::ClientCredentials) {
         return Err(ClientError::PublicClientCredentials);
+    }
+    if new.service.is_some()
+        && (new.is_public() || new.grant_types != [GrantType::ClientCredentials])
+    {
+        return Err(ClientError::ServiceAccount);
     }
     for uri in new
         .redirect_uris

@@ -284,7 +284,10 @@ async fn refreshed(
 }
 
 /// RFC 6749 §4.4: a confidential client acts for itself; `sub` is its client_id,
-/// and it holds none of the scopes that speak of a person.
+/// and it holds none of the scopes that speak of a person. An organization's
+/// service account acts in its organization with its role: its tokens carry
+/// `org_id`, `org_slug`, `org_role` and `credential: "service_account"`, and of
+/// an API's scopes those its role holds.
 pub async fn client_credentials(
     config: &IssuerConfig,
     client: &Client,
@@ -298,7 +301,10 @@ pub async fn client_credentials(
     if client.is_public() {
         return Err(TokenError::PublicClientForItself);
     }
-    let mut scope = client.negotiate_scope(scope_param(params)?);
+    let mut scope = match client.service {
+        Some((_, role)) => service_scope(config, role, scope_param(params)?, &resource).await?,
+        None => client.negotiate_scope(scope_param(params)?),
+    };
     scope.retain(|s| !USER_ONLY_SCOPES.contains(&s.as_str()) && !s.starts_with("org:"));
     if scope.is_empty() {
         return Err(TokenError::NoScope);
@@ -308,20 +314,63 @@ pub async fn client_credentials(
         client_id: client.client_id.clone(),
         scope: scope.join(" "),
         session: None,
-        org: None,
+        org: client.service.map(|(org, _)| org),
         resource,
         nonce: None,
         pat: None,
     };
-    let signed = config.sign_access(&grant, &serde_json::Map::new())?;
-    respond(
-        config,
-        client,
-        &grant,
-        &serde_json::Map::new(),
-        signed,
-        None,
-    )
+    let claims = match client.service {
+        Some((org, role)) => service_claims(config, org, role).await?,
+        None => serde_json::Map::new(),
+    };
+    let signed = config.sign_access(&grant, &claims)?;
+    respond(config, client, &grant, &claims, signed, None)
+}
+
+/// A service account's scopes: those asked for (all, when none are) that its
+/// role holds — on the API named, or on any API.
+async fn service_scope(
+    config: &IssuerConfig,
+    role: crate::orgs::Role,
+    asked: Option<&str>,
+    resource: &Option<String>,
+) -> Result<Vec<String>, TokenError> {
+    let unavailable = |e: crate::orgs::apis::ApiRegistryError| TokenError::unavailable("APIs", e);
+    let held = match resource {
+        Some(audience) => crate::orgs::apis::find(&config.db, audience)
+            .await
+            .map_err(unavailable)?
+            .map(|api| api.held_by(role).to_vec())
+            .unwrap_or_default(),
+        None => crate::orgs::apis::held_scopes(&config.db, &[role])
+            .await
+            .map_err(unavailable)?,
+    };
+    Ok(match asked {
+        None => held,
+        Some(asked) => scope_list(asked)
+            .into_iter()
+            .filter(|s| held.contains(s))
+            .collect(),
+    })
+}
+
+/// The organization claims of a service account's token.
+async fn service_claims(
+    config: &IssuerConfig,
+    org: uuid::Uuid,
+    role: crate::orgs::Role,
+) -> Result<serde_json::Map<String, serde_json::Value>, TokenError> {
+    let found = crate::orgs::find(&config.db, &org.to_string())
+        .await
+        .map_err(|e| TokenError::unavailable("cannot read an organization", e))?
+        .ok_or(TokenError::MembershipGone)?;
+    let mut claims = serde_json::Map::new();
+    claims.insert("org_id".into(), org.to_string().into());
+    claims.insert("org_slug".into(), found.slug.into());
+    claims.insert("org_role".into(), role.as_str().into());
+    claims.insert("credential".into(), "service_account".into());
+    Ok(claims)
 }
 
 /// RFC 8693 `grant_type` of a token exchange.

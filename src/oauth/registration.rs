@@ -184,6 +184,7 @@ pub fn validate(
         // An API is an operator's to assign (`tessera client create --default-api`).
         default_resource: None,
         introspect_for: None,
+        service: None,
     };
     clients::validate(&new, rules)?;
     Ok(new)

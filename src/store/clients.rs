@@ -68,6 +68,15 @@ fn to_client(row: client::Model) -> Result<Client, DbErr> {
         logo_uri: row.logo_uri,
         default_resource: row.default_resource,
         introspect_for: row.introspect_for,
+        service: match (row.service_org_id, row.service_role.as_deref()) {
+            (Some(org), Some(role)) => Some((
+                org,
+                role.parse().map_err(|_| malformed("service_role", role))?,
+            )),
+            (None, None) => None,
+            _ => return Err(malformed("service account", "half set")),
+        },
+        previous_secret: row.previous_secret_hash.zip(row.previous_secret_until),
     })
 }
 
@@ -92,6 +101,8 @@ fn fill(row: &mut client::ActiveModel, new: &NewClient) {
     row.token_endpoint_auth_method = Set(new.auth_method.as_str().to_owned());
     row.default_resource = Set(new.default_resource.clone());
     row.introspect_for = Set(new.introspect_for.clone());
+    row.service_org_id = Set(new.service.map(|(org, _)| org));
+    row.service_role = Set(new.service.map(|(_, role)| role.as_str().to_owned()));
 }
 
 /// A fresh client secret (256 random bits); `None` for a public client.
@@ -159,6 +170,34 @@ pub async fn replace(
     fill(&mut active, &new);
     let row = active.update(db).await?;
     Ok(Some((to_client(row)?, secret)))
+}
+
+/// Gives a confidential client a new secret; the old one keeps working for
+/// `grace` (none: it stops at once), so a service can roll the new one out
+/// without an outage. `None` when there is no such confidential client.
+pub async fn rotate_secret(
+    db: &DatabaseConnection,
+    client_id: &str,
+    grace: chrono::Duration,
+) -> Result<Option<String>, ClientError> {
+    let Some(row) = client::Entity::find()
+        .filter(client::Column::ClientId.eq(client_id))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Some(old) = row.secret_hash.clone() else {
+        return Ok(None);
+    };
+    let secret = new_secret(AuthMethod::ClientSecretBasic)?;
+    let mut active = row.into_active_model();
+    active.secret_hash = Set(secret.as_deref().map(digest));
+    let keep = grace > chrono::Duration::zero();
+    active.previous_secret_hash = Set(keep.then_some(old));
+    active.previous_secret_until = Set(keep.then(|| Utc::now() + grace));
+    active.update(db).await?;
+    Ok(secret)
 }
 
 /// Replaces the RFC 7592 registration access token (stored as a digest).
@@ -328,6 +367,10 @@ mod tests {
             self_registered: false,
             default_resource: None,
             introspect_for: None,
+            service_org_id: None,
+            service_role: None,
+            previous_secret_hash: None,
+            previous_secret_until: None,
         }
     }
 

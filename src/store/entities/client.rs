@@ -46,6 +46,14 @@ pub struct Model {
     /// The API (audience) whose tokens this client, that API's server, may
     /// introspect besides its own.
     pub introspect_for: Option<String>,
+    /// A service account acts for this organization…
+    pub service_org_id: Option<Uuid>,
+    /// …with this role (`owner`, `admin`, `member`).
+    pub service_role: Option<String>,
+    /// After a secret rotation, the old secret's digest, valid until
+    /// `previous_secret_until`.
+    pub previous_secret_hash: Option<String>,
+    pub previous_secret_until: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
