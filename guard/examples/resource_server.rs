@@ -7,7 +7,11 @@
 //! ```
 //!
 //! `GET /orders` needs any member of the organization the request names;
-//! `DELETE /orders` needs an admin or owner there.
+//! `DELETE /orders` needs an admin or owner there. `GET` and `POST
+//! /organizations/{organizationId}/projects` take the organization from the path
+//! and need the `projects:read` / `projects:write` scope. Personal access tokens
+//! (`Authorization: Bearer tsr_pat_…` or `X-Api-Key`) are checked by
+//! introspection with `API_CLIENT_ID` / `API_CLIENT_SECRET`.
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use serde_json::json;
@@ -27,10 +31,46 @@ async fn delete_orders(access: Access) -> Result<HttpResponse, GuardError> {
     Ok(HttpResponse::NoContent().finish())
 }
 
+async fn list_projects(access: Access) -> Result<HttpResponse, GuardError> {
+    access.require_scope("projects:read")?;
+    Ok(HttpResponse::Ok().json(json!({
+        "organization": access.org_id.to_string(),
+        "caller": format!("{:?}", access.caller),
+        "projects": [],
+    })))
+}
+
+async fn create_project(access: Access) -> Result<HttpResponse, GuardError> {
+    access.require_scope("projects:write")?;
+    Ok(HttpResponse::Created().json(json!({ "organization": access.org_id.to_string() })))
+}
+
 /// The API's routes, shared with the end-to-end test.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/orders", web::get().to(list_orders))
-        .route("/orders", web::delete().to(delete_orders));
+        .route("/orders", web::delete().to(delete_orders))
+        .route(
+            "/organizations/{organizationId}/projects",
+            web::get().to(list_projects),
+        )
+        .route(
+            "/organizations/{organizationId}/projects",
+            web::post().to(create_project),
+        );
+}
+
+/// The guard's settings for this API: the organization from the path, and
+/// this API's own client for personal access tokens.
+pub fn config(issuer: String, audience: String) -> GuardConfig {
+    let mut config = GuardConfig::new(issuer, audience);
+    config.org_path_param = Some("organizationId".to_owned());
+    if let (Ok(id), Ok(secret)) = (
+        std::env::var("API_CLIENT_ID"),
+        std::env::var("API_CLIENT_SECRET"),
+    ) {
+        config.introspection_client = Some((id, secret));
+    }
+    config
 }
 
 #[allow(dead_code)]
@@ -38,7 +78,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 async fn main() -> std::io::Result<()> {
     let issuer = std::env::var("TESSERA_ISSUER").unwrap_or_else(|_| "http://localhost:8080".into());
     let audience = std::env::var("API_AUDIENCE").unwrap_or_else(|_| issuer.clone());
-    let guard = Guard::discover(GuardConfig::new(issuer, audience))
+    let guard = Guard::discover(config(issuer, audience))
         .await
         .map_err(std::io::Error::other)?;
     let guard = web::Data::new(guard);

@@ -78,6 +78,19 @@ pub struct GuardConfig {
     pub org_header: String,
     /// The least time between two JWKS fetches triggered by unknown `kid`s.
     pub refetch_interval: Duration,
+    /// The route's path parameter that names the organization (e.g.
+    /// `organizationId` for `/organizations/{organizationId}/…`), read when the
+    /// request has no `org_header`.
+    pub org_path_param: Option<String>,
+    /// This API server's own confidential client (`client_id`, `client_secret`),
+    /// registered `--introspect-for` the audience: personal access tokens are
+    /// checked through introspection with it. Without it they are refused.
+    pub introspection_client: Option<(String, String)>,
+    /// How long an introspection answer is reused: a revoked personal access
+    /// token stops working within this time.
+    pub introspection_cache_ttl: Duration,
+    /// The most answers kept; past it the cache starts over.
+    pub introspection_cache_capacity: usize,
 }
 
 impl GuardConfig {
@@ -88,6 +101,10 @@ impl GuardConfig {
             leeway: Duration::from_secs(5),
             org_header: "x-organization-id".to_owned(),
             refetch_interval: Duration::from_secs(10),
+            org_path_param: None,
+            introspection_client: None,
+            introspection_cache_ttl: Duration::from_secs(30),
+            introspection_cache_capacity: 10_000,
         }
     }
 }
@@ -107,6 +124,8 @@ pub enum GuardError {
     NotMember,
     #[error("this needs the {0} role or higher")]
     RoleTooLow(&'static str),
+    #[error("this needs the {0} scope")]
+    MissingScope(String),
     #[error("the authorization server cannot be reached: {0}")]
     Unavailable(String),
 }
@@ -115,7 +134,8 @@ impl ResponseError for GuardError {
     fn status_code(&self) -> StatusCode {
         match self {
             GuardError::MissingToken | GuardError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            GuardError::BadOrganization => StatusCode::BAD_REQUEST,
+            // An organization id that is not one cannot be one the caller is in.
+            GuardError::BadOrganization => StatusCode::FORBIDDEN,
             GuardError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::FORBIDDEN,
         }
@@ -130,11 +150,14 @@ impl ResponseError for GuardError {
                 format!("Bearer error=\"invalid_token\", error_description=\"{why}\""),
             ),
             GuardError::BadOrganization => (
-                "invalid_request",
-                "Bearer error=\"invalid_request\"".to_owned(),
+                "insufficient_scope",
+                format!("Bearer error=\"insufficient_scope\", error_description=\"{self}\""),
             ),
             GuardError::Unavailable(_) => ("temporarily_unavailable", String::new()),
-            GuardError::NoOrganization | GuardError::NotMember | GuardError::RoleTooLow(_) => (
+            GuardError::NoOrganization
+            | GuardError::NotMember
+            | GuardError::RoleTooLow(_)
+            | GuardError::MissingScope(_) => (
                 "insufficient_scope",
                 format!("Bearer error=\"insufficient_scope\", error_description=\"{self}\""),
             ),
@@ -160,14 +183,39 @@ struct KeyCache {
 pub struct Guard {
     config: GuardConfig,
     jwks_uri: String,
+    introspection_endpoint: Option<String>,
     http: reqwest::Client,
     cache: RwLock<KeyCache>,
+    /// Introspection answers by token: the claims of an active one, `None` for
+    /// an inactive one, and when the answer was fetched.
+    introspected: std::sync::Mutex<HashMap<String, Introspected>>,
 }
+
+/// An introspection answer and when it was fetched: the claims of an active
+/// token, `None` for an inactive one.
+type Introspected = (Instant, Option<Map<String, Value>>);
 
 #[derive(Deserialize)]
 struct Discovery {
     issuer: String,
     jwks_uri: String,
+    #[serde(default)]
+    introspection_endpoint: Option<String>,
+}
+
+/// What every personal access token starts with.
+pub const PAT_PREFIX: &str = "tsr_pat_";
+
+/// Who is calling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// A person, through an application (OAuth code flow).
+    Person,
+    /// A script acting as a person: a personal access token, presented as is or
+    /// exchanged for a JWT (RFC 8693).
+    PersonalAccessToken,
+    /// An organization's service account (client_credentials).
+    ServiceAccount,
 }
 
 #[derive(Deserialize)]
@@ -213,12 +261,14 @@ impl Guard {
         let guard = Self {
             config,
             jwks_uri: discovery.jwks_uri,
+            introspection_endpoint: discovery.introspection_endpoint,
             http,
             cache: RwLock::new(KeyCache {
                 keys: HashMap::new(),
                 fresh_until: Instant::now(),
                 last_fetch: None,
             }),
+            introspected: std::sync::Mutex::new(HashMap::new()),
         };
         guard.fetch_keys().await?;
         Ok(guard)
@@ -316,6 +366,66 @@ impl Guard {
         Ok(claims)
     }
 
+    /// Checks a personal access token through introspection (RFC 7662) with
+    /// this API's own client; answers are reused for
+    /// [`GuardConfig::introspection_cache_ttl`].
+    pub async fn verify_personal_token(
+        &self,
+        token: &str,
+    ) -> Result<Map<String, Value>, GuardError> {
+        let invalid = GuardError::InvalidToken("the token is unknown, expired or revoked");
+        let ttl = self.config.introspection_cache_ttl;
+        let cached = self
+            .introspected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(token)
+            .filter(|(at, _)| at.elapsed() < ttl)
+            .map(|(_, answer)| answer.clone());
+        let answer = match cached {
+            Some(answer) => answer,
+            None => {
+                let answer = self.introspect(token).await?;
+                let mut cache = self
+                    .introspected
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if cache.len() >= self.config.introspection_cache_capacity {
+                    cache.clear();
+                }
+                cache.insert(token.to_owned(), (Instant::now(), answer.clone()));
+                answer
+            }
+        };
+        let claims = answer.ok_or(invalid)?;
+        self.check_claims(&claims)?;
+        Ok(claims)
+    }
+
+    async fn introspect(&self, token: &str) -> Result<Option<Map<String, Value>>, GuardError> {
+        let (Some((id, secret)), Some(endpoint)) = (
+            &self.config.introspection_client,
+            &self.introspection_endpoint,
+        ) else {
+            return Err(GuardError::InvalidToken(
+                "this API does not accept personal access tokens",
+            ));
+        };
+        let answer: Map<String, Value> = self
+            .http
+            .post(endpoint)
+            .basic_auth(id, Some(secret))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| GuardError::Unavailable(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| GuardError::Unavailable(e.to_string()))?;
+        Ok((answer.get("active") == Some(&Value::Bool(true))).then_some(answer))
+    }
+
     fn check_claims(&self, claims: &Map<String, Value>) -> Result<(), GuardError> {
         let invalid = GuardError::InvalidToken;
         if claims.get("iss").and_then(Value::as_str) != Some(self.config.issuer.as_str()) {
@@ -356,14 +466,18 @@ impl Guard {
         req: &HttpRequest,
         claims: &Map<String, Value>,
     ) -> Result<(Uuid, Role), GuardError> {
-        let named = match req.headers().get(self.config.org_header.as_str()) {
+        let from_path = self
+            .config
+            .org_path_param
+            .as_deref()
+            .and_then(|name| req.match_info().get(name));
+        let raw = match req.headers().get(self.config.org_header.as_str()) {
+            Some(v) => Some(v.to_str().map_err(|_| GuardError::BadOrganization)?),
+            None => from_path,
+        };
+        let named = match raw {
             None => None,
-            Some(v) => Some(
-                v.to_str()
-                    .ok()
-                    .and_then(|s| Uuid::parse_str(s.trim()).ok())
-                    .ok_or(GuardError::BadOrganization)?,
-            ),
+            Some(s) => Some(Uuid::parse_str(s.trim()).map_err(|_| GuardError::BadOrganization)?),
         };
         let token_org = claims
             .get("org_id")
@@ -397,9 +511,21 @@ pub struct Access {
     pub subject: String,
     pub org_id: Uuid,
     pub role: Role,
+    pub caller: Caller,
+    /// The scopes the credential carries.
+    pub scopes: Vec<String>,
 }
 
 impl Access {
+    /// Refuses with `403` unless the credential carries `scope`.
+    pub fn require_scope(&self, scope: &str) -> Result<(), GuardError> {
+        if self.scopes.iter().any(|s| s == scope) {
+            Ok(())
+        } else {
+            Err(GuardError::MissingScope(scope.to_owned()))
+        }
+    }
+
     /// Refuses with `403` unless the caller's role is at least `minimum`.
     pub fn require(&self, minimum: Role) -> Result<(), GuardError> {
         if self.role >= minimum {
@@ -410,20 +536,59 @@ impl Access {
     }
 }
 
-fn bearer(req: &HttpRequest) -> Result<String, GuardError> {
-    let value = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .ok_or(GuardError::MissingToken)?
-        .to_str()
-        .map_err(|_| GuardError::InvalidToken("malformed Authorization header"))?;
-    value
-        .strip_prefix("Bearer ")
-        .map(|t| t.trim().to_owned())
-        .filter(|t| !t.is_empty())
-        .ok_or(GuardError::InvalidToken(
-            "the Authorization header is not a Bearer token",
-        ))
+/// The credential: `Authorization: Bearer …` or `X-Api-Key: …` (a personal
+/// access token), not both.
+fn credential(req: &HttpRequest) -> Result<String, GuardError> {
+    let bearer = match req.headers().get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => {
+            let value = value
+                .to_str()
+                .map_err(|_| GuardError::InvalidToken("malformed Authorization header"))?;
+            Some(
+                value
+                    .strip_prefix("Bearer ")
+                    .map(|t| t.trim().to_owned())
+                    .filter(|t| !t.is_empty())
+                    .ok_or(GuardError::InvalidToken(
+                        "the Authorization header is not a Bearer token",
+                    ))?,
+            )
+        }
+    };
+    let api_key = match req.headers().get("x-api-key") {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| GuardError::InvalidToken("malformed X-Api-Key header"))?
+                .trim()
+                .to_owned(),
+        ),
+    };
+    match (bearer, api_key) {
+        (Some(_), Some(_)) => Err(GuardError::InvalidToken(
+            "send the token in Authorization or X-Api-Key, not both",
+        )),
+        (Some(t), None) => Ok(t),
+        (None, Some(k)) if k.starts_with(PAT_PREFIX) => Ok(k),
+        (None, Some(_)) => Err(GuardError::InvalidToken(
+            "X-Api-Key takes a personal access token",
+        )),
+        (None, None) => Err(GuardError::MissingToken),
+    }
+}
+
+fn caller_of(claims: &Map<String, Value>) -> Caller {
+    let credential = claims.get("credential").and_then(Value::as_str);
+    let token_type = claims.get("token_type").and_then(Value::as_str);
+    match (credential, token_type) {
+        (Some("service_account"), _) => Caller::ServiceAccount,
+        (Some("personal_access_token"), _) | (_, Some("personal_access_token")) => {
+            Caller::PersonalAccessToken
+        }
+        _ => Caller::Person,
+    }
 }
 
 impl FromRequest for Access {
@@ -437,19 +602,32 @@ impl FromRequest for Access {
                 .app_data::<web::Data<Guard>>()
                 .cloned()
                 .ok_or_else(|| GuardError::Unavailable("no Guard in app_data".to_owned()))?;
-            let token = bearer(&req)?;
-            let claims = guard.verify(&token).await?;
+            let token = credential(&req)?;
+            let claims = if token.starts_with(PAT_PREFIX) {
+                guard.verify_personal_token(&token).await?
+            } else {
+                guard.verify(&token).await?
+            };
             let (org_id, role) = guard.organization(&req, &claims)?;
+            let scopes = claims
+                .get("scope")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect();
             let subject = claims
                 .get("sub")
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned();
             Ok(Access {
+                caller: caller_of(&claims),
                 claims,
                 subject,
                 org_id,
                 role,
+                scopes,
             })
         })
     }

@@ -226,10 +226,24 @@ async fn personal_token(
     if let Some(exp) = active.pat.expires_at {
         out.insert("exp".into(), Value::from(exp.timestamp()));
     }
-    if let Some(org) = active.pat.org_id {
-        out.insert("org_id".into(), Value::from(org.to_string()));
-        if let Some(role) = active.role {
-            out.insert("org_role".into(), Value::from(role.as_str()));
+    match active.pat.org_id {
+        Some(org) => {
+            out.insert("org_id".into(), Value::from(org.to_string()));
+            if let Some(role) = active.role {
+                out.insert("org_role".into(), Value::from(role.as_str()));
+            }
+        }
+        // Any of the person's organizations: every membership, as a JWT with
+        // the `orgs` scope lists them.
+        None => {
+            let memberships = crate::orgs::memberships_of(&config.db, active.pat.user_id)
+                .await
+                .map_err(|e| RevocationError::Storage(e.to_string()))?;
+            let list: Vec<Value> = memberships
+                .iter()
+                .map(|m| json!({ "id": m.id, "slug": m.slug, "role": m.role }))
+                .collect();
+            out.insert("orgs".into(), Value::Array(list));
         }
     }
     Ok(Some(Value::Object(out)))
