@@ -215,3 +215,114 @@ async fn a_rotated_secret_keeps_working_for_its_grace_period_and_deletion_ends_t
         (401, Some("invalid_client"))
     );
 }
+
+/// The secret shown once on the page after a create or a rotation.
+fn shown_secret(body: &str) -> (String, String) {
+    let code = body
+        .split("service account <code>")
+        .nth(1)
+        .and_then(|rest| rest.split("</code>").next())
+        .expect("the client_id is shown")
+        .to_owned();
+    let secret = body
+        .split("id=\"new-service-secret\"")
+        .nth(1)
+        .and_then(|rest| rest.split("value=\"").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .expect("the secret is shown")
+        .to_owned();
+    (code, secret)
+}
+
+#[tokio::test]
+async fn owners_and_admins_manage_service_accounts_on_the_account_page() {
+    use common::{Browser, PASSWORD};
+    use tessera::orgs::{self, Role};
+    let (app, _, _) = service_account().await;
+    let acme = orgs::find(&app.state.db, "acme").await.unwrap().unwrap().id;
+    let join = |email: &'static str, role: Role| {
+        let app = &app;
+        async move {
+            let browser = Browser::new(app);
+            browser.sign_up(email, PASSWORD).await;
+            let id = tessera::identity::users::find_by_email(&app.state.db, email)
+                .await
+                .unwrap()
+                .unwrap()
+                .id;
+            orgs::add_member(&app.state.db, acme, id, role)
+                .await
+                .unwrap();
+            browser
+        }
+    };
+    let admin = join("ada@example.com", Role::Admin).await;
+    let member = join("mo@example.com", Role::Member).await;
+
+    let page = admin.get("/account").await;
+    assert!(page.body.contains("Service accounts of Acme"));
+    assert!(
+        page.body.contains("Nightly sync"),
+        "the CLI-made account is listed"
+    );
+    let created = admin
+        .submit(
+            "/account",
+            &format!("/account/orgs/{acme}/service-accounts"),
+            &[("name", "Exporter"), ("role", "member")],
+        )
+        .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let (id, secret) = shown_secret(&created.body);
+    let (status, body) = token(&app, &id, &secret, &[("resource", AUDIENCE)]).await;
+    assert_eq!(status, 200, "{body}");
+    let access = claims(body["access_token"].as_str().unwrap());
+    assert_eq!(access["org_role"], "member");
+    assert_eq!(access["scope"], "projects:read");
+    assert!(
+        !admin.get("/account").await.body.contains(&secret),
+        "shown once"
+    );
+
+    // An admin may not make an owner account; a member may not make any.
+    let refused = admin
+        .submit(
+            "/account",
+            &format!("/account/orgs/{acme}/service-accounts"),
+            &[("name", "Boss"), ("role", "owner")],
+        )
+        .await;
+    assert_eq!(refused.status, 400);
+    let forbidden = member
+        .submit(
+            "/account",
+            &format!("/account/orgs/{acme}/service-accounts"),
+            &[("name", "Sneaky"), ("role", "member")],
+        )
+        .await;
+    assert_eq!(forbidden.status, 403);
+
+    let rotated = admin
+        .submit(
+            "/account",
+            &format!("/account/orgs/{acme}/service-accounts/{id}/rotate"),
+            &[],
+        )
+        .await;
+    let (_, new) = shown_secret(&rotated.body);
+    assert_eq!(token(&app, &id, &new, &[]).await.0, 200);
+    assert_eq!(
+        token(&app, &id, &secret, &[]).await.0,
+        200,
+        "24 hours of grace"
+    );
+
+    admin
+        .submit(
+            "/account",
+            &format!("/account/orgs/{acme}/service-accounts/{id}/delete"),
+            &[],
+        )
+        .await;
+    assert_eq!(token(&app, &id, &new, &[]).await.0, 401);
+}

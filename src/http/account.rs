@@ -40,6 +40,7 @@ struct AccountPage {
     /// The password could not be set because the sign-in is too old.
     password_needs_sign_in: bool,
     api_tokens: super::api_tokens::ApiTokensSection,
+    new_service_secret: Option<(String, String)>,
 }
 
 fn describe_device(user_agent: Option<&str>) -> String {
@@ -81,6 +82,17 @@ struct PasskeyRow {
 struct OrgSection {
     org: crate::orgs::Membership,
     members: Vec<MemberRow>,
+    /// For owners and admins: the organization's service accounts.
+    service_accounts: Vec<ServiceRow>,
+    /// The roles the viewer may give a new service account.
+    service_roles: Vec<crate::orgs::Role>,
+}
+
+struct ServiceRow {
+    client_id: String,
+    name: String,
+    role: String,
+    created: String,
 }
 
 struct MemberRow {
@@ -121,7 +133,31 @@ async fn org_sections(
         } else {
             Vec::new()
         };
-        sections.push(OrgSection { org, members });
+        let service_accounts = if org.role >= Role::Admin {
+            crate::orgs::service_accounts::list(&state.db, org.id)
+                .await
+                .map_err(|e| crate::orgs::OrgError::Storage(sea_orm::DbErr::Custom(e.to_string())))?
+                .into_iter()
+                .map(|c| ServiceRow {
+                    role: c.service.map_or("member", |(_, r)| r.as_str()).to_owned(),
+                    created: c.created_at.format("%Y-%m-%d").to_string(),
+                    client_id: c.client_id,
+                    name: c.name,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let service_roles = [Role::Member, Role::Admin, Role::Owner]
+            .into_iter()
+            .filter(|r| may_manage(org.role, *r, Change::SetRole(*r)).is_ok())
+            .collect();
+        sections.push(OrgSection {
+            org,
+            members,
+            service_accounts,
+            service_roles,
+        });
     }
     Ok(sections)
 }
@@ -135,6 +171,8 @@ pub(super) struct AccountExtras {
     pub(super) invite_link: Option<String>,
     /// A personal access token just created: shown this once.
     pub(super) new_api_token: Option<String>,
+    /// A service account's client_id and its new secret: shown this once.
+    pub(super) new_service_secret: Option<(String, String)>,
     pub(super) api_token_error: Option<String>,
 }
 
@@ -180,6 +218,7 @@ pub(super) async fn account_page(
         invite_link,
         new_api_token,
         api_token_error,
+        new_service_secret,
     } = extras;
     let user = users::find(&state.db, current.session.user_id)
         .await
@@ -217,6 +256,7 @@ pub(super) async fn account_page(
         password_error,
         password_needs_sign_in,
         api_tokens,
+        new_service_secret,
     };
     Ok(render(&page, status))
 }

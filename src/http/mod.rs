@@ -263,6 +263,21 @@ fn table() -> Vec<Entry> {
             vec![post().to(passkeys::remove)],
         ),
         entry(
+            "/account/orgs/{org}/service-accounts",
+            Form,
+            vec![post().to(organizations::create_service_account)],
+        ),
+        entry(
+            "/account/orgs/{org}/service-accounts/{client_id}/rotate",
+            Form,
+            vec![post().to(organizations::rotate_service_account)],
+        ),
+        entry(
+            "/account/orgs/{org}/service-accounts/{client_id}/delete",
+            Form,
+            vec![post().to(organizations::delete_service_account)],
+        ),
+        entry(
             "/account/orgs/{org}/invitations",
             Form,
             vec![post().to(organizations::invite)],

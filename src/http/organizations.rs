@@ -234,3 +234,99 @@ pub async fn accept_invitation(
         }
     }
 }
+
+#[derive(Deserialize)]
+pub struct ServiceAccountForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    role: String,
+}
+
+/// The account page after a service-account change: its new secret shown once,
+/// or why nothing changed.
+async fn after_service_change(
+    state: &AppState,
+    current: &super::browser::SignedIn,
+    result: Result<(String, String), crate::orgs::service_accounts::ServiceAccountError>,
+) -> Result<HttpResponse, PageError> {
+    use crate::orgs::service_accounts::ServiceAccountError as E;
+    let (extras, status) = match result {
+        Ok(secret) => (
+            AccountExtras {
+                new_service_secret: Some(secret),
+                ..AccountExtras::default()
+            },
+            StatusCode::OK,
+        ),
+        Err(E::NotAllowed) => return Err(PageError::Forbidden),
+        Err(E::Storage(e)) => return Err(unavailable(e)),
+        Err(e) => (
+            AccountExtras {
+                notice: Some(format!("{}.", e.to_string().trim_end_matches('.'))),
+                ..AccountExtras::default()
+            },
+            StatusCode::BAD_REQUEST,
+        ),
+    };
+    account_page(state, current, extras, status).await
+}
+
+/// **Create service account** in an organization's part of the account page.
+pub async fn create_service_account(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    form: web::Form<ServiceAccountForm>,
+) -> Result<HttpResponse, PageError> {
+    use crate::orgs::service_accounts;
+    let current = require_session(&req, &state).await?;
+    let Ok(role) = form.role.parse::<crate::orgs::Role>() else {
+        return Err(PageError::BadForm("role".into()));
+    };
+    let result = service_accounts::create(
+        &state.db,
+        current.session.user_id,
+        path.into_inner(),
+        &form.name,
+        role,
+    )
+    .await
+    .map(|(client, secret)| (client.client_id, secret));
+    after_service_change(&state, &current, result).await
+}
+
+/// **Rotate secret**: a new secret, shown once; the old one works 24 hours more.
+pub async fn rotate_service_account(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, String)>,
+) -> Result<HttpResponse, PageError> {
+    use crate::orgs::service_accounts;
+    let current = require_session(&req, &state).await?;
+    let (org, client_id) = path.into_inner();
+    let result = service_accounts::rotate(&state.db, current.session.user_id, org, &client_id)
+        .await
+        .map(|(client, secret)| (client.client_id, secret));
+    state.clients.forget(&client_id);
+    after_service_change(&state, &current, result).await
+}
+
+/// **Delete**: the account's tokens stop working at once.
+pub async fn delete_service_account(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, String)>,
+) -> Result<HttpResponse, PageError> {
+    use crate::orgs::service_accounts::{self, ServiceAccountError as E};
+    let current = require_session(&req, &state).await?;
+    let (org, client_id) = path.into_inner();
+    match service_accounts::delete(&state.db, current.session.user_id, org, &client_id).await {
+        Ok(()) | Err(E::NotFound) => {
+            state.clients.forget(&client_id);
+            Ok(see_other("/account"))
+        }
+        Err(E::NotAllowed | E::OwnersOnly) => Err(PageError::Forbidden),
+        Err(e) => Err(unavailable(e)),
+    }
+}

@@ -17,6 +17,7 @@ use uuid::Uuid;
 pub mod apis;
 pub mod invitations;
 pub mod members;
+pub mod service_accounts;
 
 use crate::store::entities::{membership, organization};
 

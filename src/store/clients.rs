@@ -239,6 +239,19 @@ pub async fn delete(db: &DatabaseConnection, client_id: &str) -> Result<bool, Cl
     Ok(deleted.rows_affected > 0)
 }
 
+/// The service accounts of `org`, oldest first.
+pub async fn service_accounts_of(db: &DatabaseConnection, org: Uuid) -> Result<Vec<Client>, DbErr> {
+    use sea_orm::QueryOrder;
+    client::Entity::find()
+        .filter(client::Column::ServiceOrgId.eq(org))
+        .order_by_asc(client::Column::CreatedAt)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(to_client)
+        .collect()
+}
+
 pub async fn find(db: &DatabaseConnection, client_id: &str) -> Result<Option<Client>, DbErr> {
     if client_id.is_empty() || client_id.len() > 64 {
         return Ok(None);
