@@ -609,6 +609,13 @@ async fn scripts_and_services_get_exactly_the_statuses_the_api_promises() {
         (status, body["error"].as_str()),
         (403, Some("insufficient_scope"))
     );
+    // …and in each only what her role there holds: an admin of acme writes there,
+    // a member of globex does not.
+    let unpinned = pat(&s, &["projects:read", "projects:write"], None);
+    let (status, _) = projects(&s, Method::POST, &acme, Cred::Bearer(&unpinned)).await;
+    assert_eq!(status, 201);
+    let (status, _) = projects(&s, Method::POST, &globex, Cred::Bearer(&unpinned)).await;
+    assert_eq!(status, 403, "a member of globex");
 
     // Exchanged for a JWT: the same API accepts it.
     let exchanged: Value = s

@@ -579,6 +579,27 @@ fn credential(req: &HttpRequest) -> Result<String, GuardError> {
     }
 }
 
+/// The scopes the credential carries in `org`: the `scope` of its `orgs` entry
+/// when it has one (a personal access token for any of the person's
+/// organizations carries there what the person's role holds), else its `scope`.
+fn scopes_in(claims: &Map<String, Value>, org: Uuid) -> Vec<String> {
+    let in_org = claims
+        .get("orgs")
+        .and_then(Value::as_array)
+        .and_then(|list| {
+            list.iter()
+                .find(|m| m.get("id").and_then(Value::as_str) == Some(org.to_string().as_str()))
+        })
+        .and_then(|m| m.get("scope"))
+        .and_then(Value::as_str);
+    in_org
+        .or_else(|| claims.get("scope").and_then(Value::as_str))
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
 fn caller_of(claims: &Map<String, Value>) -> Caller {
     let credential = claims.get("credential").and_then(Value::as_str);
     let token_type = claims.get("token_type").and_then(Value::as_str);
@@ -609,13 +630,7 @@ impl FromRequest for Access {
                 guard.verify(&token).await?
             };
             let (org_id, role) = guard.organization(&req, &claims)?;
-            let scopes = claims
-                .get("scope")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect();
+            let scopes = scopes_in(&claims, org_id);
             let subject = claims
                 .get("sub")
                 .and_then(Value::as_str)

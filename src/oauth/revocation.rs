@@ -234,14 +234,27 @@ async fn personal_token(
             }
         }
         // Any of the person's organizations: every membership, as a JWT with
-        // the `orgs` scope lists them.
+        // the `orgs` scope lists them, each with the scope the token carries
+        // there (what the person's role in it holds) — the top-level `scope` is
+        // their union.
         None => {
             let memberships = crate::orgs::memberships_of(&config.db, active.pat.user_id)
                 .await
                 .map_err(|e| RevocationError::Storage(e.to_string()))?;
             let list: Vec<Value> = memberships
                 .iter()
-                .map(|m| json!({ "id": m.id, "slug": m.slug, "role": m.role }))
+                .map(|m| {
+                    let held: Vec<&str> = scopes
+                        .iter()
+                        .filter(|s| {
+                            api.as_ref().is_none_or(|a| {
+                                a.scopes.is_empty() || a.held_by(m.role).iter().any(|h| h == *s)
+                            })
+                        })
+                        .copied()
+                        .collect();
+                    json!({ "id": m.id, "slug": m.slug, "role": m.role, "scope": held.join(" ") })
+                })
                 .collect();
             out.insert("orgs".into(), Value::Array(list));
         }
