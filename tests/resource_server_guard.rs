@@ -375,13 +375,15 @@ async fn a_rotated_key_is_fetched_on_first_sight_and_made_up_kids_cost_one_fetch
     );
 }
 
-/// The Projects API (members read, admins also write) served by the example with
-/// its own introspection client; Ada is an admin of acme and a member of globex.
+/// The Projects API (members read, admins also write) served by the example, in
+/// a process of its own, with its own introspection client; Ada is an admin of
+/// acme and a member of globex.
 struct Scripts {
     app: TestApp,
     api: String,
     acme: Uuid,
     globex: Uuid,
+    _process: ApiProcess,
 }
 
 const PROJECTS: &str = "https://projects.example.com";
@@ -489,32 +491,89 @@ async fn scripts() -> Scripts {
             "--json",
         ],
     );
-    let mut config = example::config(app.base.clone(), PROJECTS.to_owned());
-    config.introspection_client = Some((
-        server["client_id"].as_str().unwrap().to_owned(),
-        server["client_secret"].as_str().unwrap().to_owned(),
-    ));
-    // Every call asks again, so a revocation shows at once (the cache time is
-    // what a deployment trades against introspection calls).
-    config.introspection_cache_ttl = std::time::Duration::ZERO;
-    let guard = web::Data::new(Guard::discover(config).await.expect("guard"));
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(guard.clone())
-            .configure(example::routes)
-    })
-    .workers(1)
-    .listen(listener)
-    .unwrap()
-    .run();
-    tokio::spawn(server);
+    // The example API runs as its own process, as an API of ours would.
+    let port = common::free_port();
+    let api = ApiProcess::start(&[
+        ("TESSERA_ISSUER", app.base.as_str()),
+        ("API_AUDIENCE", PROJECTS),
+        ("API_PORT", &port.to_string()),
+        ("API_CLIENT_ID", server["client_id"].as_str().unwrap()),
+        (
+            "API_CLIENT_SECRET",
+            server["client_secret"].as_str().unwrap(),
+        ),
+        // Every call asks again, so a revocation shows at once (the cache time
+        // is what a deployment trades against introspection calls).
+        ("API_INTROSPECTION_CACHE_SECS", "0"),
+    ])
+    .await;
     Scripts {
         app,
-        api: format!("http://{addr}"),
+        api: format!("http://127.0.0.1:{port}"),
         acme,
         globex,
+        _process: api,
+    }
+}
+
+/// `guard/examples/resource_server.rs` as a process of its own; `cargo test`
+/// builds the workspace's examples beside the test binaries. Killed on drop.
+struct ApiProcess(std::process::Child);
+
+impl ApiProcess {
+    async fn start(env: &[(&str, &str)]) -> Self {
+        let exe = std::env::current_exe().expect("the test binary");
+        let binary = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .map(|dir| dir.join("examples").join("resource_server"))
+            .expect("the target directory");
+        assert!(
+            binary.exists(),
+            "{} is missing: run the tests with `cargo test --workspace`",
+            binary.display()
+        );
+        let child = std::process::Command::new(&binary)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the example API starts");
+        let mut process = ApiProcess(child);
+        let port = env
+            .iter()
+            .find(|(k, _)| *k == "API_PORT")
+            .map(|(_, v)| *v)
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}/orders");
+        let started = std::time::Instant::now();
+        // Up when it answers (401: no credential).
+        loop {
+            let answer = reqwest::get(&url).await.map(|r| r.status().as_u16());
+            if matches!(answer, Ok(401)) {
+                break;
+            }
+            if let Ok(Some(status)) = process.0.try_wait() {
+                panic!(
+                    "the example API exited ({status}); is {} current?",
+                    binary.display()
+                );
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "the example API never answered: {answer:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        process
+    }
+}
+
+impl Drop for ApiProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

@@ -2,6 +2,7 @@
 //!
 //! ```sh
 //! TESSERA_ISSUER=http://localhost:8080 API_AUDIENCE=http://localhost:8080 \
+//!   [API_PORT=9090] [API_CLIENT_ID=… API_CLIENT_SECRET=…] [API_INTROSPECTION_CACHE_SECS=30] \
 //!   cargo run -p tessera-guard --example resource_server
 //! curl -H "Authorization: Bearer $TOKEN" -H "x-organization-id: $ORG" localhost:9090/orders
 //! ```
@@ -70,6 +71,12 @@ pub fn config(issuer: String, audience: String) -> GuardConfig {
     ) {
         config.introspection_client = Some((id, secret));
     }
+    if let Some(secs) = std::env::var("API_INTROSPECTION_CACHE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        config.introspection_cache_ttl = std::time::Duration::from_secs(secs);
+    }
     config
 }
 
@@ -82,8 +89,12 @@ async fn main() -> std::io::Result<()> {
         .await
         .map_err(std::io::Error::other)?;
     let guard = web::Data::new(guard);
+    let port = std::env::var("API_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(9090u16);
     HttpServer::new(move || App::new().app_data(guard.clone()).configure(routes))
-        .bind(("127.0.0.1", 9090))?
+        .bind(("127.0.0.1", port))?
         .run()
         .await
 }
