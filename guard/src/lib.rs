@@ -386,20 +386,26 @@ impl Guard {
             Some(answer) => answer,
             None => {
                 let answer = self.introspect(token).await?;
-                let mut cache = self
-                    .introspected
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if cache.len() >= self.config.introspection_cache_capacity {
-                    cache.clear();
-                }
-                cache.insert(token.to_owned(), (Instant::now(), answer.clone()));
+                self.remember(token, answer.clone());
                 answer
             }
         };
         let claims = answer.ok_or(invalid)?;
         self.check_claims(&claims)?;
         Ok(claims)
+    }
+
+    /// Keeps an introspection answer, within
+    /// [`GuardConfig::introspection_cache_capacity`]: past it the cache starts over.
+    fn remember(&self, token: &str, answer: Option<Map<String, Value>>) {
+        let mut cache = self
+            .introspected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= self.config.introspection_cache_capacity {
+            cache.clear();
+        }
+        cache.insert(token.to_owned(), (Instant::now(), answer));
     }
 
     async fn introspect(&self, token: &str) -> Result<Option<Map<String, Value>>, GuardError> {
@@ -645,5 +651,101 @@ impl FromRequest for Access {
                 scopes,
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A guard that knows no introspection endpoint: asking the server fails,
+    /// so only its cache can answer.
+    fn offline_guard(ttl: Duration, capacity: usize) -> Guard {
+        let mut config = GuardConfig::new("https://id.example.com", "https://api.example.com");
+        config.introspection_cache_ttl = ttl;
+        config.introspection_cache_capacity = capacity;
+        Guard {
+            config,
+            jwks_uri: String::new(),
+            introspection_endpoint: None,
+            http: reqwest::Client::new(),
+            cache: RwLock::new(KeyCache {
+                keys: HashMap::new(),
+                fresh_until: Instant::now(),
+                last_fetch: None,
+            }),
+            introspected: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn active_answer() -> Map<String, Value> {
+        let exp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+            + 3600;
+        json!({
+            "active": true,
+            "iss": "https://id.example.com",
+            "aud": "https://api.example.com",
+            "exp": exp,
+            "scope": "projects:read",
+        })
+        .as_object()
+        .cloned()
+        .unwrap()
+    }
+
+    /// Puts an answer fetched `age` ago into the cache (ageing the entry instead
+    /// of waiting for it to age).
+    fn cached(guard: &Guard, token: &str, age: Duration, answer: Option<Map<String, Value>>) {
+        let at = Instant::now().checked_sub(age).expect("an earlier instant");
+        guard
+            .introspected
+            .lock()
+            .unwrap()
+            .insert(token.to_owned(), (at, answer));
+    }
+
+    #[tokio::test]
+    async fn an_answer_is_reused_within_the_cache_time_and_asked_again_after_it() {
+        let guard = offline_guard(Duration::from_secs(30), 100);
+        cached(
+            &guard,
+            "tsr_pat_fresh",
+            Duration::from_secs(29),
+            Some(active_answer()),
+        );
+        let claims = guard.verify_personal_token("tsr_pat_fresh").await;
+        assert_eq!(claims.unwrap()["scope"], "projects:read");
+
+        // A revoked token's "inactive" is reused the same way.
+        cached(&guard, "tsr_pat_revoked", Duration::from_secs(1), None);
+        assert!(matches!(
+            guard.verify_personal_token("tsr_pat_revoked").await,
+            Err(GuardError::InvalidToken(_))
+        ));
+
+        // Past the cache time the server is asked again (here: it cannot be).
+        cached(
+            &guard,
+            "tsr_pat_stale",
+            Duration::from_secs(31),
+            Some(active_answer()),
+        );
+        assert!(matches!(
+            guard.verify_personal_token("tsr_pat_stale").await,
+            Err(GuardError::InvalidToken(why)) if why.contains("does not accept")
+        ));
+    }
+
+    #[test]
+    fn the_cache_holds_at_most_its_capacity() {
+        let guard = offline_guard(Duration::from_secs(30), 2);
+        for token in ["tsr_pat_a", "tsr_pat_b", "tsr_pat_c"] {
+            guard.remember(token, None);
+            let held = guard.introspected.lock().unwrap().len();
+            assert!(held <= 2, "{held} answers kept");
+        }
+        assert!(guard.introspected.lock().unwrap().contains_key("tsr_pat_c"));
     }
 }
