@@ -9,26 +9,13 @@ use common::oauth::{
     register,
 };
 use common::{Browser, PASSWORD, TestApp};
-use serde_json::Value;
-use tessera::oauth::clients::GrantType;
-use tessera::orgs::{self, Role};
 
-const AUDIENCE: &str = "https://projects.example.com";
-
-/// Runs the CLI against the app's database: success, stdout, stderr.
+/// The CLI as the tests here run it: TESSERA_RESOURCES lists a legacy API.
 fn cli(app: &TestApp, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", &app.database_url)
-        .env("TESSERA_RESOURCES", "https://legacy.example.com")
-        .args(args)
-        .output()
-        .expect("the tessera binary");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+    common::cli_with(
+        app,
+        &[("TESSERA_RESOURCES", "https://legacy.example.com")],
+        args,
     )
 }
 
@@ -37,6 +24,11 @@ fn cli_json(app: &TestApp, args: &[&str]) -> Value {
     assert!(ok, "{args:?}: {err}");
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
 }
+use serde_json::Value;
+use tessera::oauth::clients::GrantType;
+use tessera::orgs::{self, Role};
+
+const AUDIENCE: &str = "https://projects.example.com";
 
 /// The Projects API: three scopes; members hold read, admins read and write.
 fn projects_api(app: &TestApp) {

@@ -7,34 +7,13 @@
 mod common;
 
 use common::oauth::{TestClient, introspect, new_client, register};
-use common::{Browser, PASSWORD, TestApp};
+use common::{Browser, PASSWORD, TestApp, cli, cli_json};
 use serde_json::Value;
 use tessera::oauth::clients::GrantType;
 use tessera::orgs::{self, Role};
 use uuid::Uuid;
 
 const AUDIENCE: &str = "https://projects.example.com";
-
-fn cli(app: &TestApp, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", &app.database_url)
-        .args(args)
-        .output()
-        .expect("the tessera binary");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn cli_json(app: &TestApp, args: &[&str]) -> Value {
-    let (ok, out, err) = cli(app, args);
-    assert!(ok, "{args:?}: {err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
-}
 
 struct World {
     app: TestApp,

@@ -388,28 +388,12 @@ struct Scripts {
 
 const PROJECTS: &str = "https://projects.example.com";
 
-fn cli(app: &TestApp, args: &[&str]) -> serde_json::Value {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", &app.database_url)
-        .args(args)
-        .output()
-        .expect("the tessera binary");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
-
 async fn scripts() -> Scripts {
     let app = common::spawn_app_with(|env| {
         env.insert("TESSERA_CLIENT_CACHE_TTL".into(), "0".into());
     })
     .await;
-    cli(
+    common::cli_json(
         &app,
         &[
             "api",
@@ -425,7 +409,7 @@ async fn scripts() -> Scripts {
             "--json",
         ],
     );
-    cli(
+    common::cli_json(
         &app,
         &[
             "api",
@@ -439,7 +423,7 @@ async fn scripts() -> Scripts {
             "--json",
         ],
     );
-    cli(
+    common::cli_json(
         &app,
         &[
             "api",
@@ -477,7 +461,7 @@ async fn scripts() -> Scripts {
     orgs::add_member(&app.state.db, globex, ada, Role::Member)
         .await
         .unwrap();
-    let server = cli(
+    let server = common::cli_json(
         &app,
         &[
             "client",
@@ -612,7 +596,10 @@ fn pat(s: &Scripts, scopes: &[&str], org: Option<&str>) -> String {
     if let Some(org) = org {
         args.extend(["--org", org]);
     }
-    cli(&s.app, &args)["token"].as_str().unwrap().to_owned()
+    common::cli_json(&s.app, &args)["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 #[tokio::test]
@@ -704,7 +691,7 @@ async fn scripts_and_services_get_exactly_the_statuses_the_api_promises() {
     assert_eq!(status, 201, "{body}");
 
     // A service account of acme (member: read only).
-    let service = cli(
+    let service = common::cli_json(
         &s.app,
         &[
             "client",
@@ -756,12 +743,13 @@ async fn scripts_and_services_get_exactly_the_statuses_the_api_promises() {
     );
 
     // Revoked, unknown, or a JWT-looking key: 401 with a challenge.
-    let listed = cli(
+    let listed = common::cli_json(
         &s.app,
         &["token", "list", "--email", "ada@example.com", "--json"],
     );
     for t in listed.as_array().unwrap() {
-        cli(&s.app, &["token", "revoke", t["id"].as_str().unwrap()]);
+        let (ok, _, err) = common::cli(&s.app, &["token", "revoke", t["id"].as_str().unwrap()]);
+        assert!(ok, "{err}");
     }
     let response = s
         .app

@@ -5,31 +5,10 @@
 
 mod common;
 
-use common::TestApp;
+use common::{TestApp, cli, cli_json};
 use serde_json::Value;
 
 const AUDIENCE: &str = "https://projects.example.com";
-
-fn cli(app: &TestApp, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", &app.database_url)
-        .args(args)
-        .output()
-        .expect("the tessera binary");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn cli_json(app: &TestApp, args: &[&str]) -> Value {
-    let (ok, out, err) = cli(app, args);
-    assert!(ok, "{args:?}: {err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
-}
 
 /// The Projects API (members read, admins also write), Acme, and a member
 /// service account of Acme: its client_id and secret.

@@ -115,6 +115,36 @@ pub fn skip(why: &str) {
 }
 
 /// A loopback port nothing listens on right now.
+/// The `tessera` command line against `app`'s database, with `env` added:
+/// whether it succeeded, its stdout and its stderr.
+pub fn cli_with(app: &TestApp, env: &[(&str, &str)], args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &app.database_url)
+        .envs(env.iter().copied())
+        .args(args)
+        .output()
+        .expect("the tessera binary");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// [`cli_with`] without extra environment.
+pub fn cli(app: &TestApp, args: &[&str]) -> (bool, String, String) {
+    cli_with(app, &[], args)
+}
+
+/// A command that must succeed and print JSON (`--json`).
+pub fn cli_json(app: &TestApp, args: &[&str]) -> serde_json::Value {
+    let (ok, out, err) = cli(app, args);
+    assert!(ok, "{args:?}: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+}
+
 /// Moves the activation of signing key `kid` to `activates_at`, as if its
 /// rotation delay had passed (or not yet): the key ring reads it on its next
 /// refresh. Tests age the row instead of sleeping through the delay.
