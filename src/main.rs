@@ -428,19 +428,13 @@ async fn serve(settings: Settings) -> Result<(), StartupError> {
 }
 
 async fn migrate(settings: Settings) -> Result<(), StartupError> {
-    let db = store::connect(&settings.database_url)
-        .await
-        .map_err(StartupError::Database)?;
-    store::migrate(&db).await.map_err(StartupError::Database)?;
+    open_database(&settings).await?;
     println!("database is up to date");
     Ok(())
 }
 
 async fn list_keys(settings: Settings, json: bool) -> Result<(), StartupError> {
-    let db = store::connect(&settings.database_url)
-        .await
-        .map_err(StartupError::Database)?;
-    store::migrate(&db).await.map_err(StartupError::Database)?;
+    let db = open_database(&settings).await?;
     let rows = keys::list(&db, settings.longest_signed_token_ttl(), Utc::now())
         .await
         .map_err(StartupError::Keys)?;
@@ -477,10 +471,7 @@ async fn rotate_key(
     alg: Algorithm,
     delay: Option<std::time::Duration>,
 ) -> Result<(), StartupError> {
-    let db = store::connect(&settings.database_url)
-        .await
-        .map_err(StartupError::Database)?;
-    store::migrate(&db).await.map_err(StartupError::Database)?;
+    let db = open_database(&settings).await?;
     let delay = delay.unwrap_or(settings.key_rotation_delay);
     let activates_at =
         Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
@@ -495,15 +486,21 @@ async fn rotate_key(
 }
 
 /// An operator command failed for a reason that is not a setting.
+/// The database a command works on, migrated to this release's schema.
+async fn open_database(settings: &Settings) -> Result<sea_orm::DatabaseConnection, StartupError> {
+    let db = store::connect(&settings.database_url)
+        .await
+        .map_err(StartupError::Database)?;
+    store::migrate(&db).await.map_err(StartupError::Database)?;
+    Ok(db)
+}
+
 fn refused(message: impl std::fmt::Display) -> StartupError {
     StartupError::Command(message.to_string())
 }
 
 async fn user_command(settings: Settings, command: UserCommand) -> Result<(), StartupError> {
-    let db = store::connect(&settings.database_url)
-        .await
-        .map_err(StartupError::Database)?;
-    store::migrate(&db).await.map_err(StartupError::Database)?;
+    let db = open_database(&settings).await?;
     match command {
         UserCommand::Create { email, .. } => {
             let password = tokio::task::spawn_blocking(|| {
@@ -573,10 +570,7 @@ async fn user_command(settings: Settings, command: UserCommand) -> Result<(), St
 }
 
 async fn client_command(settings: Settings, command: ClientCommand) -> Result<(), StartupError> {
-    let db = store::connect(&settings.database_url)
-        .await
-        .map_err(StartupError::Database)?;
-    store::migrate(&db).await.map_err(StartupError::Database)?;
+    let db = open_database(&settings).await?;
     match command {
         ClientCommand::RotateSecret {
             client_id,
@@ -749,10 +743,7 @@ fn humanize(d: chrono::Duration) -> String {
 
 async fn token_command(settings: Settings, command: TokenCommand) -> Result<(), StartupError> {
     use tessera::identity::pats::{self, NewPat};
-    let db = store::connect(&settings.database_url)
-        .await
-        .map_err(StartupError::Database)?;
-    store::migrate(&db).await.map_err(StartupError::Database)?;
+    let db = open_database(&settings).await?;
     let person = |email: String| {
         let db = db.clone();
         async move {
@@ -828,10 +819,7 @@ async fn token_command(settings: Settings, command: TokenCommand) -> Result<(), 
 
 async fn api_command(settings: Settings, command: ApiCommand) -> Result<(), StartupError> {
     use tessera::orgs::apis::{self, Api};
-    let db = store::connect(&settings.database_url)
-        .await
-        .map_err(StartupError::Database)?;
-    store::migrate(&db).await.map_err(StartupError::Database)?;
+    let db = open_database(&settings).await?;
     let describe = |api: &Api| {
         format!(
             "{}  {}\n  scopes: {}\n  owner: all\n  admin: {}\n  member: {}{}",
@@ -912,10 +900,7 @@ async fn api_command(settings: Settings, command: ApiCommand) -> Result<(), Star
 
 async fn org_command(settings: Settings, command: OrgCommand) -> Result<(), StartupError> {
     use tessera::orgs;
-    let db = store::connect(&settings.database_url)
-        .await
-        .map_err(StartupError::Database)?;
-    store::migrate(&db).await.map_err(StartupError::Database)?;
+    let db = open_database(&settings).await?;
     let org_by = |key: String| {
         let db = db.clone();
         async move {

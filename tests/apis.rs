@@ -78,11 +78,7 @@ async fn api_client(app: &TestApp) -> TestClient {
     register(app, new).await
 }
 
-fn claims(jwt: &str) -> Value {
-    jsonwebtoken::dangerous::insecure_decode::<Value>(jwt)
-        .expect("a JWT")
-        .claims
-}
+use common::jwt_claims as claims;
 
 /// Signs `email` up with `role` in a fresh organization.
 async fn person(app: &TestApp, email: &str, role: Role) -> (Browser, uuid::Uuid) {

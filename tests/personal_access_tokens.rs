@@ -320,11 +320,7 @@ async fn exchange(world: &World, token: &str, extra: &[(&str, &str)]) -> (u16, V
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-fn claims(jwt: &str) -> Value {
-    jsonwebtoken::dangerous::insecure_decode::<Value>(jwt)
-        .expect("a JWT")
-        .claims
-}
+use common::jwt_claims as claims;
 
 #[tokio::test]
 async fn a_token_exchanged_for_a_jwt_carries_the_persons_claims_for_the_api() {
@@ -492,4 +488,31 @@ async fn the_account_page_creates_shows_once_lists_and_revokes_a_token() {
             .body
             .contains("ci deploy")
     );
+}
+
+#[tokio::test]
+async fn the_token_form_refuses_a_past_date_and_never_when_the_lifetime_is_bounded() {
+    let world = world().await;
+    for (fields, says) in [
+        (
+            vec![("expires", "date"), ("expires_on", "2000-01-01")],
+            "in the past",
+        ),
+        (vec![("expires", "date")], "Choose the date"),
+        (vec![("expires", "never")], "at most 365 days"),
+    ] {
+        let mut form = vec![("name", "x"), ("org", "any"), ("scope", "projects:read")];
+        form.extend(fields);
+        let page = world
+            .browser
+            .submit("/account", "/account/api-tokens", &form)
+            .await;
+        assert_eq!(page.status, 400, "{form:?}");
+        assert!(page.body.contains(says), "{form:?}: {}", page.body);
+    }
+    let listed = cli_json(
+        &world.app,
+        &["token", "list", "--email", "ada@example.com", "--json"],
+    );
+    assert_eq!(listed, serde_json::json!([]), "nothing was made");
 }

@@ -86,11 +86,7 @@ async fn token(app: &TestApp, id: &str, secret: &str, extra: &[(&str, &str)]) ->
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-fn claims(jwt: &str) -> Value {
-    jsonwebtoken::dangerous::insecure_decode::<Value>(jwt)
-        .expect("a JWT")
-        .claims
-}
+use common::jwt_claims as claims;
 
 #[tokio::test]
 async fn a_service_accounts_token_carries_its_organization_role_and_the_roles_scopes() {

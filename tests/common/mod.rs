@@ -115,6 +115,14 @@ pub fn skip(why: &str) {
 }
 
 /// A loopback port nothing listens on right now.
+/// A JWT's claims, unverified: for reading what a token says (verification is
+/// [`verify_for_audience`]'s).
+pub fn jwt_claims(jwt: &str) -> serde_json::Value {
+    jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(jwt)
+        .expect("a JWT")
+        .claims
+}
+
 /// The `tessera` command line against `app`'s database, with `env` added:
 /// whether it succeeded, its stdout and its stderr.
 pub fn cli_with(app: &TestApp, env: &[(&str, &str)], args: &[&str]) -> (bool, String, String) {
