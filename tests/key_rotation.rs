@@ -68,7 +68,12 @@ async fn rotated_key_is_published_at_once_signs_after_the_delay_and_old_tokens_k
 
     // After it: the new key signs, the old one is still published for old tokens
     // (tokens live 2 s here).
-    let passed = Utc::now() - chrono::Duration::milliseconds(100);
+    // The old key moves back an hour first: activation order is what makes the
+    // new one its successor, and the old one activated only when the app started,
+    // possibly less than 100 ms ago.
+    let now = Utc::now();
+    common::set_key_activation(&app.state.db, &old_kid, now - chrono::Duration::hours(1)).await;
+    let passed = now - chrono::Duration::milliseconds(100);
     common::set_key_activation(&app.state.db, &new_kid, passed).await;
     app.state.keys.refresh().await.unwrap();
     assert_eq!(signing_kid(&app), new_kid);
@@ -76,10 +81,8 @@ async fn rotated_key_is_published_at_once_signs_after_the_delay_and_old_tokens_k
     let verified = common::verify_with_published_jwks(&app, &old_token).await;
     assert!(verified.is_ok(), "{verified:?}");
 
-    // Once every token the old key signed has expired, it is withdrawn. (The old
-    // key moves back too: activation order is what makes the new one its successor.)
+    // Once every token the old key signed has expired, it is withdrawn.
     let now = Utc::now();
-    common::set_key_activation(&app.state.db, &old_kid, now - chrono::Duration::hours(1)).await;
     let expired = now - chrono::Duration::milliseconds(2100);
     common::set_key_activation(&app.state.db, &new_kid, expired).await;
     app.state.keys.refresh().await.unwrap();
