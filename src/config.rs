@@ -133,6 +133,25 @@ pub struct Settings {
     /// The longest a personal access token may live; `None` (`unlimited`) allows
     /// tokens that never expire.
     pub pat_max_lifetime: Option<Duration>,
+    pub mail: MailSettings,
+    /// When set, `/authorize` issues no code to a person whose address is unverified.
+    pub require_verified_email: bool,
+}
+
+/// Outbound mail and the job queue that delivers it.
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    /// `None`: messages are written as `.eml` files into `dir` (the file outbox).
+    pub smtp_url: Option<ConnectionUrl>,
+    /// `From:`, already checked to parse as a mailbox.
+    pub from: String,
+    pub dir: PathBuf,
+    /// How often each instance looks for due jobs it was not woken for.
+    pub poll_interval: Duration,
+    /// How long a job keeps being retried after temporary failures.
+    pub retry_for: Duration,
+    /// Whether a sign-in from a browser not seen before sends a notice.
+    pub new_device_notice: bool,
 }
 
 /// An address or a CIDR range (`10.0.0.0/8`, `::1`).
@@ -258,6 +277,13 @@ const SETTINGS: &[&str] = &[
     "client_cache_ttl",
     "trusted_proxies",
     "pat_max_lifetime",
+    "smtp_url",
+    "mail_from",
+    "mail_dir",
+    "job_poll_interval",
+    "job_retry_for",
+    "new_device_notice",
+    "require_verified_email",
 ];
 
 /// `DATABASE_URL` and `REDIS_URL` keep their conventional names; the rest are
@@ -534,6 +560,13 @@ impl Settings {
             Some("unlimited") => None,
             _ => Some(layer.duration("pat_max_lifetime", "365d", 3600, 10 * 365 * day)?),
         };
+        let mail = mail_settings(layer, &issuer)?;
+        let require_verified_email = layer.choice(
+            "require_verified_email",
+            false,
+            &[("true", true), ("false", false)],
+            "neither `true` nor `false`",
+        )?;
         let workers = layer.number("workers", 0, 0, 1024)? as usize;
         // OWASP: argon2id with m = 19 MiB, t = 2, p = 1 at minimum for new deployments.
         let argon2 = Argon2Settings {
@@ -581,6 +614,8 @@ impl Settings {
             client_cache_ttl,
             trusted_proxies,
             pat_max_lifetime,
+            mail,
+            require_verified_email,
         })
     }
 
@@ -800,6 +835,75 @@ fn parse_redis_url(raw: &str) -> Result<ConnectionUrl, ConfigError> {
             format!("unsupported scheme `{other}`: use redis://HOST:PORT"),
         )),
     }
+}
+
+fn mail_settings(layer: &Layer, issuer: &Url) -> Result<MailSettings, ConfigError> {
+    let smtp_url = layer.get("smtp_url").map(parse_smtp_url).transpose()?;
+    let from = match layer.get("mail_from") {
+        Some(raw) => {
+            raw.parse::<lettre::message::Mailbox>().map_err(|e| {
+                ConfigError::new(
+                    "TESSERA_MAIL_FROM",
+                    format!("`{raw}` is not a mailbox such as \"Tessera <id@example.com>\" ({e})"),
+                )
+            })?;
+            raw.to_owned()
+        }
+        // A domain issuer mails from itself; an IP-address issuer from localhost.
+        None => {
+            let host = issuer.host_str().unwrap_or("localhost");
+            let candidate = format!("Tessera <noreply@{host}>");
+            if candidate.parse::<lettre::message::Mailbox>().is_ok() {
+                candidate
+            } else {
+                "Tessera <noreply@localhost>".to_owned()
+            }
+        }
+    };
+    let dir = PathBuf::from(layer.get("mail_dir").unwrap_or("mail"));
+    if dir.as_os_str().is_empty() {
+        return Err(ConfigError::new("TESSERA_MAIL_DIR", "must not be empty"));
+    }
+    Ok(MailSettings {
+        smtp_url,
+        from,
+        dir,
+        poll_interval: layer.duration("job_poll_interval", "5s", 1, 3600)?,
+        retry_for: layer.duration("job_retry_for", "24h", 60, 30 * 24 * 3600)?,
+        new_device_notice: layer.choice(
+            "new_device_notice",
+            true,
+            &[("true", true), ("false", false)],
+            "neither `true` nor `false`",
+        )?,
+    })
+}
+
+/// `smtp://host[:port]` (STARTTLS when offered) or `smtps://user:pass@host[:465]`.
+fn parse_smtp_url(raw: &str) -> Result<ConnectionUrl, ConfigError> {
+    let redacted = ConnectionUrl(raw.to_owned()).redacted();
+    let url = Url::parse(raw).map_err(|e| {
+        ConfigError::new(
+            "TESSERA_SMTP_URL",
+            format!("`{redacted}` is not a URL ({e})"),
+        )
+    })?;
+    if !matches!(url.scheme(), "smtp" | "smtps") {
+        return Err(ConfigError::new(
+            "TESSERA_SMTP_URL",
+            format!(
+                "unsupported scheme `{}`: use smtp://HOST:PORT or smtps://USER:PASS@HOST:465",
+                url.scheme()
+            ),
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::new(
+            "TESSERA_SMTP_URL",
+            format!("`{redacted}` names no host"),
+        ));
+    }
+    Ok(ConnectionUrl(raw.to_owned()))
 }
 
 /// Parses `90`, `90s`, `15m`, `2h`, `30d`.

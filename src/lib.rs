@@ -8,6 +8,8 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod identity;
+pub mod jobs;
+pub mod mail;
 pub mod metrics;
 pub mod oauth;
 pub mod oidc;
@@ -45,6 +47,8 @@ pub enum StartupError {
     Argon2(String),
     #[error("TESSERA_WEBAUTHN_RP_ID: {0}")]
     Webauthn(String),
+    #[error("{0}")]
+    Mail(String),
     #[error("TESSERA_BIND: cannot listen on {addr}: {reason}")]
     Bind { addr: String, reason: String },
     /// An operator command was refused (e.g. `user create` with a taken email).
@@ -98,8 +102,15 @@ pub async fn start(settings: Settings) -> Result<AppState, StartupError> {
             None
         }
     };
+    let jobs = jobs::Queue::default();
+    let mail = mail::Mailer::new(&settings, jobs.clone()).map_err(StartupError::Mail)?;
+    let transport =
+        Arc::new(mail::Transport::from_settings(&settings.mail).map_err(StartupError::Mail)?);
     Ok(AppState {
         passkeys,
+        jobs,
+        mail,
+        transport,
         clients: Arc::new(store::clients::ClientCache::new(settings.client_cache_ttl)),
         settings: Arc::new(settings),
         db,
@@ -160,6 +171,8 @@ pub fn bind(settings: &Settings) -> Result<TcpListener, StartupError> {
 pub struct Running {
     pub server: actix_web::dev::Server,
     pub refresher: tokens::keys::RefreshTask,
+    /// Delivers queued jobs (mail) for as long as it lives.
+    pub worker: jobs::Worker,
 }
 
 /// Starts the HTTP server on `listener`. Awaiting `Running::server` runs it until
@@ -172,10 +185,22 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Running>
     let refresher = state
         .keys
         .spawn_refresher(state.settings.key_refresh_interval);
+    let worker = jobs::spawn(
+        state.db.clone(),
+        state.jobs.clone(),
+        state.transport.clone(),
+        state.settings.mail.poll_interval,
+        state.settings.mail.retry_for,
+    );
+    tracing::info!(mail = %state.transport.describe(), "job worker started");
     let server = HttpServer::new(move || build_app(state.clone()))
         .workers(workers)
         .shutdown_timeout(10)
         .listen(listener)?
         .run();
-    Ok(Running { server, refresher })
+    Ok(Running {
+        server,
+        refresher,
+        worker,
+    })
 }

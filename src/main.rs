@@ -290,6 +290,10 @@ enum UserCommand {
         /// Read the password from standard input (required).
         #[arg(long, required = true)]
         password_stdin: bool,
+        /// Leave the address unverified and queue a verification message (sent
+        /// by the running server); without it the operator vouches for it.
+        #[arg(long)]
+        unverified: bool,
     },
     /// List accounts.
     List {
@@ -502,7 +506,9 @@ fn refused(message: impl std::fmt::Display) -> StartupError {
 async fn user_command(settings: Settings, command: UserCommand) -> Result<(), StartupError> {
     let db = open_database(&settings).await?;
     match command {
-        UserCommand::Create { email, .. } => {
+        UserCommand::Create {
+            email, unverified, ..
+        } => {
             let password = tokio::task::spawn_blocking(|| {
                 let mut line = String::new();
                 std::io::stdin().read_line(&mut line).map(|_| line)
@@ -512,7 +518,14 @@ async fn user_command(settings: Settings, command: UserCommand) -> Result<(), St
             .map_err(|e| refused(format!("cannot read the password from standard input: {e}")))?;
             let password = password.trim_end_matches(['\r', '\n']);
             let hasher = PasswordHasher::new(settings.argon2).map_err(refused)?;
-            let user = users::create(&db, &hasher, &email, password)
+            let mailer = tessera::mail::Mailer::new(&settings, tessera::jobs::Queue::default())
+                .map_err(refused)?;
+            let address = if unverified {
+                users::NewAddress::SendVerification(&mailer)
+            } else {
+                users::NewAddress::Verified
+            };
+            let user = users::create(&db, &hasher, &email, password, address)
                 .await
                 .map_err(refused)?;
             println!("created {} ({})", user.email, user.id);
@@ -528,6 +541,7 @@ async fn user_command(settings: Settings, command: UserCommand) -> Result<(), St
                             "email": u.email,
                             "disabled": u.disabled,
                             "has_password": u.password_hash.is_some(),
+                            "email_verified": u.email_verified_at.is_some(),
                             "created_at": u.created_at.to_rfc3339(),
                         })
                     })

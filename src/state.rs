@@ -28,6 +28,12 @@ pub struct AppState {
     /// `None` when the issuer cannot be a WebAuthn relying party (an IP address).
     pub passkeys: Option<Passkeys>,
     pub clients: Arc<crate::store::clients::ClientCache>,
+    /// Wakes this instance's job worker.
+    pub jobs: crate::jobs::Queue,
+    /// Composes and queues mail.
+    pub mail: crate::mail::Mailer,
+    /// How queued mail leaves (SMTP or the file outbox).
+    pub transport: Arc<crate::mail::Transport>,
 }
 
 impl AppState {

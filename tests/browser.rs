@@ -321,6 +321,7 @@ async fn a_person_picks_an_organization_and_allows_an_application_in_the_browser
         &app.state.passwords,
         "linus@example.com",
         common::PASSWORD,
+        tessera::identity::users::NewAddress::Verified,
     )
     .await
     .unwrap();
@@ -590,6 +591,7 @@ async fn an_application_on_another_origin_gets_every_answer_in_the_browser() {
         &app.state.passwords,
         "grace@example.com",
         common::PASSWORD,
+        tessera::identity::users::NewAddress::Verified,
     )
     .await
     .unwrap();

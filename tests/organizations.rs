@@ -661,9 +661,15 @@ async fn two_owners_demoting_each_other_at_once_leave_one_owner() {
     let app = common::spawn_app().await;
     let mut owners = Vec::new();
     for email in ["ada@example.com", "bob@example.com"] {
-        tessera::identity::users::create(&app.state.db, &app.state.passwords, email, PASSWORD)
-            .await
-            .unwrap();
+        tessera::identity::users::create(
+            &app.state.db,
+            &app.state.passwords,
+            email,
+            PASSWORD,
+            tessera::identity::users::NewAddress::Verified,
+        )
+        .await
+        .unwrap();
         owners.push(user_id(&app, email).await);
     }
     for round in 0..6 {

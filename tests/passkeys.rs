@@ -409,7 +409,9 @@ async fn an_expired_challenge_is_refused() {
         serde_json::from_value(create(&mut key, &origin, options, true).await).unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
     // The browser still holds the token; the server has let the challenge go.
-    let late = passkeys.finish_sign_up(&started.token, &credential).await;
+    let late = passkeys
+        .finish_sign_up(&started.token, &credential, &app.state.mail)
+        .await;
     assert!(
         matches!(late, Err(PasskeyError::CeremonyExpired)),
         "an expired challenge is refused"

@@ -702,9 +702,15 @@ async fn a_weaker_password_hash_is_upgraded_at_the_next_sign_in() {
         parallelism: 1,
     })
     .unwrap();
-    tessera::identity::users::create(&app.state.db, &weak, "ada@example.com", PASSWORD)
-        .await
-        .unwrap();
+    tessera::identity::users::create(
+        &app.state.db,
+        &weak,
+        "ada@example.com",
+        PASSWORD,
+        tessera::identity::users::NewAddress::Verified,
+    )
+    .await
+    .unwrap();
     let before = user::Entity::find()
         .one(&app.state.db)
         .await

@@ -396,6 +396,8 @@ async fn accounts_that_differ_only_by_case_stop_the_migration_naming_them() {
             disabled: Set(false),
             created_at: Set(now),
             updated_at: Set(now),
+            // The column does not exist yet at this schema version.
+            ..Default::default()
         }
         .insert(&db)
         .await

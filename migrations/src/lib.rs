@@ -19,6 +19,7 @@ mod m20261202_000012_refresh_resource;
 mod m20261202_000013_client_default_api;
 mod m20261202_000014_personal_access_tokens;
 mod m20261202_000015_service_accounts;
+mod m20261202_000016_jobs_and_mail;
 
 /// All migrations, in the order they apply.
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000013_client_default_api::Migration),
             Box::new(m20261202_000014_personal_access_tokens::Migration),
             Box::new(m20261202_000015_service_accounts::Migration),
+            Box::new(m20261202_000016_jobs_and_mail::Migration),
         ]
     }
 }

@@ -27,6 +27,7 @@ struct SessionRow {
 struct AccountPage {
     page: PageContext,
     email: String,
+    email_verified: bool,
     member_since: String,
     sessions: Vec<SessionRow>,
     orgs: Vec<OrgSection>,
@@ -243,6 +244,7 @@ pub(super) async fn account_page(
             signed_in_as: Some(user.email.clone()),
         },
         email: user.email.clone(),
+        email_verified: user.email_verified_at.is_some(),
         member_since: user.created_at.format("%Y-%m-%d").to_string(),
         sessions: sessions
             .into_iter()

@@ -148,6 +148,14 @@ async fn answer(
             description,
         } => refuse(&reply, issuer, code, &description),
         Outcome::SignIn { params, fresh } => send_to_login(&params, fresh),
+        Outcome::VerifyEmail { email, params } => match &current {
+            Some(current) => super::email::verify_first_page(
+                current,
+                &email,
+                &format!("/authorize?{}", params.to_query()),
+            ),
+            None => return Err(PageError::Unavailable),
+        },
         Outcome::PickOrganization {
             reply,
             client,

@@ -6,6 +6,7 @@ pub mod authorize;
 pub mod browser;
 pub mod client;
 pub mod csrf;
+pub mod email;
 pub mod error;
 pub mod form;
 pub mod middleware;
@@ -203,6 +204,11 @@ fn table() -> Vec<Entry> {
             vec![post().to(account::change_password)],
         ),
         entry(
+            "/account/email/verify",
+            Form,
+            vec![post().to(email::resend)],
+        ),
+        entry(
             "/account/sessions/end-all",
             Form,
             vec![post().to(account::end_all_sessions)],
@@ -246,6 +252,12 @@ fn table() -> Vec<Entry> {
             "/account/api-tokens",
             Form,
             vec![post().to(api_tokens::create)],
+        ),
+        // The token in the path is a secret: logs name the route pattern only.
+        entry(
+            "/email/verify/{token}",
+            Exempt,
+            vec![get().to(email::verify)],
         ),
         entry(
             "/account/api-tokens/{id}/revoke",

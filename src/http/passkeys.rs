@@ -256,7 +256,9 @@ pub async fn sign_up_finish(
     let passkeys = enabled(&state)?;
     let finish: Finish<RegisterPublicKeyCredential> = parse(&body)?;
     let token = ceremony_token(&req, &state.settings);
-    let done = passkeys.finish_sign_up(&token, &finish.credential).await?;
+    let done = passkeys
+        .finish_sign_up(&token, &finish.credential, &state.mail)
+        .await?;
     tracing::info!(user = %done.user.id, "account created with a passkey");
     signed_in_response(
         &req,

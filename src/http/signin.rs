@@ -247,7 +247,15 @@ pub async fn signup(
         }
         return Ok(response);
     }
-    let user = match users::create(&state.db, &state.passwords, &form.email, &form.password).await {
+    let user = match users::create(
+        &state.db,
+        &state.passwords,
+        &form.email,
+        &form.password,
+        users::NewAddress::SendVerification(&state.mail),
+    )
+    .await
+    {
         Ok(user) => user,
         Err(e @ IdentityError::EmailTaken) => {
             return Ok(render(&page(Some(e.to_string())), StatusCode::CONFLICT));

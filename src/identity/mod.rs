@@ -1,6 +1,7 @@
 //! Accounts, passwords and browser sessions: the rules, with no HTTP in sight.
 
 pub mod account;
+pub mod email;
 pub mod passkeys;
 pub mod password;
 pub mod pats;
@@ -33,6 +34,8 @@ pub enum IdentityError {
     Storage(#[from] sea_orm::DbErr),
     #[error("cache: {0}")]
     Cache(#[from] crate::store::cache::CacheError),
+    #[error("mail: {0}")]
+    Mail(String),
     #[error("password hashing failed: {0}")]
     Hashing(String),
 }

@@ -261,6 +261,7 @@ impl Passkeys {
         &self,
         token: &str,
         response: &RegisterPublicKeyCredential,
+        mailer: &crate::mail::Mailer,
     ) -> Result<SignedIn, PasskeyError> {
         let Ceremony::SignUp {
             user_id,
@@ -278,6 +279,7 @@ impl Passkeys {
             email: Set(email),
             password_hash: Set(None),
             disabled: Set(false),
+            email_verified_at: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         }
@@ -288,7 +290,9 @@ impl Passkeys {
             _ => PasskeyError::Storage(e),
         })?;
         let row = insert(&txn, user_id, &key, "Passkey").await?;
+        crate::identity::email::queue_verification(&txn, mailer, user_id, &account.email).await?;
         txn.commit().await?;
+        mailer.wake();
         let verified = Credential::from(key).user_verified;
         Ok(SignedIn {
             user: account,
@@ -578,6 +582,7 @@ mod tests {
             email: "ada@example.com".into(),
             password_hash: password.then(|| "$argon2id$…".to_owned()),
             disabled: false,
+            email_verified_at: None,
             created_at: now,
             updated_at: now,
         }

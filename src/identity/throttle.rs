@@ -26,6 +26,9 @@ pub struct Throttle {
 /// Sign-ups and client registrations are counted per hour.
 const HOURLY: Duration = Duration::from_secs(3600);
 
+/// Messages of one kind a person may ask for per hour (verification, reset).
+pub const MAILS_PER_HOUR: u64 = 5;
+
 /// The limits, as settings give them.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -92,6 +95,18 @@ impl Throttle {
             .increment(&format!("signups:ip:{ip}"), HOURLY)
             .await?;
         Ok(Self::over(count, self.max_signups_per_ip))
+    }
+
+    /// Counts a message a person asked to be mailed (`what`: verification,
+    /// reset…) to the account or address `to`; `Some(wait)` past
+    /// [`MAILS_PER_HOUR`] in the hour. Each asked-for message lands in someone's
+    /// inbox, so this bounds what a stranger can make us send to a victim.
+    pub async fn mail_attempt(&self, what: &str, to: &str) -> Result<Option<Duration>, CacheError> {
+        let count = self
+            .cache
+            .increment(&format!("mail:{what}:{to}"), HOURLY)
+            .await?;
+        Ok(Self::over(count, MAILS_PER_HOUR))
     }
 
     /// `Some(wait)` when the address is already over its limit: for steps that

@@ -3,15 +3,24 @@
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, Set, SqlErr,
+    QueryOrder, Set, SqlErr, TransactionTrait,
 };
 use uuid::Uuid;
 
 use super::password::{PasswordHasher, Verified, check_policy};
 use super::{IdentityError, normalize_email};
+use crate::mail::Mailer;
 use crate::store::entities::user;
 
 pub use user::Model as User;
+
+/// How a new account's address starts out.
+pub enum NewAddress<'a> {
+    /// Vouched for by whoever made the account (an operator at the CLI).
+    Verified,
+    /// Unverified: a verification link is queued with the account.
+    SendVerification(&'a Mailer),
+}
 
 /// Creates an account with a password.
 pub async fn create(
@@ -19,6 +28,7 @@ pub async fn create(
     hasher: &PasswordHasher,
     email: &str,
     password: &str,
+    address: NewAddress<'_>,
 ) -> Result<User, IdentityError> {
     let email = normalize_email(email)?;
     check_policy(password)?;
@@ -32,14 +42,24 @@ pub async fn create(
         email: Set(email),
         password_hash: Set(Some(hash)),
         disabled: Set(false),
+        email_verified_at: Set(matches!(address, NewAddress::Verified).then_some(now)),
         created_at: Set(now),
         updated_at: Set(now),
     };
+    let txn = db.begin().await?;
     // Two sign-ups racing past the check above meet the unique index here.
-    model.insert(db).await.map_err(|e| match e.sql_err() {
+    let account = model.insert(&txn).await.map_err(|e| match e.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(_)) => IdentityError::EmailTaken,
         _ => IdentityError::Storage(e),
-    })
+    })?;
+    if let NewAddress::SendVerification(mailer) = address {
+        super::email::queue_verification(&txn, mailer, account.id, &account.email).await?;
+        txn.commit().await?;
+        mailer.wake();
+    } else {
+        txn.commit().await?;
+    }
+    Ok(account)
 }
 
 /// Looks an account up by an email as typed (it is normalized first).

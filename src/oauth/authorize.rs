@@ -131,6 +131,9 @@ pub enum Outcome {
         params: Params,
         memberships: Vec<Membership>,
     },
+    /// `TESSERA_REQUIRE_VERIFIED_EMAIL`: the person verifies `email` first;
+    /// `params` continue the request afterwards.
+    VerifyEmail { email: String, params: Params },
     /// The person allows or denies `scope`.
     Consent {
         reply: Reply,
@@ -437,6 +440,27 @@ pub async fn decide(
             });
         }
     };
+    // No code for an unverified address where the operator requires one.
+    if config.settings.require_verified_email {
+        let account = crate::identity::users::find(&config.db, session.user_id)
+            .await
+            .map_err(unavailable)?;
+        if let Some(account) = account.filter(|a| a.email_verified_at.is_none()) {
+            if checked.prompt.none {
+                return Ok(refuse(
+                    reply,
+                    refusal(
+                        ErrorCode::InteractionRequired,
+                        "the user must verify their email address",
+                    ),
+                ));
+            }
+            return Ok(Outcome::VerifyEmail {
+                email: account.email,
+                params,
+            });
+        }
+    }
     let verified = Verified {
         client,
         reply,

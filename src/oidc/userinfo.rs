@@ -24,8 +24,11 @@ pub async fn claims(
     claims.insert("sub".into(), Value::String(user.id.to_string()));
     if scopes.contains(&"email") {
         claims.insert("email".into(), Value::String(user.email.clone()));
-        // Addresses are not yet verified by a mail round-trip; say so.
-        claims.insert("email_verified".into(), Value::Bool(false));
+        // True once a mailed link proved the address (identity::email).
+        claims.insert(
+            "email_verified".into(),
+            Value::Bool(user.email_verified_at.is_some()),
+        );
     }
     if scopes.contains(&"profile") {
         claims.insert(

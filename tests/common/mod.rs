@@ -20,6 +20,7 @@ use serde_json::json;
 
 pub mod oauth;
 pub mod rp;
+pub mod smtp;
 use tessera::config::{CliOverrides, Sources};
 use tessera::{AppState, Settings};
 
@@ -31,6 +32,7 @@ pub struct TestApp {
     pub database_url: String,
     pub env: HashMap<String, String>,
     _refresher: tessera::tokens::keys::RefreshTask,
+    _worker: tessera::jobs::Worker,
     _dir: std::sync::Arc<tempfile::TempDir>,
 }
 
@@ -89,6 +91,11 @@ impl Backing {
                 self.path().join("keys").display().to_string(),
             ),
             ("TESSERA_WORKERS".to_owned(), "1".to_owned()),
+            // The file outbox (the default transport) writes inside the test's directory.
+            (
+                "TESSERA_MAIL_DIR".to_owned(),
+                self.path().join("mail").display().to_string(),
+            ),
             // Cheap hashes keep the suite fast; the cost parameters have tests of their own.
             ("TESSERA_ARGON2_MEMORY_KIB".to_owned(), "1024".to_owned()),
             ("TESSERA_ARGON2_ITERATIONS".to_owned(), "1".to_owned()),
@@ -266,8 +273,11 @@ pub async fn spawn_on(backing: &Backing, mut env: HashMap<String, String>) -> Te
     .expect("test settings are valid");
     let keys_dir = settings.keys_dir.clone();
     let state = tessera::start(settings).await.expect("server starts");
-    let tessera::Running { server, refresher } =
-        tessera::serve(state.clone(), listener).expect("serve");
+    let tessera::Running {
+        server,
+        refresher,
+        worker,
+    } = tessera::serve(state.clone(), listener).expect("serve");
     tokio::spawn(server);
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -281,6 +291,7 @@ pub async fn spawn_on(backing: &Backing, mut env: HashMap<String, String>) -> Te
         database_url: backing.database_url.clone(),
         env,
         _refresher: refresher,
+        _worker: worker,
         _dir: backing.dir.clone(),
     }
 }

@@ -13,6 +13,8 @@ pub struct Model {
     /// Argon2id PHC string; `None` for passkey-only accounts.
     pub password_hash: Option<String>,
     pub disabled: bool,
+    /// When a mailed link proved the address reaches this person; `None`: not yet.
+    pub email_verified_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -1,0 +1,183 @@
+//! Proving an address reaches its person: single-use links mailed to it
+//! (`/email/verify/{token}`), stored only as a digest, each queued in the same
+//! transaction as the change that asked for it.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    Set, TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::IdentityError;
+use super::sessions::random_token;
+use crate::mail::{Letter, Mailer};
+use crate::oauth::digest;
+use crate::store::entities::{user, user_token};
+
+/// A verification link works this long (issue 21: 24 h).
+pub const VERIFY_TTL: chrono::Duration = chrono::Duration::hours(24);
+
+/// What a mailed link is for; its row says so, so one kind of link can never
+/// be used as another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    VerifyEmail,
+}
+
+impl Purpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            Purpose::VerifyEmail => "verify_email",
+        }
+    }
+}
+
+/// Why a link was not honoured. One answer for unknown, used and expired: the
+/// page says the same thing (ask for a new link) in each case.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("This link is not valid any more. Links work once and for a limited time.")]
+    Invalid,
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+}
+
+impl From<sea_orm::DbErr> for LinkError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        LinkError::Identity(IdentityError::Storage(e))
+    }
+}
+
+/// Creates a link token for `email` and stores its digest; the token itself
+/// exists only in the message.
+async fn issue<C: ConnectionTrait>(
+    db: &C,
+    user_id: Uuid,
+    email: &str,
+    purpose: Purpose,
+    ttl: chrono::Duration,
+) -> Result<String, IdentityError> {
+    let token = random_token()?;
+    let now = Utc::now();
+    user_token::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user_id),
+        purpose: Set(purpose.as_str().to_owned()),
+        token_hash: Set(digest(&token)),
+        email: Set(email.to_owned()),
+        created_at: Set(now),
+        expires_at: Set(now + ttl),
+        used_at: Set(None),
+    }
+    .insert(db)
+    .await?;
+    Ok(token)
+}
+
+/// Queues a verification message to `email` in `db` (the caller's
+/// transaction); the caller wakes the mailer after committing.
+pub async fn queue_verification<C: ConnectionTrait>(
+    db: &C,
+    mailer: &Mailer,
+    user_id: Uuid,
+    email: &str,
+) -> Result<(), IdentityError> {
+    let token = issue(db, user_id, email, Purpose::VerifyEmail, VERIFY_TTL).await?;
+    let link = mailer.link(&format!("/email/verify/{token}"));
+    mailer
+        .enqueue(db, email, &Letter::VerifyEmail { link })
+        .await
+        .map_err(|e| IdentityError::Mail(e.to_string()))
+}
+
+/// What asking for a verification message came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Resent {
+    Queued,
+    /// Nothing to do: the address is verified already.
+    AlreadyVerified,
+}
+
+/// Sends a fresh verification link to the account's current address.
+pub async fn resend_verification(
+    db: &DatabaseConnection,
+    mailer: &Mailer,
+    user_id: Uuid,
+) -> Result<Resent, IdentityError> {
+    let Some(account) = user::Entity::find_by_id(user_id).one(db).await? else {
+        return Err(IdentityError::NoSuchUser);
+    };
+    if account.email_verified_at.is_some() {
+        return Ok(Resent::AlreadyVerified);
+    }
+    let txn = db.begin().await?;
+    queue_verification(&txn, mailer, account.id, &account.email).await?;
+    txn.commit().await?;
+    mailer.wake();
+    Ok(Resent::Queued)
+}
+
+/// What following a verification link did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verified {
+    /// The address is verified from now on.
+    Now(String),
+    /// The link was used before (a mail scanner may have opened it first) and
+    /// the address is verified: the person sees success, not an error.
+    Already(String),
+}
+
+/// Follows a verification link: single use, unexpired, and only while the
+/// account still has the address it was sent to.
+pub async fn verify(
+    db: &DatabaseConnection,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Verified, LinkError> {
+    let Some(link) = user_token::Entity::find()
+        .filter(user_token::Column::TokenHash.eq(digest(token)))
+        .filter(user_token::Column::Purpose.eq(Purpose::VerifyEmail.as_str()))
+        .one(db)
+        .await?
+    else {
+        return Err(LinkError::Invalid);
+    };
+    let Some(account) = user::Entity::find_by_id(link.user_id).one(db).await? else {
+        return Err(LinkError::Invalid);
+    };
+    if account.email != link.email || account.disabled {
+        return Err(LinkError::Invalid);
+    }
+    if link.used_at.is_some() {
+        return match account.email_verified_at {
+            Some(_) => Ok(Verified::Already(account.email)),
+            None => Err(LinkError::Invalid),
+        };
+    }
+    if link.expires_at <= now {
+        return Err(LinkError::Invalid);
+    }
+    let txn = db.begin().await?;
+    // Single use under races: only the request that flips `used_at` goes on.
+    let used = user_token::Entity::update_many()
+        .col_expr(user_token::Column::UsedAt, Expr::value(Some(now)))
+        .filter(user_token::Column::Id.eq(link.id))
+        .filter(user_token::Column::UsedAt.is_null())
+        .exec(&txn)
+        .await?;
+    if used.rows_affected != 1 {
+        return Ok(Verified::Already(account.email));
+    }
+    user::Entity::update_many()
+        .col_expr(user::Column::EmailVerifiedAt, Expr::value(Some(now)))
+        .col_expr(user::Column::UpdatedAt, Expr::value(now))
+        .filter(user::Column::Id.eq(account.id))
+        .filter(user::Column::Email.eq(link.email.clone()))
+        .filter(user::Column::EmailVerifiedAt.is_null())
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(Verified::Now(account.email))
+}

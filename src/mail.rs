@@ -1,0 +1,298 @@
+//! Outbound mail: letters composed from templates (plain text + HTML, the same
+//! look as the pages), written into the job queue in the caller's transaction,
+//! and delivered by the worker over SMTP — or, with no `TESSERA_SMTP_URL`, as
+//! `.eml` files in `TESSERA_MAIL_DIR` so a local trial works end to end.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use askama::Template;
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use sea_orm::ConnectionTrait;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::config::{MailSettings, Settings};
+use crate::jobs::{self, Claimed, Deliver, Failure, Queue};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("storage: {0}")]
+    Storage(#[from] sea_orm::DbErr),
+    #[error("cannot compose a message: {0}")]
+    Compose(String),
+}
+
+/// One message a person gets; its words live in [`Letter::content`].
+#[derive(Debug, Clone)]
+pub enum Letter {
+    /// After sign-up, or when asked again from `/account`.
+    VerifyEmail { link: String },
+}
+
+/// What a letter says, laid out by `templates/mail/message.{txt,html}`.
+struct Content {
+    subject: String,
+    lines: Vec<String>,
+    action: Option<(String, String)>,
+    after: Vec<String>,
+}
+
+impl Letter {
+    fn content(&self) -> Content {
+        match self {
+            Letter::VerifyEmail { link } => Content {
+                subject: "Verify your email address".into(),
+                lines: vec![
+                    "Confirm that this address belongs to you by following the link below.".into(),
+                ],
+                action: Some(("Verify email".into(), link.clone())),
+                after: vec![
+                    "The link works once, for 24 hours.".into(),
+                    "If you did not create an account, ignore this message.".into(),
+                ],
+            },
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "mail/message.txt")]
+struct TextBody<'a> {
+    c: &'a Content,
+    site: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "mail/message.html")]
+struct HtmlBody<'a> {
+    c: &'a Content,
+    site: &'a str,
+}
+
+/// A mail job's payload. `body` (the whole message, which may carry a link) is
+/// dropped from the row once the job ends.
+#[derive(Debug, Serialize, Deserialize)]
+struct MailJob {
+    from: String,
+    to: String,
+    subject: String,
+    body: String,
+}
+
+/// Composes letters and queues them. Cheap to clone.
+#[derive(Clone)]
+pub struct Mailer {
+    inner: Arc<MailerInner>,
+}
+
+struct MailerInner {
+    from: Mailbox,
+    site: String,
+    host: String,
+    issuer: String,
+    queue: Queue,
+}
+
+impl Mailer {
+    pub fn new(settings: &Settings, queue: Queue) -> Result<Self, String> {
+        let from: Mailbox = settings
+            .mail
+            .from
+            .parse()
+            .map_err(|e| format!("TESSERA_MAIL_FROM: {e}"))?;
+        let host = settings.issuer.host_str().unwrap_or("localhost").to_owned();
+        Ok(Self {
+            inner: Arc::new(MailerInner {
+                from,
+                site: host.clone(),
+                host,
+                issuer: settings.issuer_str().to_owned(),
+                queue,
+            }),
+        })
+    }
+
+    /// An absolute link under the issuer.
+    pub fn link(&self, path: &str) -> String {
+        format!("{}{path}", self.inner.issuer)
+    }
+
+    /// Composes `letter` for `to` and writes it as a job in `db` — the caller's
+    /// transaction. Call [`Mailer::wake`] once that commits.
+    pub async fn enqueue<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        to: &str,
+        letter: &Letter,
+    ) -> Result<(), MailError> {
+        let job = self.compose(to, letter)?;
+        let payload = serde_json::to_value(&job).map_err(|e| MailError::Compose(e.to_string()))?;
+        jobs::enqueue(db, jobs::MAIL, &payload).await?;
+        Ok(())
+    }
+
+    /// Tells this instance's worker there is mail to send.
+    pub fn wake(&self) {
+        self.inner.queue.wake();
+    }
+
+    fn compose(&self, to: &str, letter: &Letter) -> Result<MailJob, MailError> {
+        let bad = |e: &dyn std::fmt::Display| MailError::Compose(e.to_string());
+        let content = letter.content();
+        let site = self.inner.site.as_str();
+        let text = TextBody { c: &content, site }
+            .render()
+            .map_err(|e| bad(&e))?;
+        let html = HtmlBody { c: &content, site }
+            .render()
+            .map_err(|e| bad(&e))?;
+        let to_address: Address = to.parse().map_err(|e| bad(&e))?;
+        let message = lettre::Message::builder()
+            .from(self.inner.from.clone())
+            .to(Mailbox::new(None, to_address))
+            .subject(content.subject.clone())
+            .message_id(Some(format!(
+                "<{}@{}>",
+                Uuid::now_v7().simple(),
+                self.inner.host
+            )))
+            .multipart(MultiPart::alternative_plain_html(text, html))
+            .map_err(|e| bad(&e))?;
+        // Bodies are 7-bit (quoted-printable or base64), so the message is ASCII.
+        let body = String::from_utf8(message.formatted()).map_err(|e| bad(&e))?;
+        Ok(MailJob {
+            from: self.inner.from.email.to_string(),
+            to: to.to_owned(),
+            subject: content.subject,
+            body,
+        })
+    }
+}
+
+/// Where mail goes: an SMTP server, or `.eml` files in a directory.
+pub enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Outbox(PathBuf),
+}
+
+/// Per SMTP command; well under the job lease, so a claimed job is never
+/// delivered twice by two instances.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
+
+impl Transport {
+    pub fn from_settings(settings: &MailSettings) -> Result<Self, String> {
+        let Some(url) = &settings.smtp_url else {
+            return Ok(Transport::Outbox(settings.dir.clone()));
+        };
+        let problem = |e: &dyn std::fmt::Display| format!("TESSERA_SMTP_URL: {e}");
+        let parsed = url::Url::parse(url.expose()).map_err(|e| problem(&e))?;
+        let host = parsed.host_str().unwrap_or_default().to_owned();
+        let tls = TlsParameters::new(host.clone()).map_err(|e| problem(&e))?;
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host);
+        builder = match parsed.scheme() {
+            // Implicit TLS (RFC 8314).
+            "smtps" => builder
+                .port(parsed.port().unwrap_or(465))
+                .tls(Tls::Wrapper(tls)),
+            // STARTTLS when the server offers it; plain for loopback catchers.
+            _ => builder
+                .port(parsed.port().unwrap_or(25))
+                .tls(Tls::Opportunistic(tls)),
+        };
+        if !parsed.username().is_empty() {
+            let decode = |s: &str| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            builder = builder.credentials(Credentials::new(
+                decode(parsed.username()),
+                decode(parsed.password().unwrap_or_default()),
+            ));
+        }
+        Ok(Transport::Smtp(builder.timeout(Some(SMTP_TIMEOUT)).build()))
+    }
+
+    /// `smtp` or `file outbox`, for the start-up log line.
+    pub fn describe(&self) -> String {
+        match self {
+            Transport::Smtp(_) => "smtp".into(),
+            Transport::Outbox(dir) => format!("file outbox {}", dir.display()),
+        }
+    }
+
+    async fn send(&self, job: &Claimed) -> Result<(), Failure> {
+        let mail: MailJob = serde_json::from_str(&job.payload)
+            .map_err(|e| Failure::Permanent(format!("malformed mail job: {e}")))?;
+        match self {
+            Transport::Smtp(smtp) => {
+                let from: Address = mail
+                    .from
+                    .parse()
+                    .map_err(|e| Failure::Permanent(format!("sender: {e}")))?;
+                let to: Address = mail
+                    .to
+                    .parse()
+                    .map_err(|e| Failure::Permanent(format!("recipient: {e}")))?;
+                let envelope = lettre::address::Envelope::new(Some(from), vec![to])
+                    .map_err(|e| Failure::Permanent(e.to_string()))?;
+                smtp.send_raw(&envelope, mail.body.as_bytes())
+                    .await
+                    .map(drop)
+                    .map_err(|e| {
+                        if e.is_permanent() {
+                            Failure::Permanent(e.to_string())
+                        } else {
+                            Failure::Temporary(e.to_string())
+                        }
+                    })
+            }
+            Transport::Outbox(dir) => {
+                let name = format!("{}.eml", job.id);
+                let path = dir.join(&name);
+                write_atomically(dir, &path, mail.body.as_bytes())
+                    .await
+                    .map_err(|e| Failure::Temporary(format!("{}: {e}", path.display())))?;
+                // The path, not the links: a log must never carry a secret link
+                // (anyone who reads logs could use it); the file holds it.
+                tracing::info!(path = %path.display(), subject = %mail.subject, "mail written to the outbox");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Written beside, then renamed: a reader never sees half a message.
+async fn write_atomically(
+    dir: &std::path::Path,
+    path: &std::path::Path,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    tokio::fs::create_dir_all(dir).await?;
+    let partial = path.with_extension("eml.partial");
+    tokio::fs::write(&partial, bytes).await?;
+    tokio::fs::rename(&partial, path).await
+}
+
+impl Deliver for Transport {
+    fn deliver<'a>(
+        &'a self,
+        job: &'a Claimed,
+    ) -> Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'a>> {
+        Box::pin(async move {
+            match job.kind.as_str() {
+                jobs::MAIL => self.send(job).await,
+                other => Err(Failure::Permanent(format!(
+                    "no delivery for jobs of kind `{other}`"
+                ))),
+            }
+        })
+    }
+}
