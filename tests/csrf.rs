@@ -32,6 +32,9 @@ const EXEMPT: &[&str] = &[
     "/account",
     "/end_session",
     "/register/{client_id}",
+    // A link opened from a mailbox: the single-use token in it is the proof, and
+    // a forged visit could only verify the address the link was sent to.
+    "/email/verify/{token}",
 ];
 
 fn concrete(path: &str) -> String {

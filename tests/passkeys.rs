@@ -279,6 +279,12 @@ async fn a_passkey_creates_an_account_without_a_password_and_signs_it_in_again()
     assert!(account.body.contains("signs in with passkeys only"));
     assert!(account.body.contains("Passkey") && account.body.contains("last used never"));
     assert!(account.body.contains("Synced"), "backup state is shown");
+    // A passkey sign-up proves a device, not the address: it gets a link too.
+    assert!(account.body.contains("Email not verified"));
+    let link = common::smtp::outbox_message(&app, "ada@example.com", "Verify your email address")
+        .await
+        .link(&app.url("/email/verify/"));
+    assert_eq!(app.client.get(&link).send().await.unwrap().status(), 200);
 
     ada.sign_out().await;
     let signed_in = ada.sign_in().await;

@@ -78,12 +78,10 @@ impl SmtpServer {
         let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else {
             return Vec::new();
         };
-        let mut messages: Vec<Message> = entries
+        entries
             .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
             .map(|raw| Message { raw })
-            .collect();
-        messages.sort_by(|a, b| a.header("Date").cmp(&b.header("Date")));
-        messages
+            .collect()
     }
 
     /// Waits (polling the maildir, at most 20 s) until `n` messages were delivered.
