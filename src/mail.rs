@@ -34,6 +34,9 @@ pub enum MailError {
 pub enum Letter {
     /// After sign-up, or when asked again from `/account`.
     VerifyEmail { link: String },
+    /// "Forgot password?"; a passkey-only account is told it has none and
+    /// offered to set one.
+    ResetPassword { link: String, has_password: bool },
 }
 
 /// What a letter says, laid out by `templates/mail/message.{txt,html}`.
@@ -58,6 +61,38 @@ impl Letter {
                     "If you did not create an account, ignore this message.".into(),
                 ],
             },
+            Letter::ResetPassword { link, has_password } => {
+                let (lines, label) = if *has_password {
+                    (
+                        vec![
+                            "Someone, hopefully you, asked to reset the password of your account."
+                                .into(),
+                            "Choose a new password by following the link below.".into(),
+                        ],
+                        "Set a new password",
+                    )
+                } else {
+                    (
+                        vec![
+                            "Someone, hopefully you, asked to reset the password of your account. It has no password: it signs in with passkeys, on any device that holds one."
+                                .into(),
+                            "If you no longer have a passkey, set a password by following the link below."
+                                .into(),
+                        ],
+                        "Set a password",
+                    )
+                };
+                Content {
+                    subject: "Reset your password".into(),
+                    lines,
+                    action: Some((label.into(), link.clone())),
+                    after: vec![
+                        "The link works once, for 30 minutes; a newer one replaces it. Using it signs you out everywhere else."
+                            .into(),
+                        "If you did not ask for this, ignore this message: nothing changes.".into(),
+                    ],
+                }
+            }
         }
     }
 }

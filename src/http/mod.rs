@@ -14,6 +14,7 @@ pub mod oidc;
 pub mod ops;
 pub mod organizations;
 pub mod passkeys;
+pub mod password_reset;
 pub mod registration;
 pub mod signin;
 pub mod token;
@@ -195,6 +196,14 @@ fn table() -> Vec<Entry> {
             Form,
             vec![get().to(signin::signup_page), post().to(signin::signup)],
         ),
+        entry(
+            "/password/forgot",
+            Form,
+            vec![
+                get().to(password_reset::forgot_page),
+                post().to(password_reset::request),
+            ],
+        ),
         entry("/", Exempt, vec![get().to(signin::home)]),
         entry("/logout", Form, vec![post().to(signin::logout)]),
         entry("/account", Exempt, vec![get().to(account::account)]),
@@ -258,6 +267,14 @@ fn table() -> Vec<Entry> {
             "/email/verify/{token}",
             Exempt,
             vec![get().to(email::verify)],
+        ),
+        entry(
+            "/password/reset/{token}",
+            Form,
+            vec![
+                get().to(password_reset::reset_page),
+                post().to(password_reset::reset),
+            ],
         ),
         entry(
             "/account/api-tokens/{id}/revoke",

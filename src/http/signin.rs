@@ -55,7 +55,7 @@ pub struct CredentialsForm {
     return_to: Option<String>,
 }
 
-fn pre_session_page(pre: &PreSession) -> PageContext {
+pub(super) fn pre_session_page(pre: &PreSession) -> PageContext {
     PageContext {
         asset_version: asset_version(),
         csrf: pre.csrf(),
@@ -69,7 +69,7 @@ fn page_for(mut response: HttpResponse, target: Option<&str>) -> HttpResponse {
     response
 }
 
-fn with_cookie(mut response: HttpResponse, pre: &PreSession) -> HttpResponse {
+pub(super) fn with_cookie(mut response: HttpResponse, pre: &PreSession) -> HttpResponse {
     if let Some(c) = &pre.new_cookie {
         let _ = response.add_cookie(c);
     }
@@ -77,7 +77,7 @@ fn with_cookie(mut response: HttpResponse, pre: &PreSession) -> HttpResponse {
 }
 
 /// Signs `user` in with a password session and sends them on to `return_to`.
-async fn start_session(
+pub(super) async fn start_session(
     req: &HttpRequest,
     state: &AppState,
     user: &users::User,

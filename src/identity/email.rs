@@ -10,8 +10,9 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::IdentityError;
+use super::password::{PasswordHasher, check_policy};
 use super::sessions::random_token;
+use super::{IdentityError, users};
 use crate::mail::{Letter, Mailer};
 use crate::oauth::digest;
 use crate::store::entities::{user, user_token};
@@ -19,17 +20,22 @@ use crate::store::entities::{user, user_token};
 /// A verification link works this long (issue 21: 24 h).
 pub const VERIFY_TTL: chrono::Duration = chrono::Duration::hours(24);
 
+/// A password-reset link works this long: it is a way into the account.
+pub const RESET_TTL: chrono::Duration = chrono::Duration::minutes(30);
+
 /// What a mailed link is for; its row says so, so one kind of link can never
 /// be used as another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
     VerifyEmail,
+    ResetPassword,
 }
 
 impl Purpose {
     fn as_str(self) -> &'static str {
         match self {
             Purpose::VerifyEmail => "verify_email",
+            Purpose::ResetPassword => "reset_password",
         }
     }
 }
@@ -180,4 +186,115 @@ pub async fn verify(
         .await?;
     txn.commit().await?;
     Ok(Verified::Now(account.email))
+}
+
+/// Queues a reset link for the account with `email`, if there is an enabled
+/// one; says nothing either way (the caller answers the same page whatever
+/// happened). A newer link voids the older ones.
+pub async fn request_reset(
+    db: &DatabaseConnection,
+    mailer: &Mailer,
+    email: &str,
+) -> Result<(), IdentityError> {
+    let Some(account) = users::find_by_email(db, email)
+        .await?
+        .filter(|a| !a.disabled)
+    else {
+        return Ok(());
+    };
+    let now = Utc::now();
+    let txn = db.begin().await?;
+    user_token::Entity::update_many()
+        .col_expr(user_token::Column::UsedAt, Expr::value(Some(now)))
+        .filter(user_token::Column::UserId.eq(account.id))
+        .filter(user_token::Column::Purpose.eq(Purpose::ResetPassword.as_str()))
+        .filter(user_token::Column::UsedAt.is_null())
+        .exec(&txn)
+        .await?;
+    let token = issue(
+        &txn,
+        account.id,
+        &account.email,
+        Purpose::ResetPassword,
+        RESET_TTL,
+    )
+    .await?;
+    let letter = Letter::ResetPassword {
+        link: mailer.link(&format!("/password/reset/{token}")),
+        has_password: account.password_hash.is_some(),
+    };
+    mailer
+        .enqueue(&txn, &account.email, &letter)
+        .await
+        .map_err(|e| IdentityError::Mail(e.to_string()))?;
+    txn.commit().await?;
+    mailer.wake();
+    Ok(())
+}
+
+/// A link of `purpose` that may still be used, and its account.
+async fn usable(
+    db: &DatabaseConnection,
+    token: &str,
+    purpose: Purpose,
+    now: DateTime<Utc>,
+) -> Result<(user_token::Model, users::User), LinkError> {
+    let link = user_token::Entity::find()
+        .filter(user_token::Column::TokenHash.eq(digest(token)))
+        .filter(user_token::Column::Purpose.eq(purpose.as_str()))
+        .one(db)
+        .await?
+        .filter(|l| l.used_at.is_none() && l.expires_at > now)
+        .ok_or(LinkError::Invalid)?;
+    let account = user::Entity::find_by_id(link.user_id)
+        .one(db)
+        .await?
+        .filter(|a| !a.disabled && a.email == link.email)
+        .ok_or(LinkError::Invalid)?;
+    Ok((link, account))
+}
+
+/// Whether a reset link may still be used (the form is shown only then); the
+/// account's address. Looking does not use it up: mail scanners open links.
+pub async fn check_reset(
+    db: &DatabaseConnection,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<String, LinkError> {
+    usable(db, token, Purpose::ResetPassword, now)
+        .await
+        .map(|(_, account)| account.email)
+}
+
+/// Sets a new password through a reset link: the link is used up (once, under
+/// races), the address counts as verified (the link reached it). The caller
+/// ends every session and refresh token of the account.
+pub async fn reset_password(
+    db: &DatabaseConnection,
+    hasher: &PasswordHasher,
+    token: &str,
+    new_password: &str,
+    now: DateTime<Utc>,
+) -> Result<users::User, LinkError> {
+    let (link, account) = usable(db, token, Purpose::ResetPassword, now).await?;
+    // A refused password leaves the link usable for a better one.
+    check_policy(new_password)?;
+    let hash = hasher.hash(new_password).await?;
+    let txn = db.begin().await?;
+    let used = user_token::Entity::update_many()
+        .col_expr(user_token::Column::UsedAt, Expr::value(Some(now)))
+        .filter(user_token::Column::Id.eq(link.id))
+        .filter(user_token::Column::UsedAt.is_null())
+        .exec(&txn)
+        .await?;
+    if used.rows_affected != 1 {
+        return Err(LinkError::Invalid);
+    }
+    let mut active: user::ActiveModel = account.clone().into();
+    active.password_hash = Set(Some(hash));
+    active.email_verified_at = Set(Some(account.email_verified_at.unwrap_or(now)));
+    active.updated_at = Set(now);
+    let account = active.update(&txn).await?;
+    txn.commit().await?;
+    Ok(account)
 }

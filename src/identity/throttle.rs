@@ -29,6 +29,9 @@ const HOURLY: Duration = Duration::from_secs(3600);
 /// Messages of one kind a person may ask for per hour (verification, reset).
 pub const MAILS_PER_HOUR: u64 = 5;
 
+/// Password-reset requests per client address per hour, whatever the address.
+pub const RESETS_PER_IP_HOUR: u64 = 30;
+
 /// The limits, as settings give them.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -107,6 +110,22 @@ impl Throttle {
             .increment(&format!("mail:{what}:{to}"), HOURLY)
             .await?;
         Ok(Self::over(count, MAILS_PER_HOUR))
+    }
+
+    /// Counts a password-reset request for `email` from `ip`: at most
+    /// [`MAILS_PER_HOUR`] an hour per address (the same whether or not it has an
+    /// account, so the limit tells nothing) and [`RESETS_PER_IP_HOUR`] per client.
+    pub async fn reset_attempt(
+        &self,
+        email: &str,
+        ip: &str,
+    ) -> Result<Option<Duration>, CacheError> {
+        let by_address = self.mail_attempt("reset", email).await?;
+        let by_ip = self
+            .cache
+            .increment(&format!("mail:reset-ip:{ip}"), HOURLY)
+            .await?;
+        Ok(by_address.max(Self::over(by_ip, RESETS_PER_IP_HOUR)))
     }
 
     /// `Some(wait)` when the address is already over its limit: for steps that
