@@ -115,29 +115,47 @@ pub trait Deliver: Send + Sync + 'static {
 
 /// Takes up to [`BATCH`] due jobs for one lease.
 pub async fn claim(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<Vec<Claimed>, DbErr> {
-    let txn = db.begin().await?;
-    let mut due = job::Entity::find()
+    let due = job::Entity::find()
         .filter(job::Column::State.eq(PENDING))
         .filter(job::Column::RunAt.lte(now))
         .order_by_asc(job::Column::RunAt)
         .limit(BATCH);
     if db.get_database_backend() == DatabaseBackend::Postgres {
         // Rows another instance is claiming are skipped, not waited for.
-        due = due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        let txn = db.begin().await?;
+        let rows = due
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .all(&txn)
+            .await?;
+        let claimed = take(&txn, rows, now).await?;
+        txn.commit().await?;
+        Ok(claimed)
+    } else {
+        // SQLite has no row locks, and a transaction that reads before it writes
+        // cannot take the write lock while another connection writes: each
+        // claim is its own conditional update instead.
+        let rows = due.all(db).await?;
+        take(db, rows, now).await
     }
-    let rows = due.all(&txn).await?;
+}
+
+/// Pushes each row's `run_at` one lease ahead — only if it is still as read, so
+/// of two workers that read the same row, one takes it.
+async fn take<C: ConnectionTrait>(
+    db: &C,
+    rows: Vec<job::Model>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Claimed>, DbErr> {
     let until = now + lease();
     let mut claimed = Vec::with_capacity(rows.len());
     for row in rows {
-        // Conditional: on SQLite (no row locks) a second process that read the
-        // same row finds it no longer due and leaves it.
         let taken = job::Entity::update_many()
             .col_expr(job::Column::RunAt, Expr::value(until))
             .col_expr(job::Column::Attempts, Expr::value(row.attempts + 1))
             .filter(job::Column::Id.eq(row.id))
             .filter(job::Column::State.eq(PENDING))
             .filter(job::Column::RunAt.eq(row.run_at))
-            .exec(&txn)
+            .exec(db)
             .await?;
         if taken.rows_affected == 1 {
             claimed.push(Claimed {
@@ -149,7 +167,6 @@ pub async fn claim(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<Vec<Cl
             });
         }
     }
-    txn.commit().await?;
     Ok(claimed)
 }
 

@@ -89,10 +89,18 @@ pub async fn start(settings: Settings) -> Result<AppState, StartupError> {
             registrations_per_ip: settings.registration_max_per_ip,
         },
     );
+    let jobs = jobs::Queue::default();
+    let mail = mail::Mailer::new(&settings, jobs.clone()).map_err(StartupError::Mail)?;
     let passkeys = match &settings.webauthn {
         Some(rp) => Some(
-            identity::passkeys::Passkeys::new(rp, &settings.issuer, db.clone(), cache.clone())
-                .map_err(StartupError::Webauthn)?,
+            identity::passkeys::Passkeys::new(
+                rp,
+                &settings.issuer,
+                db.clone(),
+                cache.clone(),
+                mail.clone(),
+            )
+            .map_err(StartupError::Webauthn)?,
         ),
         None => {
             tracing::warn!(
@@ -102,8 +110,6 @@ pub async fn start(settings: Settings) -> Result<AppState, StartupError> {
             None
         }
     };
-    let jobs = jobs::Queue::default();
-    let mail = mail::Mailer::new(&settings, jobs.clone()).map_err(StartupError::Mail)?;
     let transport =
         Arc::new(mail::Transport::from_settings(&settings.mail).map_err(StartupError::Mail)?);
     Ok(AppState {

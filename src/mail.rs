@@ -37,6 +37,73 @@ pub enum Letter {
     /// "Forgot password?"; a passkey-only account is told it has none and
     /// offered to set one.
     ResetPassword { link: String, has_password: bool },
+    /// Something changed about how the account is reached; `account` is the
+    /// account page's URL (where the person reviews and acts).
+    Notice { notice: Notice, account: String },
+}
+
+/// A security notice: what happened, told to the account's address (for an
+/// address change, to the old one).
+#[derive(Debug, Clone)]
+pub enum Notice {
+    PasswordChanged,
+    /// A passkey-only account got its first password.
+    PasswordAdded,
+    PasswordReset,
+    PasskeyAdded {
+        name: String,
+    },
+    PasskeyRemoved {
+        name: String,
+    },
+    EmailChanged {
+        new_address: String,
+    },
+    /// A sign-in from a browser this account had not used before.
+    NewSignIn {
+        device: String,
+        ip: String,
+        when: String,
+    },
+}
+
+impl Notice {
+    fn subject_and_line(&self) -> (&'static str, String) {
+        match self {
+            Notice::PasswordChanged => (
+                "Your password was changed",
+                "The password of your account was changed.".into(),
+            ),
+            Notice::PasswordAdded => (
+                "A password was added to your account",
+                "Your account, which signed in with passkeys only, now also has a password."
+                    .into(),
+            ),
+            Notice::PasswordReset => (
+                "Your password was reset",
+                "The password of your account was reset through a link mailed here, and every other session was signed out."
+                    .into(),
+            ),
+            Notice::PasskeyAdded { name } => (
+                "A passkey was added to your account",
+                format!("A passkey named \"{name}\" can now sign in to your account."),
+            ),
+            Notice::PasskeyRemoved { name } => (
+                "A passkey was removed from your account",
+                format!("The passkey named \"{name}\" can no longer sign in to your account."),
+            ),
+            Notice::EmailChanged { new_address } => (
+                "Your email address was changed",
+                format!(
+                    "Your account's email address was changed to {new_address}. This address no longer signs in."
+                ),
+            ),
+            Notice::NewSignIn { device, ip, when } => (
+                "New sign-in to your account",
+                format!("Your account was signed in to from {device} ({ip}) at {when}, a browser it had not used before."),
+            ),
+        }
+    }
 }
 
 /// What a letter says, laid out by `templates/mail/message.{txt,html}`.
@@ -90,6 +157,19 @@ impl Letter {
                         "The link works once, for 30 minutes; a newer one replaces it. Using it signs you out everywhere else."
                             .into(),
                         "If you did not ask for this, ignore this message: nothing changes.".into(),
+                    ],
+                }
+            }
+            Letter::Notice { notice, account } => {
+                let (subject, line) = notice.subject_and_line();
+                Content {
+                    subject: subject.into(),
+                    lines: vec![line],
+                    action: Some(("Review your account".into(), account.clone())),
+                    after: vec![
+                        "If this was you, there is nothing to do.".into(),
+                        "If it was not, reset your password from the sign-in page and use \"Sign out everywhere\" on your account page."
+                            .into(),
                     ],
                 }
             }
@@ -171,6 +251,20 @@ impl Mailer {
         let payload = serde_json::to_value(&job).map_err(|e| MailError::Compose(e.to_string()))?;
         jobs::enqueue(db, jobs::MAIL, &payload).await?;
         Ok(())
+    }
+
+    /// Queues a security notice to `to` in `db` (the caller's transaction).
+    pub async fn notice<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        to: &str,
+        notice: Notice,
+    ) -> Result<(), MailError> {
+        let letter = Letter::Notice {
+            notice,
+            account: self.link("/account"),
+        };
+        self.enqueue(db, to, &letter).await
     }
 
     /// Tells this instance's worker there is mail to send.

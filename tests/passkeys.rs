@@ -415,9 +415,7 @@ async fn an_expired_challenge_is_refused() {
         serde_json::from_value(create(&mut key, &origin, options, true).await).unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
     // The browser still holds the token; the server has let the challenge go.
-    let late = passkeys
-        .finish_sign_up(&started.token, &credential, &app.state.mail)
-        .await;
+    let late = passkeys.finish_sign_up(&started.token, &credential).await;
     assert!(
         matches!(late, Err(PasskeyError::CeremonyExpired)),
         "an expired challenge is refused"
@@ -666,8 +664,8 @@ async fn removing_both_passkeys_at_once_leaves_one() {
         // Each removal alone is allowed (the other passkey remains); both at once
         // must not be.
         let (first, second) = tokio::join!(
-            passkeys::remove(&app.state.db, user, fresh[0].id),
-            passkeys::remove(&app.state.db, user, fresh[1].id),
+            passkeys::remove(&app.state.db, &app.state.mail, user, fresh[0].id),
+            passkeys::remove(&app.state.db, &app.state.mail, user, fresh[1].id),
         );
         let outcomes = [&first, &second];
         assert_eq!(
@@ -770,6 +768,20 @@ async fn an_account_with_a_password_adds_a_passkey_and_may_then_remove_it() {
         .await;
     assert_eq!(removed.status, 303);
     assert!(passkeys_of(&app).await.is_empty());
+    // Each change of a way in is told to the account's address.
+    let added = common::smtp::outbox_message(
+        &app,
+        "bob@example.com",
+        "A passkey was added to your account",
+    )
+    .await;
+    assert!(added.text().contains("\"Passkey 1\""), "{}", added.text());
+    common::smtp::outbox_message(
+        &app,
+        "bob@example.com",
+        "A passkey was removed from your account",
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -88,6 +88,10 @@ async fn a_mailed_link_sets_a_new_password_ends_everything_else_and_signs_in() {
     );
     // Used once: the link is spent.
     assert_eq!(browser.get(&reset_path(&link, &app)).await.status, 400);
+    let notice = smtp
+        .message_to("ada@example.com", "Your password was reset")
+        .await;
+    assert!(notice.text().contains("every other session was signed out"));
 }
 
 #[tokio::test]

@@ -51,6 +51,18 @@ enum User {
     EmailVerifiedAt,
 }
 
+/// Browsers an account has signed in from (by the digest of a long-lived
+/// cookie): a sign-in from one not seen before sends a notice.
+#[derive(DeriveIden)]
+enum KnownDevice {
+    Table,
+    Id,
+    UserId,
+    DeviceHash,
+    CreatedAt,
+    LastSeenAt,
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -106,6 +118,29 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
+            .create_table(
+                Table::create()
+                    .table(KnownDevice::Table)
+                    .col(pk_uuid(KnownDevice::Id))
+                    .col(uuid(KnownDevice::UserId))
+                    .col(string_len(KnownDevice::DeviceHash, 64))
+                    .col(timestamp_with_time_zone(KnownDevice::CreatedAt))
+                    .col(timestamp_with_time_zone(KnownDevice::LastSeenAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("known_device_user_device")
+                    .table(KnownDevice::Table)
+                    .col(KnownDevice::UserId)
+                    .col(KnownDevice::DeviceHash)
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+        manager
             .alter_table(
                 Table::alter()
                     .table(User::Table)
@@ -127,6 +162,9 @@ impl MigrationTrait for Migration {
                     .drop_column(User::EmailVerifiedAt)
                     .to_owned(),
             )
+            .await?;
+        manager
+            .drop_table(Table::drop().table(KnownDevice::Table).to_owned())
             .await?;
         manager
             .drop_table(Table::drop().table(UserToken::Table).to_owned())

@@ -44,7 +44,7 @@ struct AccountPage {
     new_service_secret: Option<(String, String)>,
 }
 
-fn describe_device(user_agent: Option<&str>) -> String {
+pub(super) fn describe_device(user_agent: Option<&str>) -> String {
     let Some(ua) = user_agent else {
         return "Unknown device".to_owned();
     };
@@ -340,6 +340,7 @@ pub async fn change_password(
     match users::change_password(
         &state.db,
         &state.passwords,
+        &state.mail,
         user,
         &form.current_password,
         &form.new_password,
@@ -405,7 +406,9 @@ async fn set_first_password(
         )
         .await;
     }
-    match users::set_first_password(&state.db, &state.passwords, user, new_password).await {
+    match users::set_first_password(&state.db, &state.passwords, &state.mail, user, new_password)
+        .await
+    {
         Ok(_) => {
             let extras = AccountExtras {
                 notice: Some(

@@ -92,6 +92,61 @@ fn csrf_cookie_name(settings: &Settings) -> &'static str {
     }
 }
 
+fn device_cookie_name(settings: &Settings) -> &'static str {
+    if settings.issuer_is_https() {
+        "__Host-tessera_device"
+    } else {
+        "tessera_device"
+    }
+}
+
+/// Browsers keep cookies at most 400 days (RFC 6265bis §5.5); the device
+/// cookie is renewed at every sign-in.
+const DEVICE_COOKIE_DAYS: i64 = 400;
+
+/// How a session begins, for the new-browser notice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// A sign-in: a browser new to the account gets a notice (when enabled).
+    SignIn,
+    /// Sign-up, or a password reset (which sends its own notice): no notice.
+    Quiet,
+}
+
+/// Starts a session for `user` in this browser and records the browser among
+/// the account's devices: the session and device cookies to set.
+pub async fn begin_session(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &crate::identity::users::User,
+    amr: &[&str],
+    arrival: Arrival,
+) -> Result<[Cookie<'static>; 2], crate::identity::IdentityError> {
+    let ip = super::client::ClientIp::of(req).0;
+    let agent = super::client::user_agent(req);
+    let from = crate::identity::devices::SignInFrom {
+        device: super::account::describe_device(agent.as_deref()),
+        ip: ip.clone(),
+    };
+    let started = state.sessions.start(user, amr, Some(ip), agent).await?;
+    let presented = req.cookie(device_cookie_name(&state.settings));
+    let device = crate::identity::devices::signed_in(
+        &state.db,
+        &state.mail,
+        user,
+        presented.as_ref().map(|c| c.value()),
+        from,
+        arrival == Arrival::SignIn && state.settings.mail.new_device_notice,
+    )
+    .await?;
+    let mut device_cookie = cookie(&state.settings, device_cookie_name(&state.settings), device);
+    device_cookie.set_max_age(actix_web::cookie::time::Duration::days(DEVICE_COOKIE_DAYS));
+    Ok([
+        session_cookie(&state.settings, started.token),
+        device_cookie,
+    ])
+}
+
 /// The one place cookie flags are decided.
 fn cookie(settings: &Settings, name: &'static str, value: String) -> Cookie<'static> {
     Cookie::build(name, value)

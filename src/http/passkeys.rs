@@ -4,6 +4,7 @@
 //! before any of them runs: `http::csrf::script`). Rename and remove are plain
 //! forms on the account page.
 
+use super::browser::{Arrival, begin_session};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
@@ -15,9 +16,9 @@ use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 use super::browser::{
     PageError, SignedIn, ceremony_cookie, ceremony_token, expired_ceremony_cookie, safe_return_to,
-    see_other, session_cookie, signed_in,
+    see_other, signed_in,
 };
-use super::client::{ClientIp, user_agent};
+use super::client::ClientIp;
 use super::error::ApiError;
 use crate::error::ErrorCode;
 use crate::identity::passkeys::{self, PasskeyError, Passkeys};
@@ -117,10 +118,9 @@ async fn signed_in_response(
     user: &crate::identity::users::User,
     amr: &[&str],
     return_to: Option<&str>,
+    arrival: Arrival,
 ) -> Result<HttpResponse, ApiError> {
-    let started = state
-        .sessions
-        .start(user, amr, Some(ClientIp::of(req).0), user_agent(req))
+    let cookies = begin_session(req, state, user, amr, arrival)
         .await
         .map_err(|e| {
             tracing::error!("session start failed: {e}");
@@ -128,7 +128,9 @@ async fn signed_in_response(
         })?;
     let next = safe_return_to(return_to).unwrap_or_else(|| "/account".to_owned());
     let mut response = HttpResponse::Ok().json(json!({ "redirect": next }));
-    let _ = response.add_cookie(&session_cookie(&state.settings, started.token));
+    for c in &cookies {
+        let _ = response.add_cookie(c);
+    }
     let _ = response.add_cookie(&expired_ceremony_cookie(&state.settings));
     Ok(response)
 }
@@ -206,6 +208,7 @@ pub async fn sign_in_finish(
         &done.user,
         &done.amr,
         finish.return_to.as_deref(),
+        Arrival::SignIn,
     )
     .await
 }
@@ -256,9 +259,7 @@ pub async fn sign_up_finish(
     let passkeys = enabled(&state)?;
     let finish: Finish<RegisterPublicKeyCredential> = parse(&body)?;
     let token = ceremony_token(&req, &state.settings);
-    let done = passkeys
-        .finish_sign_up(&token, &finish.credential, &state.mail)
-        .await?;
+    let done = passkeys.finish_sign_up(&token, &finish.credential).await?;
     tracing::info!(user = %done.user.id, "account created with a passkey");
     signed_in_response(
         &req,
@@ -266,6 +267,7 @@ pub async fn sign_up_finish(
         &done.user,
         &done.amr,
         finish.return_to.as_deref(),
+        Arrival::Quiet,
     )
     .await
 }
@@ -345,7 +347,14 @@ pub async fn remove(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, PageError> {
     let current = super::browser::require_session(&req, &state).await?;
-    match passkeys::remove(&state.db, current.session.user_id, path.into_inner()).await {
+    match passkeys::remove(
+        &state.db,
+        &state.mail,
+        current.session.user_id,
+        path.into_inner(),
+    )
+    .await
+    {
         Ok(()) => Ok(see_other("/account")),
         Err(e) => super::account::account_with_notice(&state, &current, e).await,
     }

@@ -7,7 +7,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::browser::{PageContext, PageError, PreSession, error_page, render, unavailable};
+use super::browser::{
+    Arrival, PageContext, PageError, PreSession, error_page, render, unavailable,
+};
 use super::client::ClientIp;
 use super::signin::{pre_session_page, start_session, with_cookie};
 use crate::identity::email::{self, LinkError};
@@ -151,13 +153,21 @@ pub async fn reset(
     form: web::Form<ResetForm>,
 ) -> Result<HttpResponse, PageError> {
     let now = chrono::Utc::now();
-    match email::reset_password(&state.db, &state.passwords, &token, &form.new_password, now).await
+    match email::reset_password(
+        &state.db,
+        &state.passwords,
+        &state.mail,
+        &token,
+        &form.new_password,
+        now,
+    )
+    .await
     {
         Ok(user) => {
             account::sign_out_everywhere(&state.db, &state.sessions, user.id, false)
                 .await
                 .map_err(unavailable)?;
-            start_session(&req, &state, &user, Some("/account")).await
+            start_session(&req, &state, &user, Some("/account"), Arrival::Quiet).await
         }
         Err(LinkError::Identity(
             e @ (IdentityError::PasswordTooShort

@@ -7,10 +7,10 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::browser::{
-    PageContext, PageError, PreSession, allow_form_target, asset_version, render, require_session,
-    safe_return_to, see_other, session_cookie, signed_in, signed_out, unavailable,
+    Arrival, PageContext, PageError, PreSession, allow_form_target, asset_version, begin_session,
+    render, require_session, safe_return_to, see_other, signed_in, signed_out, unavailable,
 };
-use super::client::{ClientIp, user_agent};
+use super::client::ClientIp;
 use crate::identity::throttle::Admission;
 use crate::identity::{IdentityError, account, normalize_email, users};
 use crate::state::AppState;
@@ -82,14 +82,15 @@ pub(super) async fn start_session(
     state: &AppState,
     user: &users::User,
     return_to: Option<&str>,
+    arrival: Arrival,
 ) -> Result<HttpResponse, PageError> {
-    let started = state
-        .sessions
-        .start(user, &["pwd"], Some(ClientIp::of(req).0), user_agent(req))
+    let cookies = begin_session(req, state, user, &["pwd"], arrival)
         .await
         .map_err(unavailable)?;
     let mut response = see_other(return_to.unwrap_or("/account"));
-    let _ = response.add_cookie(&session_cookie(&state.settings, started.token));
+    for c in &cookies {
+        let _ = response.add_cookie(c);
+    }
     Ok(response)
 }
 
@@ -175,7 +176,7 @@ pub async fn login(
     match users::authenticate(&state.db, &state.passwords, &form.email, &form.password).await {
         Ok(user) => {
             throttle.forgive(attempt).await.map_err(unavailable)?;
-            start_session(&req, &state, &user, return_to.as_deref()).await
+            start_session(&req, &state, &user, return_to.as_deref(), Arrival::SignIn).await
         }
         // The attempt was counted before the check; a failure needs nothing more.
         Err(e @ (IdentityError::BadCredentials | IdentityError::Disabled)) => {
@@ -268,7 +269,7 @@ pub async fn signup(
         ) => return Ok(render(&page(Some(e.to_string())), StatusCode::BAD_REQUEST)),
         Err(e) => return Err(unavailable(e)),
     };
-    start_session(&req, &state, &user, return_to.as_deref()).await
+    start_session(&req, &state, &user, return_to.as_deref(), Arrival::Quiet).await
 }
 
 pub async fn logout(

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::password::{PasswordHasher, check_policy};
 use super::sessions::random_token;
 use super::{IdentityError, users};
-use crate::mail::{Letter, Mailer};
+use crate::mail::{Letter, Mailer, Notice};
 use crate::oauth::digest;
 use crate::store::entities::{user, user_token};
 
@@ -272,6 +272,7 @@ pub async fn check_reset(
 pub async fn reset_password(
     db: &DatabaseConnection,
     hasher: &PasswordHasher,
+    mailer: &Mailer,
     token: &str,
     new_password: &str,
     now: DateTime<Utc>,
@@ -295,6 +296,11 @@ pub async fn reset_password(
     active.email_verified_at = Set(Some(account.email_verified_at.unwrap_or(now)));
     active.updated_at = Set(now);
     let account = active.update(&txn).await?;
+    mailer
+        .notice(&txn, &account.email, Notice::PasswordReset)
+        .await
+        .map_err(|e| IdentityError::Mail(e.to_string()))?;
     txn.commit().await?;
+    mailer.wake();
     Ok(account)
 }

@@ -1,6 +1,7 @@
 //! Accounts, passwords and browser sessions: the rules, with no HTTP in sight.
 
 pub mod account;
+pub mod devices;
 pub mod email;
 pub mod passkeys;
 pub mod password;

@@ -137,6 +137,8 @@ pub struct Passkeys {
     ceremony_ttl: Duration,
     db: DatabaseConnection,
     cache: Cache,
+    /// Sign-up's verification link; notices of passkeys added and removed.
+    mailer: crate::mail::Mailer,
 }
 
 impl Passkeys {
@@ -146,6 +148,7 @@ impl Passkeys {
         issuer: &Url,
         db: DatabaseConnection,
         cache: Cache,
+        mailer: crate::mail::Mailer,
     ) -> Result<Self, String> {
         let origin = Url::parse(&issuer.origin().ascii_serialization())
             .map_err(|e| format!("the issuer has no usable origin: {e}"))?;
@@ -159,6 +162,7 @@ impl Passkeys {
             ceremony_ttl: settings.ceremony_ttl,
             db,
             cache,
+            mailer,
         })
     }
 
@@ -261,8 +265,8 @@ impl Passkeys {
         &self,
         token: &str,
         response: &RegisterPublicKeyCredential,
-        mailer: &crate::mail::Mailer,
     ) -> Result<SignedIn, PasskeyError> {
+        let mailer = &self.mailer;
         let Ceremony::SignUp {
             user_id,
             email,
@@ -315,11 +319,33 @@ impl Passkeys {
             return Err(PasskeyError::CeremonyExpired);
         }
         let key = self.verify_registration(response, &state)?;
+        let txn = self.db.begin().await?;
+        // Write first (see `remove`): SQLite cannot upgrade a reading transaction
+        // while another connection writes.
+        user::Entity::update_many()
+            .col_expr(user::Column::UpdatedAt, Expr::col(user::Column::UpdatedAt))
+            .filter(user::Column::Id.eq(user_id))
+            .exec(&txn)
+            .await?;
         let count = passkey::Entity::find()
             .filter(passkey::Column::UserId.eq(user_id))
-            .count(&self.db)
+            .count(&txn)
             .await?;
-        let row = insert(&self.db, user_id, &key, &format!("Passkey {}", count + 1)).await?;
+        let row = insert(&txn, user_id, &key, &format!("Passkey {}", count + 1)).await?;
+        let email = user::Entity::find_by_id(user_id)
+            .one(&txn)
+            .await?
+            .map(|u| u.email)
+            .ok_or(PasskeyError::NotFound)?;
+        let notice = crate::mail::Notice::PasskeyAdded {
+            name: row.name.clone(),
+        };
+        self.mailer
+            .notice(&txn, &email, notice)
+            .await
+            .map_err(|e| PasskeyError::Internal(e.to_string()))?;
+        txn.commit().await?;
+        self.mailer.wake();
         Ok(summary(row))
     }
 
@@ -528,7 +554,12 @@ pub async fn rename(
 
 /// Removes a passkey unless it is the account's last way in (no password and no
 /// other passkey).
-pub async fn remove(db: &DatabaseConnection, user: Uuid, id: Uuid) -> Result<(), PasskeyError> {
+pub async fn remove(
+    db: &DatabaseConnection,
+    mailer: &crate::mail::Mailer,
+    user: Uuid,
+    id: Uuid,
+) -> Result<(), PasskeyError> {
     let txn = db.begin().await?;
     // Two removals at once must not each count the other's passkey and leave the
     // account with none. A no-op write to the account row serializes them on
@@ -540,10 +571,11 @@ pub async fn remove(db: &DatabaseConnection, user: Uuid, id: Uuid) -> Result<(),
         .exec(&txn)
         .await?;
     let row = owned(&txn, user, id).await?;
-    let has_password = user::Entity::find_by_id(user)
+    let account = user::Entity::find_by_id(user)
         .one(&txn)
         .await?
-        .is_some_and(|u| u.password_hash.is_some());
+        .ok_or(PasskeyError::NotFound)?;
+    let has_password = account.password_hash.is_some();
     let passkeys = passkey::Entity::find()
         .filter(passkey::Column::UserId.eq(user))
         .count(&txn)
@@ -552,7 +584,13 @@ pub async fn remove(db: &DatabaseConnection, user: Uuid, id: Uuid) -> Result<(),
         return Err(PasskeyError::LastWayIn);
     }
     passkey::Entity::delete_by_id(row.id).exec(&txn).await?;
+    let notice = crate::mail::Notice::PasskeyRemoved { name: row.name };
+    mailer
+        .notice(&txn, &account.email, notice)
+        .await
+        .map_err(|e| PasskeyError::Internal(e.to_string()))?;
     txn.commit().await?;
+    mailer.wake();
     Ok(())
 }
 

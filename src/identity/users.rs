@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::password::{PasswordHasher, Verified, check_policy};
 use super::{IdentityError, normalize_email};
-use crate::mail::Mailer;
+use crate::mail::{Mailer, Notice};
 use crate::store::entities::user;
 
 pub use user::Model as User;
@@ -107,7 +107,10 @@ pub async fn authenticate(
         (Verified::Valid { .. }, Some(user)) if user.disabled => Err(IdentityError::Disabled),
         (Verified::Valid { rehashed }, Some(user)) => {
             if let Some(new_hash) = rehashed {
-                return Ok(store_hash(db, user, new_hash).await?);
+                // Same password, stronger parameters: nothing to tell anyone.
+                let mut active = user.into_active_model();
+                active.password_hash = Set(Some(new_hash));
+                return Ok(active.update(db).await?);
             }
             Ok(user)
         }
@@ -119,6 +122,7 @@ pub async fn authenticate(
 pub async fn change_password(
     db: &DatabaseConnection,
     hasher: &PasswordHasher,
+    mailer: &Mailer,
     user: User,
     current: &str,
     new: &str,
@@ -132,7 +136,7 @@ pub async fn change_password(
     }
     check_policy(new)?;
     let hash = hasher.hash(new).await?;
-    Ok(store_hash(db, user, hash).await?)
+    store_hash(db, mailer, user, hash, Notice::PasswordChanged).await
 }
 
 /// Gives a passkey-only account its first password. The caller has checked that
@@ -140,6 +144,7 @@ pub async fn change_password(
 pub async fn set_first_password(
     db: &DatabaseConnection,
     hasher: &PasswordHasher,
+    mailer: &Mailer,
     user: User,
     new: &str,
 ) -> Result<User, IdentityError> {
@@ -148,18 +153,29 @@ pub async fn set_first_password(
     }
     check_policy(new)?;
     let hash = hasher.hash(new).await?;
-    Ok(store_hash(db, user, hash).await?)
+    store_hash(db, mailer, user, hash, Notice::PasswordAdded).await
 }
 
+/// Stores the new hash and queues the notice about it in one transaction.
 async fn store_hash(
     db: &DatabaseConnection,
+    mailer: &Mailer,
     user: User,
     hash: String,
-) -> Result<User, sea_orm::DbErr> {
+    notice: Notice,
+) -> Result<User, IdentityError> {
+    let txn = db.begin().await?;
     let mut active = user.into_active_model();
     active.password_hash = Set(Some(hash));
     active.updated_at = Set(Utc::now());
-    active.update(db).await
+    let user = active.update(&txn).await?;
+    mailer
+        .notice(&txn, &user.email, notice)
+        .await
+        .map_err(|e| IdentityError::Mail(e.to_string()))?;
+    txn.commit().await?;
+    mailer.wake();
+    Ok(user)
 }
 
 /// Disables or re-enables an account by email.

@@ -6,6 +6,7 @@ pub mod consent;
 pub mod initial_access_token;
 pub mod invitation;
 pub mod job;
+pub mod known_device;
 pub mod membership;
 pub mod organization;
 pub mod passkey;
