@@ -34,6 +34,14 @@ pub enum MailError {
 pub enum Letter {
     /// After sign-up, or when asked again from `/account`.
     VerifyEmail { link: String },
+    /// To the new address of an email change: following it makes the change.
+    ConfirmNewEmail { link: String },
+    /// An invitation to join an organization with a role.
+    Invitation {
+        organization: String,
+        role: String,
+        link: String,
+    },
     /// "Forgot password?"; a passkey-only account is told it has none and
     /// offered to set one.
     ResetPassword { link: String, has_password: bool },
@@ -126,6 +134,35 @@ impl Letter {
                 after: vec![
                     "The link works once, for 24 hours.".into(),
                     "If you did not create an account, ignore this message.".into(),
+                ],
+            },
+            Letter::ConfirmNewEmail { link } => Content {
+                subject: "Confirm your new email address".into(),
+                lines: vec![
+                    "You asked to use this address for your account. Confirm it by following the link below; until then your account keeps its old address."
+                        .into(),
+                ],
+                action: Some(("Confirm new address".into(), link.clone())),
+                after: vec![
+                    "The link works once, for 24 hours.".into(),
+                    "If you did not ask for this, ignore this message: nothing changes.".into(),
+                ],
+            },
+            Letter::Invitation {
+                organization,
+                role,
+                link,
+            } => Content {
+                subject: format!("You are invited to join {organization}"),
+                lines: vec![format!(
+                    "You are invited to join the organization {organization} as {role}."
+                ),
+                "Follow the link below, sign in (or create an account) with this address, and accept."
+                    .into()],
+                action: Some(("Open the invitation".into(), link.clone())),
+                after: vec![
+                    "The link works once, for 7 days.".into(),
+                    "If you do not know this organization, ignore this message.".into(),
                 ],
             },
             Letter::ResetPassword { link, has_password } => {

@@ -331,10 +331,15 @@ async fn a_person_picks_an_organization_and_allows_an_application_in_the_browser
 
     // An invitation, accepted in the browser.
     let initech = orgs::create(&app.state.db, "Initech", None).await.unwrap();
-    let token =
-        orgs::invitations::invite(&app.state.db, initech.id, "grace@example.com", Role::Admin)
-            .await
-            .unwrap();
+    let token = orgs::invitations::invite(
+        &app.state.db,
+        &app.state.mail,
+        initech.id,
+        "grace@example.com",
+        Role::Admin,
+    )
+    .await
+    .unwrap();
     browser
         .goto(&app.url(&format!("/invitations/{token}")))
         .await;

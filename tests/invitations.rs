@@ -9,8 +9,10 @@ use tessera::orgs::{self, Role};
 use tessera::store::entities::invitation;
 use uuid::Uuid;
 
+/// A person who signed up and followed the verification link.
 async fn user(app: &TestApp, email: &str) -> Uuid {
     Browser::new(app).sign_up(email, PASSWORD).await;
+    common::smtp::verify_address(app, &email.to_lowercase()).await;
     tessera::identity::users::find_by_email(&app.state.db, email)
         .await
         .unwrap()
@@ -40,27 +42,33 @@ async fn role_of(app: &TestApp, user: Uuid, org: Uuid) -> Option<Role> {
 async fn an_invitation_is_accepted_once_by_the_invited_email() {
     let app = common::spawn_app().await;
     let org = acme(&app).await;
-    let token = invitations::invite(&app.state.db, org, "Ada@Example.COM", Role::Admin)
-        .await
-        .unwrap();
+    let token = invitations::invite(
+        &app.state.db,
+        &app.state.mail,
+        org,
+        "Ada@Example.COM",
+        Role::Admin,
+    )
+    .await
+    .unwrap();
     assert!(token.len() >= 43);
     let ada = user(&app, "Ada@example.com").await;
     let mallory = user(&app, "mallory@example.com").await;
 
-    let wrong = invitations::accept(&app.state.db, &token, mallory, "mallory@example.com").await;
+    let wrong = invitations::accept(&app.state.db, &token, mallory).await;
     assert!(
         matches!(wrong, Err(InvitationError::WrongEmail(_))),
         "{wrong:?}"
     );
     assert_eq!(role_of(&app, mallory, org).await, None);
 
-    let joined = invitations::accept(&app.state.db, &token, ada, "Ada@example.com")
+    let joined = invitations::accept(&app.state.db, &token, ada)
         .await
         .unwrap();
     assert_eq!(joined.id, org);
     assert_eq!(role_of(&app, ada, org).await, Some(Role::Admin));
 
-    let again = invitations::accept(&app.state.db, &token, ada, "Ada@example.com").await;
+    let again = invitations::accept(&app.state.db, &token, ada).await;
     assert!(matches!(again, Err(InvitationError::Used)), "{again:?}");
     // Only the digest is stored.
     let rows = invitation::Entity::find().all(&app.state.db).await.unwrap();
@@ -71,9 +79,15 @@ async fn an_invitation_is_accepted_once_by_the_invited_email() {
 async fn an_expired_or_unknown_invitation_is_refused() {
     let app = common::spawn_app().await;
     let org = acme(&app).await;
-    let token = invitations::invite(&app.state.db, org, "ada@example.com", Role::Member)
-        .await
-        .unwrap();
+    let token = invitations::invite(
+        &app.state.db,
+        &app.state.mail,
+        org,
+        "ada@example.com",
+        Role::Member,
+    )
+    .await
+    .unwrap();
     invitation::Entity::update_many()
         .col_expr(
             invitation::Column::ExpiresAt,
@@ -83,18 +97,25 @@ async fn an_expired_or_unknown_invitation_is_refused() {
         .await
         .unwrap();
     let ada = user(&app, "ada@example.com").await;
-    let expired = invitations::accept(&app.state.db, &token, ada, "ada@example.com").await;
+    let expired = invitations::accept(&app.state.db, &token, ada).await;
     assert!(
         matches!(expired, Err(InvitationError::Expired)),
         "{expired:?}"
     );
-    let unknown = invitations::accept(&app.state.db, "no-such-token", ada, "ada@example.com").await;
+    let unknown = invitations::accept(&app.state.db, "no-such-token", ada).await;
     assert!(
         matches!(unknown, Err(InvitationError::Unknown)),
         "{unknown:?}"
     );
     assert!(matches!(
-        invitations::invite(&app.state.db, org, "not an email", Role::Member).await,
+        invitations::invite(
+            &app.state.db,
+            &app.state.mail,
+            org,
+            "not an email",
+            Role::Member
+        )
+        .await,
         Err(InvitationError::InvalidEmail)
     ));
 }
@@ -107,10 +128,16 @@ async fn an_invitation_never_lowers_an_existing_role() {
     orgs::add_member(&app.state.db, org, ada, Role::Admin)
         .await
         .unwrap();
-    let token = invitations::invite(&app.state.db, org, "ada@example.com", Role::Member)
-        .await
-        .unwrap();
-    invitations::accept(&app.state.db, &token, ada, "ada@example.com")
+    let token = invitations::invite(
+        &app.state.db,
+        &app.state.mail,
+        org,
+        "ada@example.com",
+        Role::Member,
+    )
+    .await
+    .unwrap();
+    invitations::accept(&app.state.db, &token, ada)
         .await
         .unwrap();
     assert_eq!(role_of(&app, ada, org).await, Some(Role::Admin));
@@ -153,7 +180,13 @@ async fn an_owner_invites_from_the_account_page_and_the_invitee_signs_up_and_joi
         )
         .await;
     assert_eq!(invited.status, 200);
-    let link = invite_link(&invited);
+    assert!(invited.body.contains("Invitation sent to new@example.com"));
+    // The invitee gets the link by mail; the inviter sees the same link once.
+    let mailed =
+        common::smtp::outbox_message(&app, "new@example.com", "You are invited to join Acme").await;
+    assert!(mailed.text().contains("as admin"), "{}", mailed.text());
+    let link = mailed.link(&app.url("/invitations/"));
+    assert_eq!(invite_link(&invited), link);
     let path = link
         .strip_prefix(&app.base)
         .expect("a link on this server")
@@ -188,6 +221,16 @@ async fn an_owner_invites_from_the_account_page_and_the_invitee_signs_up_and_joi
     assert_eq!(done.location(), Some(return_to.as_str()));
     let page = invitee.get(&return_to).await;
     assert!(page.body.contains("Join Acme") && page.body.contains("admin"));
+    // Anyone may sign up with any address: only a verified one may accept.
+    let unverified = invitee.post(&return_to, &[("csrf", &page.csrf())]).await;
+    assert_eq!(unverified.status, 400);
+    assert!(
+        unverified
+            .body
+            .contains("Verify your address new@example.com first")
+    );
+    common::smtp::verify_address(&app, "new@example.com").await;
+    let page = invitee.get(&return_to).await;
     let joined = invitee.post(&return_to, &[("csrf", &page.csrf())]).await;
     assert!(joined.body.contains("You joined Acme."), "{}", joined.body);
 

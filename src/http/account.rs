@@ -42,6 +42,7 @@ struct AccountPage {
     password_needs_sign_in: bool,
     api_tokens: super::api_tokens::ApiTokensSection,
     new_service_secret: Option<(String, String)>,
+    email_error: Option<String>,
 }
 
 pub(super) fn describe_device(user_agent: Option<&str>) -> String {
@@ -175,6 +176,7 @@ pub(super) struct AccountExtras {
     /// A service account's client_id and its new secret: shown this once.
     pub(super) new_service_secret: Option<(String, String)>,
     pub(super) api_token_error: Option<String>,
+    pub(super) email_error: Option<String>,
 }
 
 fn when(t: chrono::DateTime<chrono::Utc>) -> String {
@@ -220,6 +222,7 @@ pub(super) async fn account_page(
         new_api_token,
         api_token_error,
         new_service_secret,
+        email_error,
     } = extras;
     let user = users::find(&state.db, current.session.user_id)
         .await
@@ -259,6 +262,7 @@ pub(super) async fn account_page(
         password_needs_sign_in,
         api_tokens,
         new_service_secret,
+        email_error,
     };
     Ok(render(&page, status))
 }
@@ -445,4 +449,75 @@ pub(super) async fn account_with_notice(
         ..AccountExtras::default()
     };
     account_page(state, current, extras, status).await
+}
+
+#[derive(Deserialize)]
+pub struct EmailForm {
+    #[serde(default)]
+    new_email: String,
+    #[serde(default)]
+    current_password: String,
+}
+
+/// `POST /account/email`: a confirmation link to the new address (at most
+/// `throttle::MAILS_PER_HOUR` an hour); the address changes when it is followed.
+pub async fn change_email(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<EmailForm>,
+) -> Result<HttpResponse, PageError> {
+    let current = require_session(&req, &state).await?;
+    let user = users::find(&state.db, current.session.user_id)
+        .await
+        .map_err(unavailable)?
+        .ok_or(PageError::NotFound)?;
+    let refused = |message: String, status| {
+        let extras = AccountExtras {
+            email_error: Some(message),
+            ..AccountExtras::default()
+        };
+        account_page(&state, &current, extras, status)
+    };
+    if let Some(wait) = state
+        .throttle
+        .mail_attempt("change", &user.id.to_string())
+        .await
+        .map_err(unavailable)?
+    {
+        let message = format!(
+            "Too many address changes asked for. Try again in {} minute(s).",
+            wait.as_secs().div_ceil(60).max(1)
+        );
+        return refused(message, StatusCode::TOO_MANY_REQUESTS).await;
+    }
+    let recent = crate::identity::passkeys::signed_in_recently(current.session.auth_time);
+    match crate::identity::email::request_change(
+        &state.db,
+        &state.passwords,
+        &state.mail,
+        &user,
+        &form.new_email,
+        &form.current_password,
+        recent,
+    )
+    .await
+    {
+        Ok(new_email) => {
+            let extras = AccountExtras {
+                notice: Some(format!(
+                    "We sent a link to {new_email}. Your address changes when you follow it."
+                )),
+                ..AccountExtras::default()
+            };
+            account_page(&state, &current, extras, StatusCode::OK).await
+        }
+        Err(e @ (IdentityError::InvalidEmail | IdentityError::SameEmail)) => {
+            refused(e.to_string(), StatusCode::BAD_REQUEST).await
+        }
+        Err(e @ IdentityError::EmailTaken) => refused(e.to_string(), StatusCode::CONFLICT).await,
+        Err(e @ (IdentityError::WrongCurrentPassword | IdentityError::NeedsFreshSignIn)) => {
+            refused(e.to_string(), StatusCode::FORBIDDEN).await
+        }
+        Err(e) => Err(unavailable(e)),
+    }
 }

@@ -21,12 +21,32 @@ pub async fn verify(
     state: web::Data<AppState>,
     token: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    match email::verify(&state.db, &token, chrono::Utc::now()).await {
+    match email::verify(&state.db, &state.mail, &token, chrono::Utc::now()).await {
         Ok(Verified::Now(address) | Verified::Already(address)) => Ok(error_page(
             "Email verified",
             format!("Your address {address} is verified. Thank you."),
             "/account",
             StatusCode::OK,
+        )),
+        Ok(Verified::Changed { user_id, to }) => {
+            // Sessions carry the address they were signed in with; read it anew.
+            state
+                .sessions
+                .refresh_for_user(user_id)
+                .await
+                .map_err(unavailable)?;
+            Ok(error_page(
+                "Email changed",
+                format!("Your account's address is now {to}. Sign in with it from now on."),
+                "/account",
+                StatusCode::OK,
+            ))
+        }
+        Err(e @ LinkError::Taken) => Ok(error_page(
+            "Email not changed",
+            e.to_string(),
+            "/account",
+            StatusCode::CONFLICT,
         )),
         Err(e @ LinkError::Invalid) => Ok(error_page(
             "This link cannot be used",

@@ -213,6 +213,11 @@ fn table() -> Vec<Entry> {
             vec![post().to(account::change_password)],
         ),
         entry(
+            "/account/email",
+            Form,
+            vec![post().to(account::change_email)],
+        ),
+        entry(
             "/account/email/verify",
             Form,
             vec![post().to(email::resend)],

@@ -22,8 +22,8 @@ pub struct InviteForm {
     role: String,
 }
 
-/// An owner or admin invites someone; the link is shown on the page once (there
-/// is no mail server). Only owners may invite owners.
+/// An owner or admin invites someone: the link is mailed to them, and shown on
+/// the page once (to pass on by other means). Only owners may invite owners.
 pub async fn invite(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -46,28 +46,32 @@ pub async fn invite(
         )
         .await;
     };
-    let extras =
-        match invitations::invite_as(&state.db, current.session.user_id, org, &form.email, role)
-            .await
-        {
-            Ok(token) => {
-                // The link itself is a credential: shown to the inviter, never logged.
-                tracing::info!(%org, role = role.as_str(), "invitation created");
-                AccountExtras {
-                    notice: Some(format!(
-                        "Invitation created for {}. Send them this link:",
-                        form.email.trim()
-                    )),
-                    invite_link: Some(state.settings.endpoint(&format!("/invitations/{token}"))),
-                    ..AccountExtras::default()
-                }
+    let extras = match invitations::invite_as(
+        &state.db,
+        &state.mail,
+        current.session.user_id,
+        org,
+        &form.email,
+        role,
+    )
+    .await
+    {
+        Ok(token) => {
+            // The link itself is a credential: shown to the inviter, never logged.
+            tracing::info!(%org, role = role.as_str(), "invitation created");
+            AccountExtras {
+                notice: Some(format!(
+                    "Invitation sent to {}. The link, if you want to pass it on yourself:",
+                    form.email.trim()
+                )),
+                invite_link: Some(state.settings.endpoint(&format!("/invitations/{token}"))),
+                ..AccountExtras::default()
             }
-            Err(InvitationError::NotAllowed) => return Err(PageError::Forbidden),
-            Err(e @ (InvitationError::InvalidEmail | InvitationError::RoleNotGrantable)) => {
-                refuse(e)
-            }
-            Err(e) => return Err(unavailable(e)),
-        };
+        }
+        Err(InvitationError::NotAllowed) => return Err(PageError::Forbidden),
+        Err(e @ (InvitationError::InvalidEmail | InvitationError::RoleNotGrantable)) => refuse(e),
+        Err(e) => return Err(unavailable(e)),
+    };
     account_page(&state, &current, extras, StatusCode::OK).await
 }
 
@@ -202,14 +206,7 @@ pub async fn accept_invitation(
     use crate::orgs::invitations::{self, InvitationError};
     let current = require_session(&req, &state).await?;
     let token = path.into_inner();
-    match invitations::accept(
-        &state.db,
-        &token,
-        current.session.user_id,
-        &current.session.email,
-    )
-    .await
-    {
+    match invitations::accept(&state.db, &token, current.session.user_id).await {
         Ok(org) => {
             let extras = AccountExtras {
                 notice: Some(format!("You joined {}.", org.name)),

@@ -108,7 +108,8 @@ struct ResetPage {
 
 fn link_refused(e: LinkError) -> Result<HttpResponse, PageError> {
     match e {
-        LinkError::Invalid => Ok(error_page(
+        // A reset link never changes an address; `Taken` cannot come from it.
+        LinkError::Invalid | LinkError::Taken => Ok(error_page(
             "This link cannot be used",
             format!("{e} Ask for a new one from the sign-in page (Forgot password?)."),
             "/password/forgot",

@@ -29,6 +29,8 @@ pub const RESET_TTL: chrono::Duration = chrono::Duration::minutes(30);
 pub enum Purpose {
     VerifyEmail,
     ResetPassword,
+    /// Confirms a new address; the account's address changes when it is followed.
+    ChangeEmail,
 }
 
 impl Purpose {
@@ -36,6 +38,7 @@ impl Purpose {
         match self {
             Purpose::VerifyEmail => "verify_email",
             Purpose::ResetPassword => "reset_password",
+            Purpose::ChangeEmail => "change_email",
         }
     }
 }
@@ -46,6 +49,8 @@ impl Purpose {
 pub enum LinkError {
     #[error("This link is not valid any more. Links work once and for a limited time.")]
     Invalid,
+    #[error("That address now belongs to another account, so yours was not changed.")]
+    Taken,
     #[error(transparent)]
     Identity(#[from] IdentityError),
 }
@@ -133,27 +138,41 @@ pub enum Verified {
     /// The link was used before (a mail scanner may have opened it first) and
     /// the address is verified: the person sees success, not an error.
     Already(String),
+    /// A change confirmed: the account's address is now the new one, verified.
+    Changed { user_id: Uuid, to: String },
 }
 
-/// Follows a verification link: single use, unexpired, and only while the
-/// account still has the address it was sent to.
+/// Follows a link to `/email/verify/{token}`: a verification (single use,
+/// unexpired, and only while the account still has the address it was sent
+/// to) or the confirmation of a new address.
 pub async fn verify(
     db: &DatabaseConnection,
+    mailer: &Mailer,
     token: &str,
     now: DateTime<Utc>,
 ) -> Result<Verified, LinkError> {
     let Some(link) = user_token::Entity::find()
         .filter(user_token::Column::TokenHash.eq(digest(token)))
-        .filter(user_token::Column::Purpose.eq(Purpose::VerifyEmail.as_str()))
+        .filter(
+            user_token::Column::Purpose
+                .is_in([Purpose::VerifyEmail.as_str(), Purpose::ChangeEmail.as_str()]),
+        )
         .one(db)
         .await?
     else {
         return Err(LinkError::Invalid);
     };
-    let Some(account) = user::Entity::find_by_id(link.user_id).one(db).await? else {
+    let Some(account) = user::Entity::find_by_id(link.user_id)
+        .one(db)
+        .await?
+        .filter(|a| !a.disabled)
+    else {
         return Err(LinkError::Invalid);
     };
-    if account.email != link.email || account.disabled {
+    if link.purpose == Purpose::ChangeEmail.as_str() {
+        return change_address(db, mailer, link, account, now).await;
+    }
+    if account.email != link.email {
         return Err(LinkError::Invalid);
     }
     if link.used_at.is_some() {
@@ -166,14 +185,7 @@ pub async fn verify(
         return Err(LinkError::Invalid);
     }
     let txn = db.begin().await?;
-    // Single use under races: only the request that flips `used_at` goes on.
-    let used = user_token::Entity::update_many()
-        .col_expr(user_token::Column::UsedAt, Expr::value(Some(now)))
-        .filter(user_token::Column::Id.eq(link.id))
-        .filter(user_token::Column::UsedAt.is_null())
-        .exec(&txn)
-        .await?;
-    if used.rows_affected != 1 {
+    if !spend(&txn, &link, now).await? {
         return Ok(Verified::Already(account.email));
     }
     user::Entity::update_many()
@@ -186,6 +198,126 @@ pub async fn verify(
         .await?;
     txn.commit().await?;
     Ok(Verified::Now(account.email))
+}
+
+/// Single use under races: only the request that flips `used_at` goes on.
+async fn spend<C: ConnectionTrait>(
+    db: &C,
+    link: &user_token::Model,
+    now: DateTime<Utc>,
+) -> Result<bool, sea_orm::DbErr> {
+    let used = user_token::Entity::update_many()
+        .col_expr(user_token::Column::UsedAt, Expr::value(Some(now)))
+        .filter(user_token::Column::Id.eq(link.id))
+        .filter(user_token::Column::UsedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(used.rows_affected == 1)
+}
+
+/// The confirmation of a new address: the account takes it (still unique on
+/// its canonical form), verified; the old address is told.
+async fn change_address(
+    db: &DatabaseConnection,
+    mailer: &Mailer,
+    link: user_token::Model,
+    account: users::User,
+    now: DateTime<Utc>,
+) -> Result<Verified, LinkError> {
+    if link.used_at.is_some() && account.email == link.email {
+        return Ok(Verified::Already(account.email));
+    }
+    if link.used_at.is_some() || link.expires_at <= now {
+        return Err(LinkError::Invalid);
+    }
+    let txn = db.begin().await?;
+    if !spend(&txn, &link, now).await? {
+        return Err(LinkError::Invalid);
+    }
+    let changed = user::Entity::update_many()
+        .col_expr(user::Column::Email, Expr::value(link.email.clone()))
+        .col_expr(user::Column::EmailVerifiedAt, Expr::value(Some(now)))
+        .col_expr(user::Column::UpdatedAt, Expr::value(now))
+        .filter(user::Column::Id.eq(account.id))
+        .exec(&txn)
+        .await;
+    match changed {
+        Ok(_) => {}
+        Err(e)
+            if matches!(
+                e.sql_err(),
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+            ) =>
+        {
+            return Err(LinkError::Taken);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let notice = Notice::EmailChanged {
+        new_address: link.email.clone(),
+    };
+    mailer
+        .notice(&txn, &account.email, notice)
+        .await
+        .map_err(|e| IdentityError::Mail(e.to_string()))?;
+    txn.commit().await?;
+    mailer.wake();
+    Ok(Verified::Changed {
+        user_id: account.id,
+        to: link.email,
+    })
+}
+
+/// Asks to change the account's address to `new_email`: a confirmation link
+/// goes to the new address; nothing changes until it is followed. Needs the
+/// current password, or a sign-in within the last few minutes (`recent`).
+pub async fn request_change(
+    db: &DatabaseConnection,
+    hasher: &PasswordHasher,
+    mailer: &Mailer,
+    account: &users::User,
+    new_email: &str,
+    password: &str,
+    recent: bool,
+) -> Result<String, IdentityError> {
+    let new_email = super::normalize_email(new_email)?;
+    if new_email == account.email {
+        return Err(IdentityError::SameEmail);
+    }
+    if !recent {
+        if password.is_empty() || account.password_hash.is_none() {
+            return Err(IdentityError::NeedsFreshSignIn);
+        }
+        match hasher
+            .verify(password, account.password_hash.as_deref())
+            .await?
+        {
+            super::password::Verified::Valid { .. } => {}
+            super::password::Verified::Invalid => return Err(IdentityError::WrongCurrentPassword),
+        }
+    }
+    if users::find_by_email(db, &new_email).await?.is_some() {
+        return Err(IdentityError::EmailTaken);
+    }
+    let txn = db.begin().await?;
+    let token = issue(
+        &txn,
+        account.id,
+        &new_email,
+        Purpose::ChangeEmail,
+        VERIFY_TTL,
+    )
+    .await?;
+    let letter = Letter::ConfirmNewEmail {
+        link: mailer.link(&format!("/email/verify/{token}")),
+    };
+    mailer
+        .enqueue(&txn, &new_email, &letter)
+        .await
+        .map_err(|e| IdentityError::Mail(e.to_string()))?;
+    txn.commit().await?;
+    mailer.wake();
+    Ok(new_email)
 }
 
 /// Queues a reset link for the account with `email`, if there is an enabled

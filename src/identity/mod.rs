@@ -27,6 +27,10 @@ pub enum IdentityError {
     BadCredentials,
     #[error("The current password is incorrect.")]
     WrongCurrentPassword,
+    #[error("This is already your address.")]
+    SameEmail,
+    #[error("Enter your current password, or sign in again first.")]
+    NeedsFreshSignIn,
     #[error("This account is disabled.")]
     Disabled,
     #[error("No account has this email.")]

@@ -233,6 +233,19 @@ impl Sessions {
         Ok(())
     }
 
+    /// Drops the cached copies of a user's sessions, so the next request reads
+    /// them (and the account's current address) from the database.
+    pub async fn refresh_for_user(&self, user_id: Uuid) -> Result<(), IdentityError> {
+        let rows = session::Entity::find()
+            .filter(session::Column::UserId.eq(user_id))
+            .all(&self.db)
+            .await?;
+        for row in &rows {
+            self.cache.remove(&cache_key(&row.token_hash)).await?;
+        }
+        Ok(())
+    }
+
     /// Ends the session behind a cookie value.
     pub async fn end(&self, token: &str) -> Result<(), IdentityError> {
         self.end_hashed(&token_hash(token)).await

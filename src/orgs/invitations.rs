@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::{OrgError, Organization, Role};
 use crate::identity::normalize_email;
 use crate::identity::sessions::random_token;
+use crate::mail::{Letter, Mailer};
 use crate::oauth::digest;
 use crate::store::entities::{invitation, membership, organization};
 
@@ -30,6 +31,10 @@ pub enum InvitationError {
     Expired,
     #[error("This invitation is for another email address. Sign in as {0} to accept it.")]
     WrongEmail(String),
+    #[error(
+        "Verify your address {0} first: follow the link we mailed to it (or resend it from your account page), then open this invitation again."
+    )]
+    Unverified(String),
     #[error("Enter an email address such as name@example.com.")]
     InvalidEmail,
     #[error("Only owners and admins of the organization may invite.")]
@@ -70,6 +75,7 @@ pub fn may_invite(inviter: Role, role: Role) -> Result<(), InvitationError> {
 /// Invites on behalf of `inviter`, checking their role in `org` first.
 pub async fn invite_as(
     db: &DatabaseConnection,
+    mailer: &Mailer,
     inviter: Uuid,
     org: Uuid,
     email: &str,
@@ -82,25 +88,32 @@ pub async fn invite_as(
         .map(|m| m.role)
         .ok_or(InvitationError::NotAllowed)?;
     may_invite(inviter_role, role)?;
-    invite(db, org, email, role).await
+    invite(db, mailer, org, email, role).await
 }
 
-/// Creates an invitation; returns the token for the link (shown once, stored as a
-/// digest).
+/// Creates an invitation and mails its link to the invitee, in one
+/// transaction; returns the token for the link (shown once to the inviter too,
+/// stored as a digest).
 pub async fn invite(
     db: &DatabaseConnection,
+    mailer: &Mailer,
     org: Uuid,
     email: &str,
     role: Role,
 ) -> Result<String, InvitationError> {
     let email = normalize_email(email).map_err(|_| InvitationError::InvalidEmail)?;
+    let organization = organization::Entity::find_by_id(org)
+        .one(db)
+        .await?
+        .ok_or(OrgError::NoSuchOrganization)?;
     let token =
         random_token().map_err(|e| OrgError::Storage(sea_orm::DbErr::Custom(e.to_string())))?;
     let now = Utc::now();
+    let txn = db.begin().await?;
     invitation::ActiveModel {
         id: Set(Uuid::now_v7()),
         organization_id: Set(org),
-        email: Set(email),
+        email: Set(email.clone()),
         role: Set(role.as_str().to_owned()),
         token_hash: Set(digest(&token)),
         expires_at: Set(
@@ -109,8 +122,19 @@ pub async fn invite(
         accepted_at: Set(None),
         created_at: Set(now),
     }
-    .insert(db)
+    .insert(&txn)
     .await?;
+    let letter = Letter::Invitation {
+        organization: organization.name,
+        role: role.to_string(),
+        link: mailer.link(&format!("/invitations/{token}")),
+    };
+    mailer
+        .enqueue(&txn, &email, &letter)
+        .await
+        .map_err(|e| OrgError::Storage(sea_orm::DbErr::Custom(e.to_string())))?;
+    txn.commit().await?;
+    mailer.wake();
     Ok(token)
 }
 
@@ -146,21 +170,29 @@ pub async fn pending(db: &DatabaseConnection, token: &str) -> Result<Pending, In
     })
 }
 
-/// Accepts for the signed-in account with `email`: the invitation is spent and the
-/// membership created in one transaction, so a link works exactly once.
+/// Accepts for the signed-in account `user`, which must have the invited
+/// address, verified (anyone may sign up with any address; only a link that
+/// reached it proves it is theirs). The invitation is spent and the membership
+/// created in one transaction, so a link works exactly once.
 pub async fn accept(
     db: &DatabaseConnection,
     token: &str,
     user: Uuid,
-    email: &str,
 ) -> Result<Organization, InvitationError> {
     let pending = pending(db, token).await?;
+    let account = crate::store::entities::user::Entity::find_by_id(user)
+        .one(db)
+        .await?
+        .ok_or(InvitationError::Unknown)?;
     // Both sides in their canonical form: the invitation may predate it.
     let same = normalize_email(&pending.email)
         .ok()
-        .is_some_and(|invited| normalize_email(email).ok() == Some(invited));
+        .is_some_and(|invited| normalize_email(&account.email).ok() == Some(invited));
     if !same {
         return Err(InvitationError::WrongEmail(pending.email));
+    }
+    if account.email_verified_at.is_none() {
+        return Err(InvitationError::Unverified(account.email));
     }
     let txn = db.begin().await?;
     let spent = invitation::Entity::update_many()

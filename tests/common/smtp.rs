@@ -268,3 +268,18 @@ pub fn outbox_count(app: &super::TestApp, to: &str) -> usize {
         .filter(|m| m.to() == to)
         .count()
 }
+
+/// Follows the verification link the file outbox holds for `email`: the
+/// address is verified afterwards.
+pub async fn verify_address(app: &super::TestApp, email: &str) {
+    let link = outbox_message(app, email, "Verify your email address")
+        .await
+        .link(&app.url("/email/verify/"));
+    let page = app
+        .client
+        .get(&link)
+        .send()
+        .await
+        .expect("verification link");
+    assert_eq!(page.status(), 200, "verifying {email}");
+}
