@@ -178,6 +178,12 @@ impl Driver {
         .await;
     }
 
+    async fn click_link(&self, text: &str) {
+        let link = self.find(&format!("//a[normalize-space()='{text}']")).await;
+        self.call("POST", &format!("/element/{link}/click"), json!({}))
+            .await;
+    }
+
     async fn click_button(&self, text: &str) {
         let button = self
             .find(&format!("//button[normalize-space()='{text}']"))
@@ -301,6 +307,8 @@ async fn a_person_picks_an_organization_and_allows_an_application_in_the_browser
     browser.fill("Password", common::PASSWORD).await;
     browser.click_button("Create account").await;
     browser.wait_for_path("/account").await;
+    // Accepting an invitation needs the address verified: the mailed link.
+    common::smtp::verify_address(&app, "grace@example.com").await;
 
     let grace = tessera::identity::users::find_by_email(&app.state.db, "grace@example.com")
         .await
@@ -795,4 +803,137 @@ async fn a_person_creates_copies_and_revokes_an_api_token_on_the_account_page() 
             .unwrap()
             .is_none()
     );
+}
+
+/// Everything mail carries, followed in the browser as a person would: the
+/// messages come through a real SMTP server (aiosmtpd), the links are taken
+/// from them.
+#[tokio::test]
+async fn a_person_follows_mailed_links_to_verify_reset_and_join() {
+    let Some(browser) = Driver::start().await else {
+        return;
+    };
+    let Some(smtp) = common::smtp::start().await else {
+        return;
+    };
+    let app = common::spawn_app_with(|env| {
+        env.insert("TESSERA_SMTP_URL".into(), smtp.url());
+        env.insert(
+            "TESSERA_MAIL_FROM".into(),
+            "Tessera <id@example.com>".into(),
+        );
+    })
+    .await;
+
+    // Sign-up → the verification message → its link.
+    browser.goto(&app.url("/signup")).await;
+    browser.fill("Email", "grace@example.com").await;
+    browser.fill("Password", common::PASSWORD).await;
+    browser.click_button("Create account").await;
+    browser.wait_for_path("/account").await;
+    browser.wait_for_text("Email not verified").await;
+    browser.wait_for_text("Resend verification email").await;
+    browser.screenshots("account-unverified").await;
+    let message = smtp
+        .message_to("grace@example.com", "Verify your email address")
+        .await;
+    // The message as a mail client shows it.
+    let rendered = tempfile::Builder::new().suffix(".html").tempfile().unwrap();
+    std::fs::write(rendered.path(), message.part("text/html").unwrap()).unwrap();
+    browser
+        .goto(&format!("file://{}", rendered.path().display()))
+        .await;
+    browser.wait_for_text("Verify email").await;
+    browser.screenshots("mail-verify-email").await;
+    browser
+        .goto(&message.link(&app.url("/email/verify/")))
+        .await;
+    browser.wait_for_text("Email verified").await;
+    browser.screenshots("email-verified").await;
+    browser.goto(&app.url("/account")).await;
+    browser.wait_for_text("Verified").await;
+
+    // Forgot password → the reset message → a new password → signed in.
+    browser.click_button("Sign out").await;
+    browser.wait_for_path("/login").await;
+    browser.click_link("Forgot password?").await;
+    browser.wait_for_path("/password/forgot").await;
+    browser.fill("Email", "grace@example.com").await;
+    browser.click_button("Send reset link").await;
+    browser
+        .wait_for_text("If an account exists for that address, we sent a link")
+        .await;
+    browser.screenshots("forgot-password").await;
+    let reset = smtp
+        .message_to("grace@example.com", "Reset your password")
+        .await;
+    browser
+        .goto(&reset.link(&app.url("/password/reset/")))
+        .await;
+    browser.wait_for_text("Set a new password").await;
+    browser.screenshots("reset-password").await;
+    browser
+        .fill("New password", "violet giraffes sing loudly")
+        .await;
+    browser.click_button("Set new password").await;
+    browser.wait_for_path("/account").await;
+    browser.wait_for_text("grace@example.com").await;
+    browser.click_button("Sign out").await;
+    browser.wait_for_path("/login").await;
+    browser.fill("Email", "grace@example.com").await;
+    browser
+        .fill("Password", "violet giraffes sing loudly")
+        .await;
+    browser.click_button("Sign in").await;
+    browser.wait_for_path("/account").await;
+
+    // An invitation by mail, accepted by the invited (verified) person.
+    let grace = tessera::identity::users::find_by_email(&app.state.db, "grace@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let org = tessera::orgs::create(&app.state.db, "Initech", None)
+        .await
+        .unwrap();
+    tessera::orgs::add_member(&app.state.db, org.id, grace.id, tessera::orgs::Role::Owner)
+        .await
+        .unwrap();
+    browser.goto(&app.url("/account")).await;
+    browser.fill("Invite by email", "linus@example.com").await;
+    browser.click_button("Invite").await;
+    browser
+        .wait_for_text("Invitation sent to linus@example.com")
+        .await;
+    browser.click_button("Sign out").await;
+    browser.wait_for_path("/login").await;
+    let invitation = smtp
+        .message_to("linus@example.com", "You are invited to join Initech")
+        .await;
+    browser
+        .goto(&invitation.link(&app.url("/invitations/")))
+        .await;
+    browser.wait_for_path("/login").await;
+    browser.click_link("Create an account").await;
+    browser.wait_for_path("/signup").await;
+    browser.fill("Email", "linus@example.com").await;
+    browser.fill("Password", common::PASSWORD).await;
+    browser.click_button("Create account").await;
+    browser.wait_for_text("Join Initech").await;
+    browser.click_button("Accept invitation").await;
+    browser
+        .wait_for_text("Verify your address linus@example.com first")
+        .await;
+    let verify = smtp
+        .message_to("linus@example.com", "Verify your email address")
+        .await;
+    browser.goto(&verify.link(&app.url("/email/verify/"))).await;
+    browser.wait_for_text("Email verified").await;
+    browser
+        .goto(&invitation.link(&app.url("/invitations/")))
+        .await;
+    browser.wait_for_text("Join Initech").await;
+    browser.click_button("Accept invitation").await;
+    browser.wait_for_text("You joined Initech.").await;
+
+    browser.call("DELETE", "", json!({})).await;
 }
