@@ -39,6 +39,12 @@ const FAILED: &str = "failed";
 /// (the SMTP transport's timeouts are well under it).
 pub const LEASE: Duration = Duration::from_secs(120);
 
+/// Ended jobs are kept this long (what was sent, when, how it ended), then deleted.
+const KEEP_ENDED: chrono::Duration = chrono::Duration::days(30);
+
+/// How often a worker deletes ended jobs past [`KEEP_ENDED`].
+const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+
 /// Jobs taken per claim; each is delivered before the next claim.
 const BATCH: u64 = 10;
 
@@ -256,7 +262,14 @@ pub fn spawn(
     retry_for: Duration,
 ) -> Worker {
     Worker(tokio::spawn(async move {
+        let mut swept = tokio::time::Instant::now();
         loop {
+            if swept.elapsed() >= SWEEP_EVERY {
+                swept = tokio::time::Instant::now();
+                if let Err(e) = sweep(&db, Utc::now()).await {
+                    tracing::warn!("job queue: cannot delete old jobs: {e}");
+                }
+            }
             match run_due(&db, deliver.as_ref(), retry_for).await {
                 // A full batch: there may be more due right now.
                 Ok(n) if n as u64 == BATCH => continue,
@@ -269,6 +282,16 @@ pub fn spawn(
             }
         }
     }))
+}
+
+/// Deletes jobs that ended more than [`KEEP_ENDED`] before `now`; how many.
+pub async fn sweep(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<u64, DbErr> {
+    let deleted = job::Entity::delete_many()
+        .filter(job::Column::State.ne(PENDING))
+        .filter(job::Column::FinishedAt.lt(now - KEEP_ENDED))
+        .exec(db)
+        .await?;
+    Ok(deleted.rows_affected)
 }
 
 /// Claims and delivers the jobs due now; how many it claimed.

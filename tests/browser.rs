@@ -937,3 +937,56 @@ async fn a_person_follows_mailed_links_to_verify_reset_and_join() {
 
     browser.call("DELETE", "", json!({})).await;
 }
+
+/// `TESSERA_REQUIRE_VERIFIED_EMAIL`: an application on another origin gets no
+/// code until the person has followed the mailed link; then "continue" resumes
+/// the same request and the code arrives.
+#[tokio::test]
+async fn an_unverified_person_verifies_before_an_application_gets_a_code() {
+    let Some(browser) = Driver::start().await else {
+        return;
+    };
+    let app = common::spawn_app_with(|env| {
+        env.insert("TESSERA_REQUIRE_VERIFIED_EMAIL".into(), "true".into());
+    })
+    .await;
+    let listener = common::ClientListener::start().await;
+    let callback = listener.url("/cb");
+    let mut new = common::oauth::new_client();
+    new.first_party = true;
+    new.redirect_uris = vec![callback.clone()];
+    let client = common::oauth::register(&app, new).await;
+    let (_, challenge) = common::oauth::pkce();
+    let authorize = app.url(&common::oauth::authorize_path(
+        &client.id,
+        &challenge,
+        &[("redirect_uri", callback.as_str()), ("scope", "openid")],
+    ));
+
+    browser.goto(&authorize).await;
+    browser.wait_for_path("/login").await;
+    browser.click_link("Create an account").await;
+    browser.wait_for_path("/signup").await;
+    browser.fill("Email", "ada@example.com").await;
+    browser.fill("Password", common::PASSWORD).await;
+    browser.click_button("Create account").await;
+    browser.wait_for_text("Verify your email to continue").await;
+    browser.screenshots("verify-email-first").await;
+    assert_eq!(listener.count("/cb"), 0, "no code before verification");
+
+    browser.click_button("Resend verification email").await;
+    browser
+        .wait_for_text("We sent a new verification link")
+        .await;
+    let link = common::smtp::outbox_message(&app, "ada@example.com", "Verify your email address")
+        .await
+        .link(&app.url("/email/verify/"));
+    // Opened from the mailbox on another device; this browser continues.
+    assert_eq!(app.client.get(&link).send().await.unwrap().status(), 200);
+    browser
+        .click_link("I have verified my address — continue")
+        .await;
+    listener.code(1).await;
+
+    browser.call("DELETE", "", json!({})).await;
+}

@@ -379,3 +379,43 @@ async fn workers_claiming_at_the_same_moment_never_take_the_same_job() {
             .all(|r| r.state == "done" && r.attempts == 1)
     );
 }
+
+#[tokio::test]
+async fn ended_jobs_are_kept_thirty_days_then_deleted() {
+    let (_backing, db) = queue_only().await;
+    for _ in 0..3 {
+        jobs::enqueue(&db, jobs::MAIL, &payload()).await.unwrap();
+    }
+    let rejecting = Scripted {
+        outcome: Failure::Permanent("550".into()),
+        calls: Mutex::new(0),
+    };
+    let day = Duration::from_secs(86_400);
+    jobs::run_due(&db, &rejecting, day).await.unwrap();
+    let ended = jobs_of(&db).await;
+    // One ended 31 days ago, one 29 days ago; the third is still pending.
+    for (row, age) in ended.iter().zip([31, 29]) {
+        job::Entity::update_many()
+            .col_expr(
+                job::Column::FinishedAt,
+                Expr::value(Some(Utc::now() - chrono::Duration::days(age))),
+            )
+            .filter(job::Column::Id.eq(row.id))
+            .exec(&db)
+            .await
+            .unwrap();
+    }
+    job::Entity::update_many()
+        .col_expr(job::Column::State, Expr::value("pending"))
+        .col_expr(
+            job::Column::FinishedAt,
+            Expr::value(Option::<chrono::DateTime<Utc>>::None),
+        )
+        .filter(job::Column::Id.eq(ended[2].id))
+        .exec(&db)
+        .await
+        .unwrap();
+    assert_eq!(jobs::sweep(&db, Utc::now()).await.unwrap(), 1);
+    let left: Vec<_> = jobs_of(&db).await.into_iter().map(|r| r.id).collect();
+    assert_eq!(left, vec![ended[1].id, ended[2].id]);
+}

@@ -72,6 +72,13 @@ async fn issue<C: ConnectionTrait>(
 ) -> Result<String, IdentityError> {
     let token = random_token()?;
     let now = Utc::now();
+    // Links are short-lived: a new one clears this account's long-dead ones,
+    // so the table holds what may still matter (and a week of history).
+    user_token::Entity::delete_many()
+        .filter(user_token::Column::UserId.eq(user_id))
+        .filter(user_token::Column::ExpiresAt.lt(now - chrono::Duration::days(7)))
+        .exec(db)
+        .await?;
     user_token::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(user_id),
