@@ -1065,4 +1065,37 @@ mod tests {
             assert!(bad.parse::<IpRange>().is_err(), "{bad}");
         }
     }
+
+    #[test]
+    fn mail_defaults_to_the_file_outbox_and_smtp_urls_are_checked() {
+        let s = settings(&[]).unwrap();
+        assert!(s.mail.smtp_url.is_none());
+        assert_eq!(s.mail.dir, PathBuf::from("mail"));
+        assert_eq!(s.mail.from, "Tessera <noreply@localhost>");
+        assert!(!s.require_verified_email && s.mail.new_device_notice);
+
+        let s =
+            settings(&[("TESSERA_SMTP_URL", "smtps://id:s3cret@mail.example.com:465")]).unwrap();
+        let url = s.mail.smtp_url.unwrap();
+        assert_eq!(url.expose(), "smtps://id:s3cret@mail.example.com:465");
+        assert!(
+            !format!("{url:?}").contains("s3cret"),
+            "the password never shows"
+        );
+        for bad in ["http://mail.example.com", "smtp://", "not a url"] {
+            let err = settings(&[("TESSERA_SMTP_URL", bad)]).unwrap_err();
+            assert_eq!(err.setting, "TESSERA_SMTP_URL", "{bad}: {err}");
+        }
+        let err = settings(&[
+            ("TESSERA_SMTP_URL", "smtp://u:hunter2@x:25/?bad=%zz"),
+            ("TESSERA_MAIL_FROM", "<<"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.setting, "TESSERA_MAIL_FROM");
+        assert!(!err.to_string().contains("hunter2"));
+        let s = settings(&[("TESSERA_MAIL_FROM", "Tessera <id@example.com>")]).unwrap();
+        assert_eq!(s.mail.from, "Tessera <id@example.com>");
+        assert!(settings(&[("TESSERA_JOB_POLL_INTERVAL", "0")]).is_err());
+        assert!(settings(&[("TESSERA_REQUIRE_VERIFIED_EMAIL", "yes")]).is_err());
+    }
 }
