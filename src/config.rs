@@ -88,6 +88,9 @@ pub struct Settings {
     pub refresh_token_ttl: Duration,
     /// A refresh token unused this long expires.
     pub refresh_token_idle_ttl: Duration,
+    /// A spent refresh token presented again by its client this soon after gets
+    /// the same successor (parallel tabs, retries); 0 turns it off.
+    pub refresh_reuse_grace: Duration,
     /// How long a rotated-in key is published before it signs anything.
     pub key_rotation_delay: Duration,
     /// How often each instance re-reads key metadata from the database.
@@ -266,6 +269,7 @@ const SETTINGS: &[&str] = &[
     "login_lockout",
     "default_audience",
     "refresh_token_idle_ttl",
+    "refresh_reuse_grace",
     "resources",
     "webauthn_rp_id",
     "webauthn_rp_name",
@@ -506,6 +510,7 @@ impl Settings {
             "TESSERA_REFRESH_TOKEN_IDLE_TTL",
             "TESSERA_REFRESH_TOKEN_TTL",
         )?;
+        let refresh_reuse_grace = layer.duration("refresh_reuse_grace", "10s", 0, 300)?;
         let key_rotation_delay = layer.duration("key_rotation_delay", "1h", 0, 30 * day)?;
         let key_refresh_interval = layer.duration("key_refresh_interval", "30s", 0, day)?;
         let jwks_max_age = layer.duration("jwks_max_age", "5m", 0, day)?;
@@ -592,6 +597,7 @@ impl Settings {
             id_token_ttl,
             refresh_token_ttl,
             refresh_token_idle_ttl,
+            refresh_reuse_grace,
             key_rotation_delay,
             key_refresh_interval,
             jwks_max_age,

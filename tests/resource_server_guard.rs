@@ -30,6 +30,8 @@ struct World {
     acme: Uuid,
     globex: Uuid,
     initech: Uuid,
+    /// Ada's browser, still signed in.
+    ada: Browser,
 }
 
 async fn start_api(app: &TestApp, refetch_secs: u64) -> String {
@@ -122,6 +124,7 @@ async fn world(refetch_secs: u64) -> World {
         acme,
         globex,
         initech,
+        ada,
     }
 }
 
@@ -224,6 +227,71 @@ async fn another_organization_or_a_malformed_one_is_403() {
     // one the caller is not in.
     let malformed = call(&w, reqwest::Method::GET, Some(&w.token), Some("acme")).await;
     assert_eq!(malformed.status(), 403);
+}
+
+/// A multi-organization app: its token names one organization (`org`, not
+/// `orgs`); to act in another, it refreshes with `organization_id` — no new
+/// sign-in — and the API follows the token.
+#[tokio::test]
+async fn a_client_switches_organization_by_refreshing_and_the_api_follows() {
+    let w = world(10).await;
+    let mut new = new_client();
+    new.first_party = true;
+    new.scope = "openid org offline_access".into();
+    new.grant_types = vec![
+        tessera::oauth::clients::GrantType::AuthorizationCode,
+        tessera::oauth::clients::GrantType::RefreshToken,
+    ];
+    let client = register(&w.app, new).await;
+    let (verifier, challenge) = pkce();
+    let picker = w
+        .ada
+        .get(&authorize_path(
+            &client.id,
+            &challenge,
+            &[("scope", "openid org offline_access")],
+        ))
+        .await;
+    let mut fields = hidden_fields(&picker.body);
+    fields.push(("org_choice".into(), w.acme.to_string()));
+    let form: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let done = w.ada.post("/authorize/org", &form).await;
+    let code = param(&redirect_params(&done), "code").unwrap().to_owned();
+    let tokens: Value = exchange(&w.app, &client, &code, &verifier)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let in_acme = tokens["access_token"].as_str().unwrap();
+    let globex = w.globex.to_string();
+    let refused = call(&w, reqwest::Method::GET, Some(in_acme), Some(&globex)).await;
+    assert_eq!(refused.status(), 403, "the token is Acme's");
+
+    let switched: Value = w
+        .app
+        .client
+        .post(w.app.url("/token"))
+        .basic_auth(&client.id, client.secret.as_deref())
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+            ("organization_id", &globex),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let in_globex = switched["access_token"].as_str().unwrap();
+    let answered = call(&w, reqwest::Method::GET, Some(in_globex), None).await;
+    assert_eq!(answered.status(), 200);
+    let body: Value = answered.json().await.unwrap();
+    assert_eq!(body["organization"], globex);
+    assert_eq!(body["role"], "member");
 }
 
 #[tokio::test]

@@ -13,6 +13,15 @@
 //! and need the `projects:read` / `projects:write` scope. Personal access tokens
 //! (`Authorization: Bearer tsr_pat_…` or `X-Api-Key`) are checked by
 //! introspection with `API_CLIENT_ID` / `API_CLIENT_SECRET`.
+//!
+//! A token names one organization. A client acting in another one switches
+//! without a new sign-in — a refresh naming it, then the call again:
+//!
+//! ```sh
+//! curl -u "$CLIENT_ID:$CLIENT_SECRET" localhost:8080/token -d grant_type=refresh_token \
+//!   -d refresh_token="$REFRESH_TOKEN" -d organization_id="$OTHER_ORG"
+//! curl -H "Authorization: Bearer $NEW_ACCESS_TOKEN" localhost:9090/orders
+//! ```
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use serde_json::json;

@@ -20,6 +20,7 @@ mod m20261202_000013_client_default_api;
 mod m20261202_000014_personal_access_tokens;
 mod m20261202_000015_service_accounts;
 mod m20261202_000016_jobs_and_mail;
+mod m20261202_000017_refresh_successor;
 
 /// All migrations, in the order they apply.
 pub struct Migrator;
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000014_personal_access_tokens::Migration),
             Box::new(m20261202_000015_service_accounts::Migration),
             Box::new(m20261202_000016_jobs_and_mail::Migration),
+            Box::new(m20261202_000017_refresh_successor::Migration),
         ]
     }
 }

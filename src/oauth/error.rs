@@ -47,6 +47,15 @@ pub enum TokenError {
     ScopeMalformed,
     #[error("the user is no longer a member of the organization this grant was made in")]
     MembershipGone,
+    /// Switching organization on a refresh needs a grant that includes `org` or `orgs`.
+    #[error("organization_id needs a grant that includes the org or orgs scope")]
+    SwitchNotGranted,
+    /// Switching to an organization the person is not (now) a member of.
+    #[error("the user is not a member of the organization named by organization_id")]
+    SwitchNotMember,
+    /// A client acting for itself has no organization to switch.
+    #[error("only tokens a person granted can switch organization")]
+    SwitchNotAPerson,
     #[error("the account this grant was made for is disabled")]
     AccountDisabled,
     /// Only confidential clients act for themselves (RFC 6749 §4.4).
@@ -86,6 +95,9 @@ impl TokenError {
             | E::RefreshWrongClient
             | E::RefreshReused
             | E::MembershipGone
+            | E::SwitchNotGranted
+            | E::SwitchNotMember
+            | E::SwitchNotAPerson
             | E::AccountDisabled => ErrorCode::InvalidGrant,
             E::UnknownResource | E::ResourceNotGranted => ErrorCode::InvalidTarget,
             E::ScopeWidened | E::NoScope | E::ScopeMalformed => ErrorCode::InvalidScope,

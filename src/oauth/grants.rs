@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 use url::Url;
+use uuid::Uuid;
 
 use super::clients::{Client, GrantType};
 use super::codes::{CodeStore, IssuedFromCode};
@@ -145,7 +146,8 @@ pub async fn authorization_code(
 
 /// RFC 6749 §6 with rotation (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2): the presented
 /// token is spent and its successor keeps the original grant; a narrower `scope`
-/// narrows this access token only.
+/// narrows this access token only, and `organization_id` switches this access
+/// token's organization only.
 pub async fn refresh_token(
     config: &IssuerConfig,
     client: &Client,
@@ -156,13 +158,21 @@ pub async fn refresh_token(
         return Err(TokenError::Malformed("refresh_token is required"));
     };
     let narrowed = scope_param(params)?;
+    let switch_to = match params.get("organization_id") {
+        None => None,
+        Some(raw) => Some(
+            Uuid::parse_str(raw)
+                .map_err(|_| TokenError::Malformed("organization_id must be a UUID"))?,
+        ),
+    };
     let lifetimes = config.refresh_lifetimes();
     let storage = |e: refresh::RefreshError| TokenError::unavailable("refresh token", e);
-    // The common case in one step: a token in order, the scope and API kept.
-    // Anything not in order falls through to the path that tells which — and
-    // checks a named `resource` before anything is spent.
+    // The common case in one step: a token in order, the scope, API and
+    // organization kept. Anything not in order falls through to the path that
+    // tells which — and checks a named `resource` before anything is spent.
     if narrowed.is_none()
         && resource.is_none()
+        && switch_to.is_none()
         && let Some((record, successor)) =
             refresh::rotate_live(&config.db, token, &client.client_id, lifetimes)
                 .await
@@ -171,9 +181,10 @@ pub async fn refresh_token(
         let grant = grant_of(&record, record.scope.clone(), resource)?;
         return refreshed(config, client, &grant, successor).await;
     }
-    let record = live_record(config, client, token).await?;
+    let found = presented(config, client, token).await?;
+    let record = found.record();
     // Checked before the rotation, so a refused request spends nothing.
-    grant_of(&record, String::new(), resource.clone())?;
+    grant_of(record, String::new(), resource.clone())?;
     let scope = match narrowed {
         None => record.scope.clone(),
         Some(asked) => {
@@ -185,50 +196,119 @@ pub async fn refresh_token(
             asked.join(" ")
         }
     };
-    let Some(successor) = refresh::rotate(&config.db, &record, lifetimes)
-        .await
-        .map_err(storage)?
-    else {
-        // Another request spent this token first: treat it as reuse.
-        refresh::revoke_family(&config.db, record.family_id)
-            .await
-            .map_err(storage)?;
-        tracing::warn!(family = %record.family_id, "refresh token used twice at once: family revoked");
-        return Err(TokenError::RefreshReused);
+    if let Some(org) = switch_to {
+        check_switch(config, record, org).await?;
+    }
+    let (record, successor) = match found {
+        Found::Recovered { record, successor } => (record, successor),
+        Found::Live(record) => {
+            match refresh::rotate(&config.db, &record, token, lifetimes)
+                .await
+                .map_err(storage)?
+            {
+                Some(successor) => (record, successor),
+                // Another request spent it between the lookup and now.
+                None => match presented(config, client, token).await? {
+                    Found::Recovered { record, successor } => (record, successor),
+                    Found::Live(_) => return Err(TokenError::Unavailable),
+                },
+            }
+        }
     };
-    let grant = grant_of(&record, scope, resource)?;
+    let mut grant = grant_of(&record, scope, resource)?;
+    if switch_to.is_some() {
+        grant.org = switch_to;
+    }
     refreshed(config, client, &grant, successor).await
 }
 
-/// The presented refresh token, if it is live, this client's, and its grant
-/// still holds (account enabled, organization membership kept). Nothing is
-/// spent here; a spent token presented again ends its family.
-async fn live_record(
+/// A presented refresh token that may be used: live, or spent a moment ago by
+/// the same client with its successor unused (graceful rotation).
+enum Found {
+    Live(RefreshRecord),
+    Recovered {
+        record: RefreshRecord,
+        successor: String,
+    },
+}
+
+impl Found {
+    fn record(&self) -> &RefreshRecord {
+        match self {
+            Found::Live(record) | Found::Recovered { record, .. } => record,
+        }
+    }
+}
+
+/// Switching organization on a refresh: the grant included `org` or `orgs`,
+/// it is a person's, and the person is a member there now.
+async fn check_switch(
+    config: &IssuerConfig,
+    record: &RefreshRecord,
+    org: Uuid,
+) -> Result<(), TokenError> {
+    let Some(user) = record.user_id else {
+        return Err(TokenError::SwitchNotAPerson);
+    };
+    if !record.scope.split(' ').any(|s| s == "org" || s == "orgs") {
+        return Err(TokenError::SwitchNotGranted);
+    }
+    let memberships = crate::orgs::memberships_of(&config.db, user)
+        .await
+        .map_err(|e| TokenError::unavailable("cannot read memberships", e))?;
+    if !memberships.iter().any(|m| m.id == org) {
+        return Err(TokenError::SwitchNotMember);
+    }
+    Ok(())
+}
+
+/// The presented refresh token, if it may be used (see [`Found`]), is this
+/// client's, and its grant still holds (account enabled, organization
+/// membership kept). Nothing is spent here; a spent token presented again
+/// outside the grace window ends its family.
+async fn presented(
     config: &IssuerConfig,
     client: &Client,
     token: &str,
-) -> Result<RefreshRecord, TokenError> {
+) -> Result<Found, TokenError> {
     let storage = |e: refresh::RefreshError| TokenError::unavailable("refresh token", e);
-    let record = match refresh::find(&config.db, token).await.map_err(storage)? {
-        Presented::Live(record) => record,
+    let found = match refresh::find(&config.db, token).await.map_err(storage)? {
+        Presented::Live(record) => Found::Live(record),
         Presented::Spent(record) => {
-            // RFC 9700 §4.14.2: reuse means the token leaked; end the family.
-            refresh::revoke_family(&config.db, record.family_id)
-                .await
-                .map_err(storage)?;
-            tracing::warn!(family = %record.family_id, client = %record.client_id, "spent refresh token presented again: family revoked");
-            return Err(TokenError::RefreshReused);
+            let grace = config.settings.refresh_reuse_grace;
+            let recovered = refresh::recover(
+                &config.db,
+                &record,
+                token,
+                &client.client_id,
+                grace,
+                chrono::Utc::now(),
+            )
+            .await
+            .map_err(storage)?;
+            match recovered {
+                Some(successor) => Found::Recovered { record, successor },
+                None => {
+                    // RFC 9700 §4.14.2: reuse means the token leaked; end the family.
+                    refresh::revoke_family(&config.db, record.family_id)
+                        .await
+                        .map_err(storage)?;
+                    tracing::warn!(family = %record.family_id, client = %record.client_id, "spent refresh token presented again: family revoked");
+                    return Err(TokenError::RefreshReused);
+                }
+            }
         }
         Presented::Dead => return Err(TokenError::RefreshInvalid),
     };
+    let record = found.record();
     if record.client_id != client.client_id {
         return Err(TokenError::RefreshWrongClient);
     }
     if let Some(user) = record.user_id {
         config.check_account(user).await?;
     }
-    // A refresh never changes organization; without the membership it fails
-    // before anything is rotated.
+    // The grant's own organization must still have the person; without the
+    // membership it fails before anything is rotated.
     if let (Some(org), Some(user)) = (record.org_id, record.user_id) {
         let memberships = crate::orgs::memberships_of(&config.db, user)
             .await
@@ -237,7 +317,7 @@ async fn live_record(
             return Err(TokenError::MembershipGone);
         }
     }
-    Ok(record)
+    Ok(found)
 }
 
 /// The grant a refresh token stands for, with this request's scope. Its API is

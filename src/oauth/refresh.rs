@@ -80,6 +80,7 @@ pub async fn issue_family(
         revoked_at: Set(None),
         org_id: Set(new.org_id),
         resource: Set(new.resource.map(str::to_owned)),
+        successor_sealed: Set(None),
     }
     .insert(db)
     .await?;
@@ -116,7 +117,7 @@ pub async fn find(db: &DatabaseConnection, token: &str) -> Result<Presented, Ref
 
 /// PostgreSQL's statement behind [`rotate_live`], with its parameters: `$1` now, `$2` the
 /// presented digest, `$3` the client, `$4` the successor's id, `$5` its digest,
-/// `$6` its idle expiry.
+/// `$6` its idle expiry, `$7` the successor sealed for [`recover`].
 ///
 /// Of two concurrent rotations the second waits on the row lock, re-reads the
 /// row, finds `spent_at` set and matches nothing; the insert selects from the
@@ -128,7 +129,7 @@ pub async fn find(db: &DatabaseConnection, token: &str) -> Result<Presented, Ref
 /// fresh database) got a plan through the client's index that walks every token
 /// of the client: 3.5× the database CPU per refresh, growing with the table.
 pub const ROTATE_LIVE_SQL: &str = "WITH spent AS (
-        UPDATE refresh_token SET spent_at = $1
+        UPDATE refresh_token SET spent_at = $1, successor_sealed = $7
         WHERE token_hash = $2 AND client_id IS NOT DISTINCT FROM $3
             AND spent_at IS NULL AND revoked_at IS NULL
             AND expires_at > $1 AND family_expires_at > $1
@@ -172,17 +173,28 @@ pub async fn rotate_live(
         return Ok(None);
     }
     let successor = random_token().map_err(|e| RefreshError::Random(e.to_string()))?;
+    let sealed = seal(token, &successor)?;
     let now = Utc::now();
+    let new = Successor {
+        token: &successor,
+        sealed: &sealed,
+    };
     let spent = match db.get_database_backend() {
         DbBackend::Postgres => {
-            spend_in_one_statement(db, token, client_id, &successor, now, lifetimes).await?
+            spend_in_one_statement(db, token, client_id, &new, now, lifetimes).await?
         }
         DbBackend::Sqlite => {
-            spend_in_a_transaction(db, token, client_id, &successor, now, lifetimes).await?
+            spend_in_a_transaction(db, token, client_id, &new, now, lifetimes).await?
         }
         _ => None,
     };
     Ok(spent.map(|record| (record, successor)))
+}
+
+/// A successor token and its sealed form (kept on the spent row).
+struct Successor<'a> {
+    token: &'a str,
+    sealed: &'a str,
 }
 
 /// Spends `token` and inserts `successor` in [`ROTATE_LIVE_SQL`]; the spent record.
@@ -190,17 +202,18 @@ async fn spend_in_one_statement(
     db: &DatabaseConnection,
     token: &str,
     client_id: &str,
-    successor: &str,
+    successor: &Successor<'_>,
     now: DateTime<Utc>,
     lifetimes: Lifetimes,
 ) -> Result<Option<RefreshRecord>, RefreshError> {
-    let values: [sea_orm::Value; 6] = [
+    let values: [sea_orm::Value; 7] = [
         now.into(),
         digest(token).into(),
         client_id.into(),
         Uuid::now_v7().into(),
-        digest(successor).into(),
+        digest(successor.token).into(),
         (now + chrono(lifetimes.idle)).into(),
+        successor.sealed.into(),
     ];
     Ok(refresh_token::Entity::find()
         .from_raw_sql(Statement::from_sql_and_values(
@@ -216,7 +229,7 @@ async fn spend_in_one_statement(
 /// expiry (timestamps are text there, so they are compared here, after the spend,
 /// and an expired token rolls the spend back). SQLite has one writer, so no
 /// concurrent rotation can come between the spend and the insert.
-const SPEND_LIVE_SQLITE: &str = "UPDATE refresh_token SET spent_at = ?1
+const SPEND_LIVE_SQLITE: &str = "UPDATE refresh_token SET spent_at = ?1, successor_sealed = ?4
     WHERE token_hash = ?2 AND client_id = ?3 AND spent_at IS NULL AND revoked_at IS NULL
         AND (org_id IS NULL OR EXISTS (
             SELECT 1 FROM membership
@@ -230,11 +243,16 @@ async fn spend_in_a_transaction(
     db: &DatabaseConnection,
     token: &str,
     client_id: &str,
-    successor: &str,
+    successor: &Successor<'_>,
     now: DateTime<Utc>,
     lifetimes: Lifetimes,
 ) -> Result<Option<RefreshRecord>, RefreshError> {
-    let values: [sea_orm::Value; 3] = [now.into(), digest(token).into(), client_id.into()];
+    let values: [sea_orm::Value; 4] = [
+        now.into(),
+        digest(token).into(),
+        client_id.into(),
+        successor.sealed.into(),
+    ];
     let txn = db.begin().await?;
     let spent = refresh_token::Entity::find()
         .from_raw_sql(Statement::from_sql_and_values(
@@ -248,7 +266,7 @@ async fn spend_in_a_transaction(
         txn.rollback().await?;
         return Ok(None);
     };
-    let new = successor_of(&record, successor, now, lifetimes);
+    let new = successor_of(&record, successor.token, now, lifetimes);
     refresh_token::Entity::insert(refresh_token::ActiveModel::from(new))
         .exec_without_returning(&txn)
         .await?;
@@ -281,21 +299,25 @@ fn successor_of(
         revoked_at: None,
         org_id: old.org_id,
         resource: old.resource.clone(),
+        successor_sealed: None,
     }
 }
 
-/// Spends `old` and issues its successor (same grant). `None` when another
-/// request spent it first: the caller treats that as reuse.
+/// Spends `old` (presented as `old_token`) and issues its successor (same
+/// grant). `None` when another request spent it first: the caller then asks
+/// [`recover`] whether that was the same client within the grace window.
 pub async fn rotate(
     db: &DatabaseConnection,
     old: &RefreshRecord,
+    old_token: &str,
     lifetimes: Lifetimes,
 ) -> Result<Option<String>, RefreshError> {
     let token = random_token().map_err(|e| RefreshError::Random(e.to_string()))?;
+    let sealed = seal(old_token, &token)?;
     let successor = successor_of(old, &token, Utc::now(), lifetimes);
     let rotated = match db.get_database_backend() {
-        DbBackend::Postgres => rotate_in_one_statement(db, old.id, &successor).await?,
-        _ => rotate_in_a_transaction(db, old.id, successor).await?,
+        DbBackend::Postgres => rotate_in_one_statement(db, old.id, &successor, &sealed).await?,
+        _ => rotate_in_a_transaction(db, old.id, successor, &sealed).await?,
     };
     Ok(rotated.then_some(token))
 }
@@ -309,9 +331,10 @@ async fn rotate_in_one_statement(
     db: &DatabaseConnection,
     old_id: Uuid,
     new: &refresh_token::Model,
+    sealed: &str,
 ) -> Result<bool, RefreshError> {
     const SQL: &str = "WITH spent AS (
-            UPDATE refresh_token SET spent_at = $1
+            UPDATE refresh_token SET spent_at = $1, successor_sealed = $16
             WHERE id = $2 AND spent_at IS NULL AND revoked_at IS NULL
             RETURNING id
         )
@@ -320,7 +343,7 @@ async fn rotate_in_one_statement(
             family_expires_at, spent_at, revoked_at, org_id, resource)
         SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $1, $12, $13, NULL, NULL, $14, $15
         FROM spent";
-    let values: [sea_orm::Value; 15] = [
+    let values: [sea_orm::Value; 16] = [
         new.created_at.into(),
         old_id.into(),
         new.id.into(),
@@ -336,6 +359,7 @@ async fn rotate_in_one_statement(
         new.family_expires_at.into(),
         new.org_id.into(),
         new.resource.clone().into(),
+        sealed.into(),
     ];
     let result = db
         .execute_raw(Statement::from_sql_and_values(
@@ -352,10 +376,12 @@ async fn rotate_in_a_transaction(
     db: &DatabaseConnection,
     old_id: Uuid,
     new: refresh_token::Model,
+    sealed: &str,
 ) -> Result<bool, RefreshError> {
     let txn = db.begin().await?;
     let spent = refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::SpentAt, Expr::value(new.created_at))
+        .col_expr(refresh_token::Column::SuccessorSealed, Expr::value(sealed))
         .filter(refresh_token::Column::Id.eq(old_id))
         .filter(refresh_token::Column::SpentAt.is_null())
         .filter(refresh_token::Column::RevokedAt.is_null())
@@ -370,6 +396,94 @@ async fn rotate_in_a_transaction(
         .await?;
     txn.commit().await?;
     Ok(true)
+}
+
+/// The key a successor is sealed under: derived from the spent token, which
+/// has 256 random bits and is never stored (only its digest is), so the sealed
+/// successor opens for whoever presents the spent token and for no one else.
+fn successor_key(spent_token: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::new()
+        .chain_update(b"tessera refresh successor v1\0")
+        .chain_update(spent_token.as_bytes())
+        .finalize()
+        .into()
+}
+
+const SEAL_AAD: &[u8] = b"tessera refresh successor";
+
+/// AES-256-GCM (OpenSSL) of `successor` under [`successor_key`]`(spent_token)`:
+/// base64url of nonce ‖ ciphertext ‖ tag.
+fn seal(spent_token: &str, successor: &str) -> Result<String, RefreshError> {
+    use base64::Engine;
+    use openssl::symm::{Cipher, encrypt_aead};
+    let mut nonce = [0u8; 12];
+    getrandom::fill(&mut nonce).map_err(|e| RefreshError::Random(e.to_string()))?;
+    let mut tag = [0u8; 16];
+    let sealed = encrypt_aead(
+        Cipher::aes_256_gcm(),
+        &successor_key(spent_token),
+        Some(&nonce),
+        SEAL_AAD,
+        successor.as_bytes(),
+        &mut tag,
+    )
+    .map_err(|e| RefreshError::Random(e.to_string()))?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&sealed);
+    out.extend_from_slice(&tag);
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out))
+}
+
+/// Opens what [`seal`] sealed; `None` for anything else.
+fn open(spent_token: &str, sealed: &str) -> Option<String> {
+    use base64::Engine;
+    use openssl::symm::{Cipher, decrypt_aead};
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(sealed)
+        .ok()?;
+    if bytes.len() < 12 + 16 {
+        return None;
+    }
+    let (nonce, rest) = bytes.split_at(12);
+    let (data, tag) = rest.split_at(rest.len() - 16);
+    let plain = decrypt_aead(
+        Cipher::aes_256_gcm(),
+        &successor_key(spent_token),
+        Some(nonce),
+        SEAL_AAD,
+        data,
+        tag,
+    )
+    .ok()?;
+    String::from_utf8(plain).ok()
+}
+
+/// Graceful rotation (`TESSERA_REFRESH_REUSE_GRACE`): a spent token presented
+/// again by the client it belongs to, within `grace` of its spending, while its
+/// successor is still live and unused, gets that same successor back — two tabs
+/// or a retried request are not an attack. Anything else is reuse (`None`).
+pub async fn recover(
+    db: &DatabaseConnection,
+    spent: &RefreshRecord,
+    spent_token: &str,
+    client_id: &str,
+    grace: Duration,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, RefreshError> {
+    let (Some(spent_at), Some(sealed)) = (spent.spent_at, spent.successor_sealed.as_deref()) else {
+        return Ok(None);
+    };
+    if grace.is_zero() || spent.client_id != client_id || now - spent_at > chrono(grace) {
+        return Ok(None);
+    }
+    let Some(successor) = open(spent_token, sealed) else {
+        return Ok(None);
+    };
+    Ok(match find(db, &successor).await? {
+        Presented::Live(next) if next.family_id == spent.family_id => Some(successor),
+        _ => None,
+    })
 }
 
 /// Revokes every token of a family (on reuse, code replay, or revocation).
@@ -461,6 +575,22 @@ pub fn expires(record: &RefreshRecord) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sealed_successor_opens_only_with_the_spent_token() {
+        let spent = random_token().unwrap();
+        let successor = random_token().unwrap();
+        let sealed = seal(&spent, &successor).unwrap();
+        assert!(!sealed.contains(&successor));
+        assert_eq!(open(&spent, &sealed).as_deref(), Some(successor.as_str()));
+        assert_eq!(open(&random_token().unwrap(), &sealed), None);
+        let mut tampered = sealed.clone().into_bytes();
+        tampered[20] = if tampered[20] == b'A' { b'B' } else { b'A' };
+        assert_eq!(open(&spent, &String::from_utf8(tampered).unwrap()), None);
+        assert_eq!(open(&spent, "short"), None);
+        // A fresh nonce each time: the same pair never seals the same way twice.
+        assert_ne!(seal(&spent, &successor).unwrap(), sealed);
+    }
 
     #[test]
     fn refresh_tokens_follow_offline_access_for_oidc_requests() {

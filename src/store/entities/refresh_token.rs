@@ -31,6 +31,10 @@ pub struct Model {
     /// The API (RFC 8707 resource) the grant was made for; `None` is the default
     /// audience.
     pub resource: Option<String>,
+    /// Once spent: its successor, sealed (AES-256-GCM) under a key derived from
+    /// this token, which is never stored — only its holder can open it
+    /// (`oauth::refresh::recover`, within the reuse grace window).
+    pub successor_sealed: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
