@@ -73,11 +73,13 @@ pub async fn start(settings: Settings) -> Result<AppState, StartupError> {
     let discovery = http::well_known::Discovery::new(&settings);
     let passwords = identity::password::PasswordHasher::new(settings.argon2)
         .map_err(|e| StartupError::Argon2(e.to_string()))?;
+    let jobs = jobs::Queue::default();
     let sessions = identity::sessions::Sessions::new(
         db.clone(),
         cache.clone(),
         settings.session_idle_timeout,
         settings.session_lifetime,
+        jobs.clone(),
     );
     let throttle = identity::throttle::Throttle::new(
         cache.clone(),
@@ -89,7 +91,6 @@ pub async fn start(settings: Settings) -> Result<AppState, StartupError> {
             registrations_per_ip: settings.registration_max_per_ip,
         },
     );
-    let jobs = jobs::Queue::default();
     let mail = mail::Mailer::new(&settings, jobs.clone()).map_err(StartupError::Mail)?;
     let passkeys = match &settings.webauthn {
         Some(rp) => Some(
@@ -110,24 +111,52 @@ pub async fn start(settings: Settings) -> Result<AppState, StartupError> {
             None
         }
     };
-    let transport =
-        Arc::new(mail::Transport::from_settings(&settings.mail).map_err(StartupError::Mail)?);
+    let keys = Arc::new(keys);
+    let deliveries = Arc::new(Deliveries {
+        mail: mail::Transport::from_settings(&settings.mail).map_err(StartupError::Mail)?,
+        logout: oidc::backchannel::Sender::new(keys.clone(), settings.issuer_str())
+            .map_err(StartupError::Mail)?,
+    });
     Ok(AppState {
         passkeys,
         jobs,
         mail,
-        transport,
+        deliveries,
         clients: Arc::new(store::clients::ClientCache::new(settings.client_cache_ttl)),
         settings: Arc::new(settings),
         db,
         cache,
-        keys: Arc::new(keys),
+        keys,
         discovery: Arc::new(discovery),
         metrics: Arc::new(metrics::Metrics::default()),
         passwords,
         sessions,
         throttle,
     })
+}
+
+/// Every kind of job and what delivers it.
+pub struct Deliveries {
+    pub mail: mail::Transport,
+    pub logout: oidc::backchannel::Sender,
+}
+
+impl jobs::Deliver for Deliveries {
+    fn deliver<'a>(
+        &'a self,
+        job: &'a jobs::Claimed,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), jobs::Failure>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            match job.kind.as_str() {
+                jobs::MAIL => self.mail.send(job).await,
+                oidc::backchannel::KIND => self.logout.deliver(job).await,
+                other => Err(jobs::Failure::Permanent(format!(
+                    "no delivery for jobs of kind `{other}`"
+                ))),
+            }
+        })
+    }
 }
 
 /// Redis when `REDIS_URL` is set (checked to answer), the in-process cache otherwise.
@@ -194,11 +223,11 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Running>
     let worker = jobs::spawn(
         state.db.clone(),
         state.jobs.clone(),
-        state.transport.clone(),
+        state.deliveries.clone(),
         state.settings.mail.poll_interval,
         state.settings.mail.retry_for,
     );
-    tracing::info!(mail = %state.transport.describe(), "job worker started");
+    tracing::info!(mail = %state.deliveries.mail.describe(), "job worker started");
     let server = HttpServer::new(move || build_app(state.clone()))
         .workers(workers)
         .shutdown_timeout(10)

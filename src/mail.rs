@@ -3,9 +3,7 @@
 //! and delivered by the worker over SMTP — or, with no `TESSERA_SMTP_URL`, as
 //! `.eml` files in `TESSERA_MAIL_DIR` so a local trial works end to end.
 
-use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::config::{MailSettings, Settings};
-use crate::jobs::{self, Claimed, Deliver, Failure, Queue};
+use crate::jobs::{self, Claimed, Failure, Queue};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
@@ -394,7 +392,8 @@ impl Transport {
         }
     }
 
-    async fn send(&self, job: &Claimed) -> Result<(), Failure> {
+    /// Delivers one mail job (the worker calls this through `Deliveries`).
+    pub async fn send(&self, job: &Claimed) -> Result<(), Failure> {
         let mail: MailJob = serde_json::from_str(&job.payload)
             .map_err(|e| Failure::Permanent(format!("malformed mail job: {e}")))?;
         match self {
@@ -445,20 +444,4 @@ async fn write_atomically(
     let partial = path.with_extension("eml.partial");
     tokio::fs::write(&partial, bytes).await?;
     tokio::fs::rename(&partial, path).await
-}
-
-impl Deliver for Transport {
-    fn deliver<'a>(
-        &'a self,
-        job: &'a Claimed,
-    ) -> Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'a>> {
-        Box::pin(async move {
-            match job.kind.as_str() {
-                jobs::MAIL => self.send(job).await,
-                other => Err(Failure::Permanent(format!(
-                    "no delivery for jobs of kind `{other}`"
-                ))),
-            }
-        })
-    }
 }

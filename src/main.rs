@@ -237,6 +237,16 @@ enum ClientCommand {
         /// The service account's role in `--org`.
         #[arg(long, requires = "org")]
         role: Option<tessera::orgs::Role>,
+        /// OIDC Back-Channel Logout: where logout tokens are POSTed when a
+        /// session this client received tokens from ends (https; http on loopback).
+        #[arg(long = "backchannel-logout-uri", value_name = "URI")]
+        backchannel_logout_uri: Option<String>,
+        /// The client requires `sid` in logout tokens (Tessera always sends it).
+        #[arg(
+            long = "backchannel-logout-session-required",
+            requires = "backchannel_logout_uri"
+        )]
+        backchannel_logout_session_required: bool,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -564,6 +574,8 @@ async fn user_command(settings: Settings, command: UserCommand) -> Result<(), St
                 cache,
                 settings.session_idle_timeout,
                 settings.session_lifetime,
+                // No worker here: a running server's worker sends the logouts.
+                tessera::jobs::Queue::default(),
             );
             let (user, ended) = tessera::identity::account::disable(&db, &sessions, &email)
                 .await
@@ -660,6 +672,8 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
             introspect_for,
             org,
             role,
+            backchannel_logout_uri,
+            backchannel_logout_session_required,
             json,
         } => {
             let service = match (org, role) {
@@ -713,6 +727,8 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
                 default_resource: default_api,
                 introspect_for,
                 service,
+                backchannel_logout_uri,
+                backchannel_logout_session_required,
                 ..clients::NewClient::default()
             };
             let (client, secret) = tessera::store::clients::create(&db, new)
@@ -733,6 +749,8 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
                     "introspect_for": client.introspect_for,
                     "organization": client.service.map(|(org, _)| org),
                     "role": client.service.map(|(_, role)| role),
+                    "backchannel_logout_uri": client.backchannel_logout_uri,
+                    "backchannel_logout_session_required": client.backchannel_logout_session_required,
                 });
                 println!("{out}");
             } else {

@@ -32,8 +32,8 @@ pub struct AppState {
     pub jobs: crate::jobs::Queue,
     /// Composes and queues mail.
     pub mail: crate::mail::Mailer,
-    /// How queued mail leaves (SMTP or the file outbox).
-    pub transport: Arc<crate::mail::Transport>,
+    /// What delivers each kind of job (mail, back-channel logout).
+    pub deliveries: Arc<crate::Deliveries>,
 }
 
 impl AppState {

@@ -157,10 +157,29 @@ async fn the_openidconnect_crate_completes_the_flow_validates_tokens_reads_useri
         refreshed.refresh_token().unwrap().secret(),
         refresh.secret()
     );
+    // A retry with the spent token (a second tab) within the grace window gets
+    // the same successor, not a revoked family.
     let again = client
         .exchange_refresh_token(refresh)
         .unwrap()
         .request_async(&http)
+        .await
+        .expect("a retry within the grace window");
+    assert_eq!(
+        again.refresh_token().unwrap().secret(),
+        refreshed.refresh_token().unwrap().secret()
+    );
+    // Once the successor is used, the spent token is reuse.
+    client
+        .exchange_refresh_token(refreshed.refresh_token().unwrap())
+        .unwrap()
+        .request_async(&http)
+        .await
+        .expect("the successor rotates");
+    let replayed = client
+        .exchange_refresh_token(refresh)
+        .unwrap()
+        .request_async(&http)
         .await;
-    assert!(again.is_err(), "the spent refresh token is refused");
+    assert!(replayed.is_err(), "the spent refresh token is refused");
 }

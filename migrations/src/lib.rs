@@ -21,6 +21,7 @@ mod m20261202_000014_personal_access_tokens;
 mod m20261202_000015_service_accounts;
 mod m20261202_000016_jobs_and_mail;
 mod m20261202_000017_refresh_successor;
+mod m20261202_000018_backchannel_logout;
 
 /// All migrations, in the order they apply.
 pub struct Migrator;
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000015_service_accounts::Migration),
             Box::new(m20261202_000016_jobs_and_mail::Migration),
             Box::new(m20261202_000017_refresh_successor::Migration),
+            Box::new(m20261202_000018_backchannel_logout::Migration),
         ]
     }
 }

@@ -59,6 +59,9 @@ struct ProviderMetadata<'a> {
     scopes_supported: &'static [&'static str],
     claims_supported: &'static [&'static str],
     claims_parameter_supported: bool,
+    /// OIDC Back-Channel Logout 1.0 §2.1.
+    backchannel_logout_supported: bool,
+    backchannel_logout_session_supported: bool,
 }
 
 /// Client authentication methods, the same at every client-facing endpoint.
@@ -119,6 +122,8 @@ impl Discovery {
                 "updated_at",
             ],
             claims_parameter_supported: false,
+            backchannel_logout_supported: true,
+            backchannel_logout_session_supported: true,
         };
         let body = serde_json::to_vec(&metadata).unwrap_or_default();
         let etag = format!(

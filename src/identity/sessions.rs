@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
+    TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -93,6 +94,8 @@ pub struct Sessions {
     cache: Cache,
     idle_timeout: chrono::Duration,
     lifetime: chrono::Duration,
+    /// Wakes the job worker when ending sessions queued back-channel logouts.
+    jobs: crate::jobs::Queue,
 }
 
 impl Sessions {
@@ -101,6 +104,7 @@ impl Sessions {
         cache: Cache,
         idle_timeout: Duration,
         lifetime: Duration,
+        jobs: crate::jobs::Queue,
     ) -> Self {
         let to_chrono =
             |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
@@ -109,7 +113,34 @@ impl Sessions {
             cache,
             idle_timeout: to_chrono(idle_timeout),
             lifetime: to_chrono(lifetime),
+            jobs,
         }
+    }
+
+    /// Ends `rows` as a person or an operator asked: in one transaction the
+    /// sessions go and every client that received tokens from them gets a
+    /// back-channel logout job (OIDC Back-Channel Logout 1.0); then the cached
+    /// copies go. (A session that merely expires is not announced.)
+    async fn end_rows(&self, rows: &[session::Model]) -> Result<u64, IdentityError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        // Written first, then read: see `identity::devices`.
+        let txn = self.db.begin().await?;
+        let deleted = session::Entity::delete_many()
+            .filter(session::Column::Id.is_in(ids.clone()))
+            .exec(&txn)
+            .await?;
+        let queued = crate::oidc::backchannel::sessions_ended(&txn, &ids).await?;
+        txn.commit().await?;
+        for row in rows {
+            self.cache.remove(&cache_key(&row.token_hash)).await?;
+        }
+        if queued > 0 {
+            self.jobs.wake();
+        }
+        Ok(deleted.rows_affected)
     }
 
     /// Starts a new session (a new token at every sign-in: no fixation).
@@ -248,7 +279,15 @@ impl Sessions {
 
     /// Ends the session behind a cookie value.
     pub async fn end(&self, token: &str) -> Result<(), IdentityError> {
-        self.end_hashed(&token_hash(token)).await
+        let hash = token_hash(token);
+        let rows = session::Entity::find()
+            .filter(session::Column::TokenHash.eq(hash.clone()))
+            .all(&self.db)
+            .await?;
+        self.end_rows(&rows).await?;
+        // A copy may outlive a row another request already removed.
+        self.cache.remove(&cache_key(&hash)).await?;
+        Ok(())
     }
 
     async fn end_hashed(&self, hash: &str) -> Result<(), IdentityError> {
@@ -268,7 +307,7 @@ impl Sessions {
             .await?;
         match row {
             Some(row) => {
-                self.end_hashed(&row.token_hash).await?;
+                self.end_rows(&[row]).await?;
                 Ok(true)
             }
             None => Ok(false),
@@ -281,14 +320,7 @@ impl Sessions {
             .filter(session::Column::UserId.eq(user_id))
             .all(&self.db)
             .await?;
-        for row in &rows {
-            self.cache.remove(&cache_key(&row.token_hash)).await?;
-        }
-        let deleted = session::Entity::delete_many()
-            .filter(session::Column::UserId.eq(user_id))
-            .exec(&self.db)
-            .await?;
-        Ok(deleted.rows_affected)
+        self.end_rows(&rows).await
     }
 
     /// Ends every session of a user but `keep` (after a password change).
@@ -298,10 +330,7 @@ impl Sessions {
             .filter(session::Column::Id.ne(keep))
             .all(&self.db)
             .await?;
-        for row in &rows {
-            self.end_hashed(&row.token_hash).await?;
-        }
-        Ok(rows.len() as u64)
+        self.end_rows(&rows).await
     }
 
     /// A user's live sessions, most recent first.

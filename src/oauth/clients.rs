@@ -107,6 +107,8 @@ pub enum ClientError {
     PublicClientCredentials,
     #[error("a service account is a confidential client with the client_credentials grant only")]
     ServiceAccount,
+    #[error("backchannel_logout_uri `{0}`: {1}")]
+    InvalidBackchannelUri(String, &'static str),
     #[error("storage: {0}")]
     Storage(#[from] sea_orm::DbErr),
     #[error("randomness: {0}")]
@@ -143,6 +145,10 @@ pub struct Client {
     pub service: Option<(Uuid, crate::orgs::Role)>,
     /// The secret replaced by a rotation, still accepted until the time given.
     pub(crate) previous_secret: Option<(String, chrono::DateTime<Utc>)>,
+    /// OIDC Back-Channel Logout 1.0: where logout tokens go when a session it
+    /// received tokens from ends.
+    pub backchannel_logout_uri: Option<String>,
+    pub backchannel_logout_session_required: bool,
     pub created_at: chrono::DateTime<Utc>,
 }
 
@@ -172,6 +178,8 @@ impl Client {
             introspect_for: None,
             service: None,
             previous_secret: None,
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: false,
             created_at: Utc::now(),
         }
     }
@@ -288,6 +296,9 @@ pub struct NewClient {
     pub introspect_for: Option<String>,
     /// See [`Client::service`].
     pub service: Option<(Uuid, crate::orgs::Role)>,
+    /// See [`Client::backchannel_logout_uri`].
+    pub backchannel_logout_uri: Option<String>,
+    pub backchannel_logout_session_required: bool,
 }
 
 impl Default for NewClient {
@@ -309,6 +320,8 @@ impl Default for NewClient {
             default_resource: None,
             introspect_for: None,
             service: None,
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: false,
         }
     }
 }
@@ -396,7 +409,38 @@ pub fn validate(new: &NewClient, rules: RedirectRules) -> Result<(), ClientError
     {
         check_redirect_uri(uri, new.native, rules)?;
     }
+    if let Some(uri) = &new.backchannel_logout_uri {
+        check_backchannel_uri(uri, rules)?;
+    }
     Ok(())
+}
+
+/// OIDC Back-Channel Logout 1.0 §2.2: an absolute URI without a fragment; we
+/// also require https, except on loopback where an operator (or, for
+/// self-registered clients, `TESSERA_REGISTRATION_ALLOW_HTTP_LOCALHOST`) allows
+/// http for development.
+pub fn check_backchannel_uri(uri: &str, rules: RedirectRules) -> Result<(), ClientError> {
+    let bad = |why| ClientError::InvalidBackchannelUri(uri.to_owned(), why);
+    let url = Url::parse(uri).map_err(|_| bad("not an absolute URL"))?;
+    if url.fragment().is_some() {
+        return Err(bad("must not contain a fragment"));
+    }
+    if !url.username().is_empty() || url.password().is_some() || uri.len() > 2000 {
+        return Err(bad("must be a plain URL of at most 2000 characters"));
+    }
+    let loopback = is_loopback_ip(&url) || url.host_str() == Some("localhost");
+    let http_allowed = loopback
+        && match rules {
+            RedirectRules::Operator => true,
+            RedirectRules::Registration {
+                allow_http_localhost,
+            } => allow_http_localhost,
+        };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if http_allowed => Ok(()),
+        _ => Err(bad("must use https")),
+    }
 }
 
 #[cfg(test)]

@@ -96,6 +96,17 @@ pub async fn authorization_code(
     }
     // A code outlives the sessions ended when its account was disabled.
     config.check_account(granted.user_id).await?;
+    // Back-Channel Logout: this client now holds tokens from that session.
+    if client.backchannel_logout_uri.is_some() {
+        crate::oidc::backchannel::record(
+            &config.db,
+            granted.session.session_id,
+            &client.client_id,
+            granted.user_id,
+        )
+        .await
+        .map_err(|e| TokenError::unavailable("cannot record the session's client", e))?;
+    }
     let grant = Grant {
         subject: Subject::User(granted.user_id),
         client_id: granted.client_id,

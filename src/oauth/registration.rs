@@ -83,6 +83,9 @@ pub struct Metadata {
     pub post_logout_redirect_uris: Option<Vec<String>>,
     pub application_type: Option<String>,
     pub id_token_signed_response_alg: Option<String>,
+    /// OIDC Back-Channel Logout 1.0 §2.2.
+    pub backchannel_logout_uri: Option<String>,
+    pub backchannel_logout_session_required: Option<bool>,
     /// RFC 7592 §2.2: an update names the client it replaces…
     pub client_id: Option<String>,
     /// …and, if it has one, its current secret.
@@ -185,6 +188,10 @@ pub fn validate(
         default_resource: None,
         introspect_for: None,
         service: None,
+        backchannel_logout_uri: meta.backchannel_logout_uri.clone(),
+        backchannel_logout_session_required: meta
+            .backchannel_logout_session_required
+            .unwrap_or(false),
     };
     clients::validate(&new, rules)?;
     Ok(new)
@@ -365,6 +372,13 @@ pub fn response(
         }
         if let Some(uri) = &client.logo_uri {
             map.insert("logo_uri".into(), json!(uri));
+        }
+        if let Some(uri) = &client.backchannel_logout_uri {
+            map.insert("backchannel_logout_uri".into(), json!(uri));
+            map.insert(
+                "backchannel_logout_session_required".into(),
+                json!(client.backchannel_logout_session_required),
+            );
         }
         if !client.is_public() {
             // Secrets do not expire here.

@@ -77,6 +77,8 @@ fn to_client(row: client::Model) -> Result<Client, DbErr> {
             _ => return Err(malformed("service account", "half set")),
         },
         previous_secret: row.previous_secret_hash.zip(row.previous_secret_until),
+        backchannel_logout_uri: row.backchannel_logout_uri,
+        backchannel_logout_session_required: row.backchannel_logout_session_required,
     })
 }
 
@@ -103,6 +105,8 @@ fn fill(row: &mut client::ActiveModel, new: &NewClient) {
     row.introspect_for = Set(new.introspect_for.clone());
     row.service_org_id = Set(new.service.map(|(org, _)| org));
     row.service_role = Set(new.service.map(|(_, role)| role.as_str().to_owned()));
+    row.backchannel_logout_uri = Set(new.backchannel_logout_uri.clone());
+    row.backchannel_logout_session_required = Set(new.backchannel_logout_session_required);
 }
 
 /// A fresh client secret (256 random bits); `None` for a public client.
@@ -384,6 +388,8 @@ mod tests {
             service_role: None,
             previous_secret_hash: None,
             previous_secret_until: None,
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: false,
         }
     }
 

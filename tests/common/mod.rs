@@ -18,6 +18,7 @@ use jsonwebtoken::{DecodingKey, Validation};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::json;
 
+pub mod logout_listener;
 pub mod oauth;
 pub mod rp;
 pub mod smtp;

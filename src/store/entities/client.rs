@@ -54,6 +54,10 @@ pub struct Model {
     /// `previous_secret_until`.
     pub previous_secret_hash: Option<String>,
     pub previous_secret_until: Option<DateTimeUtc>,
+    /// OIDC Back-Channel Logout: where logout tokens are POSTed.
+    pub backchannel_logout_uri: Option<String>,
+    /// The client requires `sid` in logout tokens (we always send it).
+    pub backchannel_logout_session_required: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,7 @@ pub mod passkey;
 pub mod personal_access_token;
 pub mod refresh_token;
 pub mod session;
+pub mod session_client;
 pub mod signing_key;
 pub mod user;
 pub mod user_token;
