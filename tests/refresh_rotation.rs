@@ -394,7 +394,7 @@ async fn the_one_step_rotation_finds_the_token_by_its_digest_on_a_new_table() {
         .query_all_raw(Statement::from_string(
             DbBackend::Postgres,
             "EXPLAIN EXECUTE rotate_live(now(), 'digest', 'client', gen_random_uuid(), \
-             'successor', now())",
+             'successor', now(), 'sealed')",
         ))
         .await
         .unwrap();
