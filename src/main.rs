@@ -321,6 +321,23 @@ enum UserCommand {
         #[arg(long)]
         email: String,
     },
+    /// The applications with access to an account (consented to, or holding
+    /// live refresh tokens).
+    Apps {
+        #[arg(long)]
+        email: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an application's access to an account: its refresh tokens are
+    /// revoked, its consent forgotten, and it is sent back-channel logout.
+    RevokeApp {
+        #[arg(long)]
+        email: String,
+        #[arg(long = "client", value_name = "CLIENT_ID")]
+        client: String,
+    },
 }
 
 #[derive(Args, Default)]
@@ -564,6 +581,61 @@ async fn user_command(settings: Settings, command: UserCommand) -> Result<(), St
                     println!("{:<36}  {:<40} {status}", u.id, u.email);
                 }
             }
+        }
+        UserCommand::Apps { email, json } => {
+            let user = users::find_by_email(&db, &email)
+                .await
+                .map_err(refused)?
+                .ok_or_else(|| refused(format!("no account has the email `{email}`")))?;
+            let apps = tessera::oauth::access::list(&db, user.id)
+                .await
+                .map_err(refused)?;
+            if json {
+                println!("{}", serde_json::to_value(&apps).map_err(refused)?);
+            } else {
+                println!(
+                    "{:<36}  {:<30} {:<20} SCOPES",
+                    "CLIENT", "NAME", "LAST USED"
+                );
+                for a in apps {
+                    let last = a.last_used.map_or_else(
+                        || "never".to_owned(),
+                        |t| t.format("%Y-%m-%d %H:%M").to_string(),
+                    );
+                    println!(
+                        "{:<36}  {:<30} {:<20} {}",
+                        a.client_id,
+                        a.name,
+                        last,
+                        a.scopes.join(" ")
+                    );
+                }
+            }
+        }
+        UserCommand::RevokeApp { email, client } => {
+            let user = users::find_by_email(&db, &email)
+                .await
+                .map_err(refused)?
+                .ok_or_else(|| refused(format!("no account has the email `{email}`")))?;
+            // No worker here: a running server's worker sends the logouts.
+            let removed = tessera::oauth::access::remove(
+                &db,
+                &tessera::jobs::Queue::default(),
+                user.id,
+                &client,
+            )
+            .await
+            .map_err(refused)?;
+            println!(
+                "revoked {} refresh token(s){}; {} back-channel logout(s) queued",
+                removed.refresh_tokens,
+                if removed.consent {
+                    " and the consent"
+                } else {
+                    ""
+                },
+                removed.logouts
+            );
         }
         UserCommand::Disable { email } => {
             // Ending sessions reaches the shared cache when there is one, so the

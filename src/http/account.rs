@@ -43,6 +43,15 @@ struct AccountPage {
     api_tokens: super::api_tokens::ApiTokensSection,
     new_service_secret: Option<(String, String)>,
     email_error: Option<String>,
+    apps: Vec<AppRow>,
+}
+
+/// An application with access, as the account page lists it.
+struct AppRow {
+    client_id: String,
+    name: String,
+    may: Vec<String>,
+    last_used: String,
 }
 
 pub(super) fn describe_device(user_agent: Option<&str>) -> String {
@@ -240,6 +249,21 @@ pub(super) async fn account_page(
                 .map_err(unavailable)?,
         ),
     };
+    let apps = crate::oauth::access::list(&state.db, user.id)
+        .await
+        .map_err(unavailable)?
+        .into_iter()
+        .map(|a| AppRow {
+            may: a
+                .scopes
+                .iter()
+                .map(|s| super::authorize::describe_scope(s).into_owned())
+                .collect(),
+            last_used: a.last_used.map_or_else(|| "never".to_owned(), when),
+            client_id: a.client_id,
+            name: a.name,
+        })
+        .collect();
     let page = AccountPage {
         page: PageContext {
             asset_version: asset_version(),
@@ -263,6 +287,7 @@ pub(super) async fn account_page(
         api_tokens,
         new_service_secret,
         email_error,
+        apps,
     };
     Ok(render(&page, status))
 }
@@ -520,4 +545,32 @@ pub async fn change_email(
         }
         Err(e) => Err(unavailable(e)),
     }
+}
+
+/// `POST /account/apps/{client_id}/remove`: the application loses its refresh
+/// tokens and consent, and is told through back-channel logout.
+pub async fn remove_app(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let current = require_session(&req, &state).await?;
+    let client_id = path.into_inner();
+    let apps = crate::oauth::access::list(&state.db, current.session.user_id)
+        .await
+        .map_err(unavailable)?;
+    let Some(app) = apps.into_iter().find(|a| a.client_id == client_id) else {
+        return Err(PageError::NotFound);
+    };
+    crate::oauth::access::remove(&state.db, &state.jobs, current.session.user_id, &client_id)
+        .await
+        .map_err(unavailable)?;
+    let extras = AccountExtras {
+        notice: Some(format!(
+            "{} no longer has access to your account.",
+            app.name
+        )),
+        ..AccountExtras::default()
+    };
+    account_page(&state, &current, extras, StatusCode::OK).await
 }

@@ -249,7 +249,7 @@ fn deliver(reply: &Reply, issuer: &str, fields: &[(&str, &str)]) -> HttpResponse
 }
 
 /// What each scope lets the client do, in the words shown on the consent page.
-fn describe_scope(scope: &str) -> Cow<'static, str> {
+pub(super) fn describe_scope(scope: &str) -> Cow<'static, str> {
     match scope {
         "openid" => "Know who you are on this service".into(),
         "profile" => "See your basic profile".into(),

@@ -282,6 +282,11 @@ fn table() -> Vec<Entry> {
             ],
         ),
         entry(
+            "/account/apps/{client_id}/remove",
+            Form,
+            vec![post().to(account::remove_app)],
+        ),
+        entry(
             "/account/api-tokens/{id}/revoke",
             Form,
             vec![post().to(api_tokens::revoke)],

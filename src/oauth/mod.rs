@@ -4,6 +4,7 @@
 //! Codes live in the cache ([`codes`]), refresh tokens in the database
 //! ([`refresh`]), and access tokens are signed by the key ring ([`tokens`]).
 
+pub mod access;
 pub mod authorize;
 pub mod client_auth;
 pub mod clients;
