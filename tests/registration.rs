@@ -562,6 +562,7 @@ async fn a_client_reads_updates_rotates_and_deletes_its_registration() {
     // Update: full replacement; client_id must match; a wrong secret is refused.
     let mut update = web_client();
     update["client_name"] = json!("Shop (renamed)");
+    update["backchannel_logout_uri"] = json!("https://shop.example/logout");
     let no_id = configuration(&app, Method::PUT, &uri, Some(&token), Some(update.clone())).await;
     assert_eq!(no_id.status, 400);
     assert_eq!(no_id.body["error"], "invalid_client_metadata");
@@ -574,6 +575,11 @@ async fn a_client_reads_updates_rotates_and_deletes_its_registration() {
     let updated = configuration(&app, Method::PUT, &uri, Some(&token), Some(update.clone())).await;
     assert_eq!(updated.status, 200, "{}", updated.body);
     assert_eq!(updated.body["client_name"], "Shop (renamed)");
+    assert_eq!(
+        updated.body["backchannel_logout_uri"], "https://shop.example/logout",
+        "OIDC Back-Channel Logout metadata is updated like the rest"
+    );
+    assert_eq!(updated.body["backchannel_logout_session_required"], false);
     assert!(
         updated.body.get("client_secret").is_none(),
         "the secret is kept"
