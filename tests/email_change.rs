@@ -180,4 +180,5 @@ async fn asking_for_address_changes_is_limited_per_account() {
     }
     let refused = change(&browser, "ada9@new.example", "").await;
     assert_eq!(refused.status, 429);
+    assert!(refused.headers.contains_key("retry-after"));
 }

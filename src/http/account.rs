@@ -233,10 +233,7 @@ pub(super) async fn account_page(
         new_service_secret,
         email_error,
     } = extras;
-    let user = users::find(&state.db, current.session.user_id)
-        .await
-        .map_err(unavailable)?
-        .ok_or(PageError::NotFound)?;
+    let user = current.account(state).await?;
     let sessions = state.sessions.list(&user).await.map_err(unavailable)?;
     let orgs = org_sections(state, user.id).await.map_err(unavailable)?;
     let api_tokens =
@@ -359,10 +356,7 @@ pub async fn change_password(
     form: web::Form<PasswordForm>,
 ) -> Result<HttpResponse, PageError> {
     let current = require_session(&req, &state).await?;
-    let user = users::find(&state.db, current.session.user_id)
-        .await
-        .map_err(unavailable)?
-        .ok_or(PageError::NotFound)?;
+    let user = current.account(&state).await?;
     if user.password_hash.is_none() {
         return set_first_password(&state, &current, user, &form.new_password).await;
     }
@@ -492,10 +486,7 @@ pub async fn change_email(
     form: web::Form<EmailForm>,
 ) -> Result<HttpResponse, PageError> {
     let current = require_session(&req, &state).await?;
-    let user = users::find(&state.db, current.session.user_id)
-        .await
-        .map_err(unavailable)?
-        .ok_or(PageError::NotFound)?;
+    let user = current.account(&state).await?;
     let refused = |message: String, status| {
         let extras = AccountExtras {
             email_error: Some(message),
@@ -511,9 +502,10 @@ pub async fn change_email(
     {
         let message = format!(
             "Too many address changes asked for. Try again in {} minute(s).",
-            wait.as_secs().div_ceil(60).max(1)
+            super::browser::minutes(wait)
         );
-        return refused(message, StatusCode::TOO_MANY_REQUESTS).await;
+        let response = refused(message, StatusCode::TOO_MANY_REQUESTS).await?;
+        return Ok(super::browser::retry_after(response, wait));
     }
     let recent = crate::identity::passkeys::signed_in_recently(current.session.auth_time);
     match crate::identity::email::request_change(

@@ -212,6 +212,18 @@ impl SignedIn {
     pub fn csrf(&self) -> String {
         sessions::csrf_token(&self.token)
     }
+
+    /// The account this session is for, read now (its address may have
+    /// changed since the session began).
+    pub async fn account(
+        &self,
+        state: &AppState,
+    ) -> Result<crate::identity::users::User, PageError> {
+        crate::identity::users::find(&state.db, self.session.user_id)
+            .await
+            .map_err(unavailable)?
+            .ok_or(PageError::NotFound)
+    }
 }
 
 pub async fn signed_in(req: &HttpRequest, state: &AppState) -> Result<Option<SignedIn>, PageError> {
@@ -343,6 +355,20 @@ pub fn allow_form_target(response: &mut HttpResponse, target: Option<&str>) {
             .headers_mut()
             .insert(header::CONTENT_SECURITY_POLICY, v);
     }
+}
+
+/// Adds `Retry-After` (RFC 9110 §10.2.3, whole seconds, at least 1) to a
+/// refusal over a limit: every 429 says when to come back.
+pub fn retry_after(mut response: HttpResponse, wait: std::time::Duration) -> HttpResponse {
+    if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
+}
+
+/// "Try again in N minute(s)" for a page that refuses over a limit.
+pub fn minutes(wait: std::time::Duration) -> u64 {
+    wait.as_secs().max(1).div_ceil(60)
 }
 
 /// A 303 to a path on this server.

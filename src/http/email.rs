@@ -2,15 +2,14 @@
 //! page that asks a person to verify before an application gets a code.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
 use super::account::{AccountExtras, account_page};
 use super::browser::{
-    PageContext, PageError, SignedIn, asset_version, error_page, render, require_session,
-    safe_return_to, unavailable,
+    PageContext, PageError, SignedIn, asset_version, error_page, minutes, render, require_session,
+    retry_after, safe_return_to, unavailable,
 };
 use crate::identity::email::{self, LinkError, Resent, Verified};
 use crate::state::AppState;
@@ -84,7 +83,7 @@ pub async fn resend(
         Some(wait) => (
             format!(
                 "Too many verification messages asked for. Try again in {} minute(s).",
-                wait.as_secs().div_ceil(60).max(1)
+                minutes(wait)
             ),
             StatusCode::TOO_MANY_REQUESTS,
         ),
@@ -100,12 +99,9 @@ pub async fn resend(
             Err(e) => return Err(unavailable(e)),
         },
     };
-    let mut response = match continue_to {
+    let response = match continue_to {
         Some(to) => {
-            let account = crate::identity::users::find(&state.db, user_id)
-                .await
-                .map_err(unavailable)?
-                .ok_or(PageError::NotFound)?;
+            let account = current.account(&state).await?;
             let mut page = verify_first(&current, &account.email, &to);
             page.notice = Some(notice);
             render(&page, status)
@@ -118,12 +114,10 @@ pub async fn resend(
             account_page(&state, &current, extras, status).await?
         }
     };
-    if let Some(wait) = wait
-        && let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string())
-    {
-        response.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    Ok(response)
+    Ok(match wait {
+        Some(wait) => retry_after(response, wait),
+        None => response,
+    })
 }
 
 #[derive(Template)]

@@ -6,7 +6,6 @@
 
 use super::browser::{Arrival, begin_session};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -85,16 +84,13 @@ fn too_many_attempts(wait: std::time::Duration) -> HttpResponse {
 }
 
 fn too_many(wait: std::time::Duration, description: &str) -> HttpResponse {
-    let mut response = ApiError::Refused {
+    let response = ApiError::Refused {
         status: StatusCode::TOO_MANY_REQUESTS,
         code: ErrorCode::TooManyRequests,
         description: description.into(),
     }
     .error_response();
-    if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-        response.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    response
+    super::browser::retry_after(response, wait)
 }
 
 /// The options for `navigator.credentials`, with the ceremony cookie set.

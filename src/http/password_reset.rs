@@ -2,13 +2,13 @@
 //! through it.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
 use super::browser::{
-    Arrival, PageContext, PageError, PreSession, error_page, render, unavailable,
+    Arrival, PageContext, PageError, PreSession, error_page, minutes, render, retry_after,
+    unavailable,
 };
 use super::client::ClientIp;
 use super::signin::{pre_session_page, start_session, with_cookie};
@@ -75,17 +75,13 @@ pub async fn request(
         .await
         .map_err(unavailable)?
     {
-        let secs = wait.as_secs().max(1);
         let message = format!(
             "Too many reset links asked for. Try again in {} minute(s).",
-            secs.div_ceil(60)
+            minutes(wait)
         );
         let page = forgot(&pre, typed, false, Some(message));
-        let mut response = with_cookie(render(&page, StatusCode::TOO_MANY_REQUESTS), &pre);
-        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return Ok(response);
+        let response = with_cookie(render(&page, StatusCode::TOO_MANY_REQUESTS), &pre);
+        return Ok(retry_after(response, wait));
     }
     let (db, mail) = (state.db.clone(), state.mail.clone());
     tokio::spawn(async move {

@@ -2,7 +2,7 @@
 //! (RFC 7592) at `registration_client_uri`.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::client::ClientIp;
@@ -55,17 +55,13 @@ async fn rate_limited(req: &HttpRequest, state: &AppState) -> Option<HttpRespons
         .await
     {
         Ok(Some(wait)) => {
-            let mut response = ApiError::Refused {
+            let response = ApiError::Refused {
                 status: StatusCode::TOO_MANY_REQUESTS,
                 code: ErrorCode::TooManyRequests,
                 description: "too many registrations from this address; try again later".into(),
             }
             .error_response();
-            let secs = wait.as_secs().max(1).to_string();
-            if let Ok(v) = HeaderValue::from_str(&secs) {
-                response.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            Some(response)
+            Some(super::browser::retry_after(response, wait))
         }
         Ok(None) => None,
         Err(e) => {

@@ -1,14 +1,14 @@
 //! Sign-in, sign-up and sign-out: the pages a person meets before their account.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
 use super::browser::{
     Arrival, PageContext, PageError, PreSession, allow_form_target, asset_version, begin_session,
-    render, require_session, safe_return_to, see_other, signed_in, signed_out, unavailable,
+    minutes, render, require_session, retry_after, safe_return_to, see_other, signed_in,
+    signed_out, unavailable,
 };
 use super::client::ClientIp;
 use crate::identity::throttle::Admission;
@@ -158,18 +158,14 @@ pub async fn login(
     {
         Admission::Allowed(attempt) => attempt,
         Admission::Refused(wait) => {
-            let secs = wait.as_secs().max(1);
-            let mut response = failure(
+            let response = failure(
                 format!(
                     "Too many failed attempts. Try again in {} minute(s).",
-                    secs.div_ceil(60)
+                    minutes(wait)
                 ),
                 StatusCode::TOO_MANY_REQUESTS,
             );
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            return Ok(response);
+            return Ok(retry_after(response, wait));
         }
     };
 
@@ -235,18 +231,14 @@ pub async fn signup(
         .await
         .map_err(unavailable)?
     {
-        let secs = wait.as_secs().max(1);
-        let mut response = render(
+        let response = render(
             &page(Some(format!(
                 "Too many sign-ups from this network. Try again in {} minute(s).",
-                secs.div_ceil(60)
+                minutes(wait)
             ))),
             StatusCode::TOO_MANY_REQUESTS,
         );
-        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return Ok(response);
+        return Ok(retry_after(response, wait));
     }
     let user = match users::create(
         &state.db,
