@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod error;
+pub mod federation;
 pub mod http;
 pub mod identity;
 pub mod jobs;

@@ -51,6 +51,61 @@ enum Command {
     /// Manage personal access tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage the upstream identity providers people may sign in with.
+    #[command(subcommand)]
+    Provider(ProviderCommand),
+}
+
+#[derive(Subcommand)]
+enum ProviderCommand {
+    /// Add an OpenID provider. The client secret is read from standard input and
+    /// stored sealed under `secrets.key` in the keys directory.
+    Add {
+        /// The slug in URLs (`/federation/{id}/callback`), e.g. `google`.
+        #[arg(long)]
+        id: String,
+        /// What the sign-in button says: "Continue with {name}".
+        #[arg(long)]
+        name: String,
+        /// The provider's issuer, e.g. https://accounts.google.com.
+        #[arg(long)]
+        issuer: String,
+        #[arg(long = "client-id")]
+        client_id: String,
+        /// Read the client secret from standard input (required).
+        #[arg(long = "client-secret-stdin", required = true)]
+        client_secret_stdin: bool,
+        #[arg(long, default_value = "openid email profile")]
+        scope: String,
+        /// Take the provider's `email_verified: true` as proof of the address.
+        #[arg(long = "trust-email")]
+        trust_email: bool,
+        /// `client_secret_basic` (default) or `client_secret_post`.
+        #[arg(long = "token-auth", default_value = "client_secret_basic")]
+        token_auth: String,
+        /// An audience accepted on id_tokens native apps exchange (repeatable).
+        #[arg(long = "accepted-audience", value_name = "CLIENT_ID")]
+        accepted_audiences: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List providers.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one provider (never its secret).
+    Show {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a provider.
+    Remove {
+        #[arg(long)]
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -413,6 +468,7 @@ fn main() -> ExitCode {
             Command::Org(command) => org_command(settings, command).await,
             Command::Api(command) => api_command(settings, command).await,
             Command::Token(command) => token_command(settings, command).await,
+            Command::Provider(command) => provider_command(settings, command).await,
         }
     });
     match outcome {
@@ -916,6 +972,100 @@ async fn token_command(settings: Settings, command: TokenCommand) -> Result<(), 
         TokenCommand::Revoke { id } => {
             pats::revoke(&db, None, id).await.map_err(refused)?;
             println!("revoked {id}");
+        }
+    }
+    Ok(())
+}
+
+async fn provider_command(
+    settings: Settings,
+    command: ProviderCommand,
+) -> Result<(), StartupError> {
+    use tessera::federation::providers::{self, NewProvider, Provider, TokenAuth};
+    let db = open_database(&settings).await?;
+    let print = |p: &Provider, json: bool| {
+        if json {
+            println!("{}", serde_json::to_value(p).unwrap_or_default());
+        } else {
+            println!(
+                "{}  {}  {}  client {}  scope \"{}\"{}",
+                p.id,
+                p.name,
+                p.issuer,
+                p.client_id,
+                p.scope,
+                if p.trust_email { "  trusts email" } else { "" }
+            );
+        }
+    };
+    match command {
+        ProviderCommand::Add {
+            id,
+            name,
+            issuer,
+            client_id,
+            scope,
+            trust_email,
+            token_auth,
+            accepted_audiences,
+            json,
+            ..
+        } => {
+            let token_auth = TokenAuth::parse(&token_auth)
+                .ok_or_else(|| refused(providers::ProviderError::InvalidTokenAuth))?;
+            let secret = tokio::task::spawn_blocking(|| {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line).map(|_| line)
+            })
+            .await
+            .map_err(refused)?
+            .map_err(|e| {
+                refused(format!(
+                    "cannot read the client secret from standard input: {e}"
+                ))
+            })?;
+            let dir = settings.keys_dir.clone();
+            let key =
+                tokio::task::spawn_blocking(move || tessera::tokens::sealing::secrets_key(&dir))
+                    .await
+                    .map_err(refused)?
+                    .map_err(refused)?;
+            let provider = providers::add(
+                &db,
+                &key,
+                NewProvider {
+                    id: &id,
+                    name: &name,
+                    issuer: &issuer,
+                    client_id: &client_id,
+                    client_secret: secret.trim_end_matches(['\r', '\n']),
+                    scope: &scope,
+                    trust_email,
+                    token_auth,
+                    accepted_audiences: &accepted_audiences,
+                },
+            )
+            .await
+            .map_err(refused)?;
+            print(&provider, json);
+        }
+        ProviderCommand::List { json } => {
+            let all = providers::list(&db).await.map_err(refused)?;
+            if json {
+                println!("{}", serde_json::to_value(&all).unwrap_or_default());
+            } else {
+                for p in &all {
+                    print(p, false);
+                }
+            }
+        }
+        ProviderCommand::Show { id, json } => {
+            let provider = providers::find(&db, &id).await.map_err(refused)?;
+            print(&provider, json);
+        }
+        ProviderCommand::Remove { id } => {
+            providers::remove(&db, &id).await.map_err(refused)?;
+            println!("removed provider {id}");
         }
     }
     Ok(())

@@ -22,6 +22,7 @@ mod m20261202_000015_service_accounts;
 mod m20261202_000016_jobs_and_mail;
 mod m20261202_000017_refresh_successor;
 mod m20261202_000018_backchannel_logout;
+mod m20261202_000019_identity_providers;
 
 /// All migrations, in the order they apply.
 pub struct Migrator;
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000016_jobs_and_mail::Migration),
             Box::new(m20261202_000017_refresh_successor::Migration),
             Box::new(m20261202_000018_backchannel_logout::Migration),
+            Box::new(m20261202_000019_identity_providers::Migration),
         ]
     }
 }

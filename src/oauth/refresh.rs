@@ -412,50 +412,15 @@ fn successor_key(spent_token: &str) -> [u8; 32] {
 
 const SEAL_AAD: &[u8] = b"tessera refresh successor";
 
-/// AES-256-GCM (OpenSSL) of `successor` under [`successor_key`]`(spent_token)`:
-/// base64url of nonce ‖ ciphertext ‖ tag.
+/// The successor sealed under [`successor_key`]`(spent_token)` (`tokens::sealing`).
 fn seal(spent_token: &str, successor: &str) -> Result<String, RefreshError> {
-    use base64::Engine;
-    use openssl::symm::{Cipher, encrypt_aead};
-    let mut nonce = [0u8; 12];
-    getrandom::fill(&mut nonce).map_err(|e| RefreshError::Random(e.to_string()))?;
-    let mut tag = [0u8; 16];
-    let sealed = encrypt_aead(
-        Cipher::aes_256_gcm(),
-        &successor_key(spent_token),
-        Some(&nonce),
-        SEAL_AAD,
-        successor.as_bytes(),
-        &mut tag,
-    )
-    .map_err(|e| RefreshError::Random(e.to_string()))?;
-    let mut out = nonce.to_vec();
-    out.extend_from_slice(&sealed);
-    out.extend_from_slice(&tag);
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out))
+    crate::tokens::sealing::seal(&successor_key(spent_token), SEAL_AAD, successor.as_bytes())
+        .map_err(RefreshError::Random)
 }
 
 /// Opens what [`seal`] sealed; `None` for anything else.
 fn open(spent_token: &str, sealed: &str) -> Option<String> {
-    use base64::Engine;
-    use openssl::symm::{Cipher, decrypt_aead};
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(sealed)
-        .ok()?;
-    if bytes.len() < 12 + 16 {
-        return None;
-    }
-    let (nonce, rest) = bytes.split_at(12);
-    let (data, tag) = rest.split_at(rest.len() - 16);
-    let plain = decrypt_aead(
-        Cipher::aes_256_gcm(),
-        &successor_key(spent_token),
-        Some(nonce),
-        SEAL_AAD,
-        data,
-        tag,
-    )
-    .ok()?;
+    let plain = crate::tokens::sealing::open(&successor_key(spent_token), SEAL_AAD, sealed)?;
     String::from_utf8(plain).ok()
 }
 
