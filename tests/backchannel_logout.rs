@@ -284,3 +284,44 @@ async fn a_password_change_and_disabling_the_account_reach_the_clients_too() {
     let both = listener.wait_for(2).await;
     verified(&app, &both[1], &app_client).await;
 }
+
+#[tokio::test]
+async fn a_session_that_times_out_is_not_announced_and_forgets_its_clients() {
+    use tessera::store::entities::session_client;
+    let app = common::spawn_app().await;
+    let listener = LogoutListener::start().await;
+    let app_client = client(&app, Some(listener.url())).await;
+    let browser = Browser::new(&app);
+    browser.sign_up("ada@example.com", PASSWORD).await;
+    tokens_for(&app, &browser, &app_client).await;
+    assert_eq!(
+        session_client::Entity::find()
+            .all(&app.state.db)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Two hours idle (the default idle timeout is one).
+    common::edit_sessions(&app, None, |s| {
+        s.last_seen_at = sea_orm::Set(Utc::now() - chrono::Duration::hours(2));
+    })
+    .await;
+    assert!(!browser.is_signed_in().await);
+    assert!(
+        session_client::Entity::find()
+            .all(&app.state.db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    app.state.jobs.wake();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(listener.tokens().is_empty(), "a timeout is not a sign-out");
+    let queued = job::Entity::find()
+        .filter(job::Column::Kind.eq("backchannel_logout"))
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    assert!(queued.is_empty());
+}

@@ -199,7 +199,7 @@ impl Sessions {
         if now - session.last_seen_at > self.idle_timeout
             || now - session.created_at > self.lifetime
         {
-            self.end_hashed(&hash).await?;
+            self.expire(&hash, session.id).await?;
             return Ok(None);
         }
         if now - session.last_seen_at > TOUCH_EVERY {
@@ -290,9 +290,16 @@ impl Sessions {
         Ok(())
     }
 
-    async fn end_hashed(&self, hash: &str) -> Result<(), IdentityError> {
+    /// A session found past its idle or absolute limit goes quietly: no
+    /// back-channel logout (the person did not sign out), but the record of which
+    /// clients it served goes with it.
+    async fn expire(&self, hash: &str, id: Uuid) -> Result<(), IdentityError> {
         session::Entity::delete_many()
             .filter(session::Column::TokenHash.eq(hash))
+            .exec(&self.db)
+            .await?;
+        crate::store::entities::session_client::Entity::delete_many()
+            .filter(crate::store::entities::session_client::Column::SessionId.eq(id))
             .exec(&self.db)
             .await?;
         self.cache.remove(&cache_key(hash)).await?;
