@@ -310,31 +310,12 @@ async fn accounts_made_at_the_cli_are_verified_unless_asked_otherwise() {
     let create = |email: &str, extra: &[&str]| {
         let mut args = vec!["user", "create", "--email", email, "--password-stdin"];
         args.extend_from_slice(extra);
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DATABASE_URL", &app.database_url)
-            .env("TESSERA_ARGON2_MEMORY_KIB", "1024")
-            .env("TESSERA_ARGON2_ITERATIONS", "1")
-            .args(&args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{PASSWORD}\n").as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let cheap = [
+            ("TESSERA_ARGON2_MEMORY_KIB", "1024"),
+            ("TESSERA_ARGON2_ITERATIONS", "1"),
+        ];
+        let (ok, _, err) = common::cli_input(&app, &cheap, &args, &format!("{PASSWORD}\n"));
+        assert!(ok, "{err}");
     };
     create("ops@example.com", &[]);
     create("new@example.com", &["--unverified"]);

@@ -4,9 +4,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use sea_orm::EntityTrait;
 use tessera::store::entities::identity_provider;
 
@@ -14,30 +11,11 @@ const SECRET: &str = "GOCSPX-very-secret-value";
 
 /// `tessera provider …` against the app's database and keys directory.
 fn provider(app: &common::TestApp, args: &[&str], stdin: &str) -> (bool, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", &app.database_url)
-        .env("TESSERA_KEYS_DIR", &app.keys_dir)
-        .arg("provider")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let keys = app.keys_dir.display().to_string();
+    let args: Vec<&str> = std::iter::once("provider")
+        .chain(args.iter().copied())
+        .collect();
+    common::cli_input(app, &[("TESSERA_KEYS_DIR", &keys)], &args, stdin)
 }
 
 const GOOGLE: &[&str] = &[

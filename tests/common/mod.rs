@@ -134,14 +134,35 @@ pub fn jwt_claims(jwt: &str) -> serde_json::Value {
 /// The `tessera` command line against `app`'s database, with `env` added:
 /// whether it succeeded, its stdout and its stderr.
 pub fn cli_with(app: &TestApp, env: &[(&str, &str)], args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+    cli_input(app, env, args, "")
+}
+
+/// [`cli_with`], with `stdin` written to the command's standard input (secrets
+/// and passwords are read from there, never from flags).
+pub fn cli_input(
+    app: &TestApp,
+    env: &[(&str, &str)],
+    args: &[&str],
+    stdin: &str,
+) -> (bool, String, String) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATABASE_URL", &app.database_url)
         .envs(env.iter().copied())
         .args(args)
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("the tessera binary");
+    if let Some(mut input) = child.stdin.take() {
+        // A command that exits before reading closes the pipe; that is its answer.
+        let _ = input.write_all(stdin.as_bytes());
+    }
+    let out = child.wait_with_output().expect("the tessera binary");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
