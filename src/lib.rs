@@ -50,6 +50,9 @@ pub enum StartupError {
     Webauthn(String),
     #[error("{0}")]
     Mail(String),
+    /// The secrets key (`keys/secrets.key`) or the providers' HTTP client.
+    #[error("TESSERA_KEYS_DIR: {0}")]
+    Secrets(String),
     #[error("TESSERA_BIND: cannot listen on {addr}: {reason}")]
     Bind { addr: String, reason: String },
     /// An operator command was refused (e.g. `user create` with a taken email).
@@ -118,7 +121,20 @@ pub async fn start(settings: Settings) -> Result<AppState, StartupError> {
         logout: oidc::backchannel::Sender::new(keys.clone(), settings.issuer_str())
             .map_err(StartupError::Mail)?,
     });
+    let keys_dir = settings.keys_dir.clone();
+    let secrets_key = tokio::task::spawn_blocking(move || tokens::sealing::secrets_key(&keys_dir))
+        .await
+        .map_err(|e| StartupError::Secrets(e.to_string()))?
+        .map_err(StartupError::Secrets)?;
+    let federation = federation::Federation::new(
+        db.clone(),
+        cache.clone(),
+        secrets_key,
+        settings.issuer_str(),
+    )
+    .map_err(StartupError::Secrets)?;
     Ok(AppState {
+        federation,
         passkeys,
         jobs,
         mail,
@@ -202,6 +218,9 @@ pub fn bind(settings: &Settings) -> Result<TcpListener, StartupError> {
     })
 }
 
+/// How often the background loop looks for provider metadata that is due.
+const UPSTREAM_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A running server; the key ring refreshes in the background for as long as this
 /// value lives.
 pub struct Running {
@@ -209,6 +228,8 @@ pub struct Running {
     pub refresher: tokens::keys::RefreshTask,
     /// Delivers queued jobs (mail) for as long as it lives.
     pub worker: jobs::Worker,
+    /// Keeps upstream providers' metadata and keys fresh.
+    pub upstreams: federation::upstream::RefreshTask,
 }
 
 /// Starts the HTTP server on `listener`. Awaiting `Running::server` runs it until
@@ -229,6 +250,10 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Running>
         state.settings.mail.retry_for,
     );
     tracing::info!(mail = %state.deliveries.mail.describe(), "job worker started");
+    let upstreams = state
+        .federation
+        .upstreams
+        .spawn_refresher(UPSTREAM_CHECK_EVERY);
     let server = HttpServer::new(move || build_app(state.clone()))
         .workers(workers)
         .shutdown_timeout(10)
@@ -238,5 +263,6 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Running>
         server,
         refresher,
         worker,
+        upstreams,
     })
 }

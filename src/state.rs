@@ -34,6 +34,8 @@ pub struct AppState {
     pub mail: crate::mail::Mailer,
     /// What delivers each kind of job (mail, back-channel logout).
     pub deliveries: Arc<crate::Deliveries>,
+    /// Upstream identity providers: their servers, flows and links.
+    pub federation: crate::federation::Federation,
 }
 
 impl AppState {

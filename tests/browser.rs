@@ -203,6 +203,23 @@ impl Driver {
         }
     }
 
+    /// Waits until the browser is at a URL starting with `prefix` (another
+    /// origin, after a redirect).
+    async fn wait_for_url(&self, prefix: &str) {
+        let started = Instant::now();
+        loop {
+            let url = self.call("GET", "/url", json!({})).await;
+            if url.as_str().unwrap_or_default().starts_with(prefix) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "never reached {prefix}: at {url}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits until the page shows `text` (a submitted form may still be loading).
     async fn wait_for_text(&self, text: &str) {
         let started = Instant::now();
@@ -988,5 +1005,135 @@ async fn an_unverified_person_verifies_before_an_application_gets_a_code() {
         .await;
     listener.code(1).await;
 
+    browser.call("DELETE", "", json!({})).await;
+}
+
+/// Issue 23 in a real browser: a second Tessera process on another host is
+/// the upstream provider; an application on a third origin asks for a code.
+/// Chromium signs up through the provider (consent at both servers, each
+/// form ending on another origin), signs in again, is refused silent linking
+/// and links by signing in, disconnects, and finds the login page working —
+/// the button saying unavailable — with the provider down.
+#[tokio::test]
+async fn people_sign_in_with_another_provider_in_chromium() {
+    let Some(browser) = Driver::start().await else {
+        return;
+    };
+    // Cookies are per host, not per port: the provider lives on 127.0.0.1,
+    // this server on localhost, as two sites would.
+    let app = common::spawn_app_on_localhost().await;
+    let mut upstream = common::upstream::Upstream::start().await;
+    upstream.person("ada@example.com");
+    upstream.person("bob@example.com");
+    upstream.register_as(&app, "up", "Upstream ID", &[], &["--trust-email"]);
+    let listener = common::ClientListener::start().await;
+    let callback = listener.url("/cb");
+    let mut new = common::oauth::new_client();
+    new.name = "Orders Dashboard".into();
+    new.redirect_uris = vec![callback.clone()];
+    let client = common::oauth::register(&app, new).await;
+    let (_, challenge) = common::oauth::pkce();
+    let authorize = app.url(&common::oauth::authorize_path(
+        &client.id,
+        &challenge,
+        &[
+            ("redirect_uri", callback.as_str()),
+            ("scope", "openid email"),
+        ],
+    ));
+    let at = |base: &str, path: &str| format!("{base}{path}");
+
+    // First sign-in: an account is made from the provider's account.
+    browser.goto(&authorize).await;
+    browser.wait_for_path("/login").await;
+    browser.wait_for_text("Continue with Upstream ID").await;
+    browser.screenshots("login-providers").await;
+    browser.click_link("Continue with Upstream ID").await;
+    browser.wait_for_url(&at(&upstream.base, "/login")).await;
+    browser.fill("Email", "ada@example.com").await;
+    browser.fill("Password", common::PASSWORD).await;
+    browser.click_button("Sign in").await;
+    // The provider's consent form ends at this server's callback (another
+    // origin), which ends at this server's consent for the application.
+    browser.wait_for_text("Allow Downstream?").await;
+    browser.click_button("Allow").await;
+    browser.wait_for_text("Allow Orders Dashboard?").await;
+    browser.click_button("Allow").await;
+    listener.code(1).await;
+    let ada = tessera::identity::users::find_by_email(&app.state.db, "ada@example.com")
+        .await
+        .unwrap()
+        .expect("an account was made");
+    assert!(ada.password_hash.is_none() && ada.email_verified_at.is_some());
+
+    // Signed out here, still signed in at the provider: one click back in.
+    browser.goto(&app.url("/account")).await;
+    browser.wait_for_text("Connected accounts").await;
+    browser.click_button("Sign out").await;
+    browser.wait_for_path("/login").await;
+    browser.goto(&authorize).await;
+    browser.wait_for_path("/login").await;
+    browser.click_link("Continue with Upstream ID").await;
+    listener.code(2).await;
+
+    // Bob has a password account here; the provider's same address does not
+    // open it. He signs in to it once, and the provider is connected.
+    tessera::identity::users::create(
+        &app.state.db,
+        &app.state.passwords,
+        "bob@example.com",
+        common::PASSWORD,
+        tessera::identity::users::NewAddress::Verified,
+    )
+    .await
+    .unwrap();
+    browser.goto(&app.url("/account")).await;
+    browser.click_button("Sign out").await;
+    browser.goto(&at(&upstream.base, "/account")).await;
+    browser.wait_for_text("Sign out").await;
+    browser.click_button("Sign out").await;
+    browser.wait_for_url(&at(&upstream.base, "/login")).await;
+    browser.goto(&app.url("/login")).await;
+    browser.click_link("Continue with Upstream ID").await;
+    browser.wait_for_url(&at(&upstream.base, "/login")).await;
+    browser.fill("Email", "bob@example.com").await;
+    browser.fill("Password", common::PASSWORD).await;
+    browser.click_button("Sign in").await;
+    browser.wait_for_text("Allow Downstream?").await;
+    browser.click_button("Allow").await;
+    browser
+        .wait_for_text("Connect Upstream ID to your account")
+        .await;
+    browser.screenshots("connect-provider").await;
+    browser.click_link("Sign in to connect").await;
+    browser.wait_for_path("/login").await;
+    browser.fill("Password", common::PASSWORD).await;
+    browser.click_button("Sign in").await;
+    browser.wait_for_path("/account").await;
+    browser.wait_for_text("Disconnect").await;
+    browser.screenshots("account-connected").await;
+
+    // Disconnect (the password stays); the account page offers to connect.
+    let disconnect = browser
+        .find("//button[normalize-space()='Disconnect']")
+        .await;
+    browser
+        .call("POST", &format!("/element/{disconnect}/click"), json!({}))
+        .await;
+    browser.wait_for_text("Connect Upstream ID").await;
+
+    // The provider goes down: the button says so, passwords still work.
+    browser.click_button("Sign out").await;
+    upstream.stop();
+    app.state.federation.upstreams.refresh_due().await;
+    browser.goto(&app.url("/login")).await;
+    browser
+        .wait_for_text("Upstream ID is unavailable right now")
+        .await;
+    browser.screenshots("login-provider-unavailable").await;
+    browser.fill("Email", "bob@example.com").await;
+    browser.fill("Password", common::PASSWORD).await;
+    browser.click_button("Sign in").await;
+    browser.wait_for_path("/account").await;
     browser.call("DELETE", "", json!({})).await;
 }

@@ -35,6 +35,12 @@ const EXEMPT: &[&str] = &[
     // A link opened from a mailbox: the single-use token in it is the proof, and
     // a forged visit could only verify the address the link was sent to.
     "/email/verify/{token}",
+    // Continue with {provider}: a link (GET) that only starts a flow bound to
+    // this browser; nothing happens until the provider sends the person back.
+    "/federation/{id}/start",
+    // The provider's top-level redirect back: the flow's single-use state and
+    // its browser-binding cookie are the proof, checked in `federation::flow`.
+    "/federation/{id}/callback",
 ];
 
 fn concrete(path: &str) -> String {

@@ -109,7 +109,9 @@ async fn key_files_are_readable_by_the_owner_only() {
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         files += 1;
     }
-    assert_eq!(files, 2);
+    // The ES256 and RS256 signing keys, and the secrets key that seals the
+    // upstream providers' client secrets.
+    assert_eq!(files, 3);
     let dir_mode = std::fs::metadata(&app.keys_dir)
         .unwrap()
         .permissions()

@@ -387,7 +387,7 @@ async fn a_bad_subject_token_is_invalid_request_and_repeated_guesses_are_throttl
             ("subject_token", "x"),
             (
                 "subject_token_type",
-                "urn:ietf:params:oauth:token-type:id_token",
+                "urn:ietf:params:oauth:token-type:saml2",
             ),
         ])
         .send()
@@ -398,6 +398,31 @@ async fn a_bad_subject_token_is_invalid_request_and_repeated_guesses_are_throttl
     assert_eq!(
         body.json::<Value>().await.unwrap()["error"],
         "invalid_request"
+    );
+    // An upstream provider's id_token is exchanged by a registered client
+    // only (issue 23): without one the client is what is missing.
+    let anonymous = world
+        .app
+        .client
+        .post(world.app.url("/token"))
+        .form(&[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", "x"),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:id_token",
+            ),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(
+        anonymous.json::<Value>().await.unwrap()["error"],
+        "invalid_client"
     );
     // The address's sign-in limit (50 failures by default) holds for guesses.
     let mut last = 0;

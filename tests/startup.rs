@@ -284,9 +284,10 @@ fn the_server_starts_on_embedded_defaults_logs_json_lines_and_stops_cleanly_on_s
     assert!(ready.starts_with("HTTP/1.0 200"), "{ready}");
     // The embedded defaults: a SQLite file and generated keys in the working directory.
     assert!(dir.path().join("tessera.db").exists());
+    // Two signing keys (ES256, RS256) and the secrets key.
     assert_eq!(
         std::fs::read_dir(dir.path().join("keys")).unwrap().count(),
-        2
+        3
     );
     // Password hashes and token digests: the owner's alone (issue 18 §6).
     {

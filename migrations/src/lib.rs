@@ -23,6 +23,7 @@ mod m20261202_000016_jobs_and_mail;
 mod m20261202_000017_refresh_successor;
 mod m20261202_000018_backchannel_logout;
 mod m20261202_000019_identity_providers;
+mod m20261202_000020_federated_identities;
 
 /// All migrations, in the order they apply.
 pub struct Migrator;
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000017_refresh_successor::Migration),
             Box::new(m20261202_000018_backchannel_logout::Migration),
             Box::new(m20261202_000019_identity_providers::Migration),
+            Box::new(m20261202_000020_federated_identities::Migration),
         ]
     }
 }

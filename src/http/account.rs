@@ -44,6 +44,53 @@ struct AccountPage {
     new_service_secret: Option<(String, String)>,
     email_error: Option<String>,
     apps: Vec<AppRow>,
+    connections: Vec<ConnectionRow>,
+    /// Providers not connected yet: (id, name).
+    connectable: Vec<(String, String)>,
+}
+
+/// A connected provider account, as the account page lists it.
+struct ConnectionRow {
+    id: Uuid,
+    provider: String,
+    email: String,
+    since: String,
+    last_used: String,
+}
+
+/// The account's connected providers, and those it could connect.
+async fn connections(
+    state: &AppState,
+    user: Uuid,
+) -> Result<(Vec<ConnectionRow>, Vec<(String, String)>), PageError> {
+    let providers = crate::federation::providers::list(&state.db)
+        .await
+        .map_err(unavailable)?;
+    let links = crate::federation::links::of_user(&state.db, user)
+        .await
+        .map_err(unavailable)?;
+    let name_of = |id: &str| {
+        providers
+            .iter()
+            .find(|p| p.id == id)
+            .map_or_else(|| id.to_owned(), |p| p.name.clone())
+    };
+    let rows = links
+        .iter()
+        .map(|l| ConnectionRow {
+            id: l.id,
+            provider: name_of(&l.provider_id),
+            email: l.email.clone().unwrap_or_default(),
+            since: l.created_at.format("%Y-%m-%d").to_string(),
+            last_used: when(l.last_used_at),
+        })
+        .collect();
+    let connectable = providers
+        .into_iter()
+        .filter(|p| !links.iter().any(|l| l.provider_id == p.id))
+        .map(|p| (p.id, p.name))
+        .collect();
+    Ok((rows, connectable))
 }
 
 /// An application with access, as the account page lists it.
@@ -261,7 +308,10 @@ pub(super) async fn account_page(
             name: a.name,
         })
         .collect();
+    let (connections, connectable) = connections(state, user.id).await?;
     let page = AccountPage {
+        connections,
+        connectable,
         page: PageContext {
             asset_version: asset_version(),
             csrf: current.csrf(),

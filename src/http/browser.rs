@@ -100,6 +100,46 @@ fn device_cookie_name(settings: &Settings) -> &'static str {
     }
 }
 
+/// Short-lived cookies of a federated sign-in.
+#[derive(Debug, Clone, Copy)]
+pub enum FederationCookie {
+    /// Binds a flow at a provider to the browser that began it.
+    Flow,
+    /// A "sign in to connect {provider}" offer, taken at the next sign-in.
+    PendingLink,
+}
+
+impl FederationCookie {
+    fn name(self, settings: &Settings) -> &'static str {
+        match (self, settings.issuer_is_https()) {
+            (FederationCookie::Flow, true) => "__Host-tessera_federation",
+            (FederationCookie::Flow, false) => "tessera_federation",
+            (FederationCookie::PendingLink, true) => "__Host-tessera_link",
+            (FederationCookie::PendingLink, false) => "tessera_link",
+        }
+    }
+
+    /// The cookie, `Lax` so it comes back with the provider's top-level
+    /// redirect to the callback.
+    pub fn make(self, settings: &Settings, value: String, ttl_secs: i64) -> Cookie<'static> {
+        let mut c = cookie(settings, self.name(settings), value);
+        c.set_max_age(actix_web::cookie::time::Duration::seconds(ttl_secs));
+        c
+    }
+
+    pub fn expired(self, settings: &Settings) -> Cookie<'static> {
+        let mut c = cookie(settings, self.name(settings), String::new());
+        c.make_removal();
+        c
+    }
+
+    pub fn value(self, req: &HttpRequest, settings: &Settings) -> Option<String> {
+        req.cookie(self.name(settings))
+            .map(|c| c.value().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+}
+
 /// Browsers keep cookies at most 400 days (RFC 6265bis §5.5); the device
 /// cookie is renewed at every sign-in.
 const DEVICE_COOKIE_DAYS: i64 = 400;
@@ -121,14 +161,29 @@ pub async fn begin_session(
     user: &crate::identity::users::User,
     amr: &[&str],
     arrival: Arrival,
-) -> Result<[Cookie<'static>; 2], crate::identity::IdentityError> {
+) -> Result<Vec<Cookie<'static>>, crate::identity::IdentityError> {
+    begin_session_via(req, state, user, amr, None, arrival).await
+}
+
+/// [`begin_session`] for a sign-in through the upstream provider `idp`.
+pub async fn begin_session_via(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &crate::identity::users::User,
+    amr: &[&str],
+    idp: Option<&str>,
+    arrival: Arrival,
+) -> Result<Vec<Cookie<'static>>, crate::identity::IdentityError> {
     let ip = super::client::ClientIp::of(req).0;
     let agent = super::client::user_agent(req);
     let from = crate::identity::devices::SignInFrom {
         device: super::account::describe_device(agent.as_deref()),
         ip: ip.clone(),
     };
-    let started = state.sessions.start(user, amr, Some(ip), agent).await?;
+    let started = state
+        .sessions
+        .start(user, amr, idp, Some(ip), agent)
+        .await?;
     let presented = req.cookie(device_cookie_name(&state.settings));
     let device = crate::identity::devices::signed_in(
         &state.db,
@@ -141,10 +196,22 @@ pub async fn begin_session(
     .await?;
     let mut device_cookie = cookie(&state.settings, device_cookie_name(&state.settings), device);
     device_cookie.set_max_age(actix_web::cookie::time::Duration::days(DEVICE_COOKIE_DAYS));
-    Ok([
+    let mut cookies = vec![
         session_cookie(&state.settings, started.token),
         device_cookie,
-    ])
+    ];
+    // Every sign-in passes here, so a "sign in to connect {provider}" offer
+    // is honoured however the person signs in — and only for the account it
+    // was made for (`Federation::complete_link`).
+    if let Some(offer) = FederationCookie::PendingLink.value(req, &state.settings) {
+        match state.federation.complete_link(&offer, user.id).await {
+            Ok(Some(link)) => tracing::info!(provider = %link.provider_id, "account connected"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("pending link not completed: {e}"),
+        }
+        cookies.push(FederationCookie::PendingLink.expired(&state.settings));
+    }
+    Ok(cookies)
 }
 
 /// The one place cookie flags are decided.

@@ -8,6 +8,7 @@ pub mod client;
 pub mod csrf;
 pub mod email;
 pub mod error;
+pub mod federation;
 pub mod form;
 pub mod middleware;
 pub mod oidc;
@@ -280,6 +281,23 @@ fn table() -> Vec<Entry> {
                 get().to(password_reset::reset_page),
                 post().to(password_reset::reset),
             ],
+        ),
+        // The provider sends the browser back here (a top-level GET from its
+        // origin): the flow's own state and binding cookie are the checks.
+        entry(
+            "/federation/{id}/start",
+            Exempt,
+            vec![get().to(federation::start)],
+        ),
+        entry(
+            "/federation/{id}/callback",
+            Exempt,
+            vec![get().to(federation::callback)],
+        ),
+        entry(
+            "/account/connections/{id}/disconnect",
+            Form,
+            vec![post().to(federation::disconnect)],
         ),
         entry(
             "/account/apps/{client_id}/remove",

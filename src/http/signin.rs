@@ -33,6 +33,8 @@ struct LoginPage {
     return_to: String,
     signup_open: bool,
     passkeys: bool,
+    /// Continue with {provider}.
+    providers: Vec<super::federation::ProviderButton>,
 }
 
 #[derive(Template)]
@@ -44,6 +46,8 @@ struct SignupPage {
     return_to: String,
     signup_open: bool,
     passkeys: bool,
+    /// Continue with {provider}.
+    providers: Vec<super::federation::ProviderButton>,
 }
 
 #[derive(Deserialize)]
@@ -120,6 +124,7 @@ pub async fn login_page(
         return_to: return_to.unwrap_or_default(),
         signup_open: state.settings.signup,
         passkeys: state.passkeys.is_some(),
+        providers: super::federation::buttons(&state).await,
     };
     Ok(with_cookie(
         page_for(render(&page, StatusCode::OK), target.as_deref()),
@@ -136,7 +141,8 @@ pub async fn login(
     let pre = PreSession::from_request(&req, &state.settings)?;
     let return_to = safe_return_to(form.return_to.as_deref());
     let target = super::authorize::return_target(&state, return_to.as_deref()).await;
-    let failure = |message: String, status: StatusCode| {
+    // The buttons are read only when the page is shown again.
+    let failure = |message: String, status: StatusCode, providers| {
         let page = LoginPage {
             page: pre_session_page(&pre),
             error: Some(message),
@@ -144,6 +150,7 @@ pub async fn login(
             return_to: return_to.clone().unwrap_or_default(),
             signup_open: state.settings.signup,
             passkeys: state.passkeys.is_some(),
+            providers,
         };
         with_cookie(page_for(render(&page, status), target.as_deref()), &pre)
     };
@@ -164,6 +171,7 @@ pub async fn login(
                     minutes(wait)
                 ),
                 StatusCode::TOO_MANY_REQUESTS,
+                super::federation::buttons(&state).await,
             );
             return Ok(retry_after(response, wait));
         }
@@ -175,9 +183,11 @@ pub async fn login(
             start_session(&req, &state, &user, return_to.as_deref(), Arrival::SignIn).await
         }
         // The attempt was counted before the check; a failure needs nothing more.
-        Err(e @ (IdentityError::BadCredentials | IdentityError::Disabled)) => {
-            Ok(failure(e.to_string(), StatusCode::UNAUTHORIZED))
-        }
+        Err(e @ (IdentityError::BadCredentials | IdentityError::Disabled)) => Ok(failure(
+            e.to_string(),
+            StatusCode::UNAUTHORIZED,
+            super::federation::buttons(&state).await,
+        )),
         Err(e) => Err(unavailable(e)),
     }
 }
@@ -197,6 +207,7 @@ pub async fn signup_page(
         return_to: return_to.unwrap_or_default(),
         signup_open: state.settings.signup,
         passkeys: state.passkeys.is_some(),
+        providers: super::federation::buttons(&state).await,
     };
     Ok(with_cookie(
         page_for(render(&page, StatusCode::OK), target.as_deref()),
@@ -214,6 +225,7 @@ pub async fn signup(
     let return_to = safe_return_to(form.return_to.as_deref());
     let target = super::authorize::return_target(&state, return_to.as_deref()).await;
     let render = |page: &SignupPage, status| page_for(render(page, status), target.as_deref());
+    let providers = super::federation::buttons(&state).await;
     let page = |error: Option<String>| SignupPage {
         page: pre_session_page(&pre),
         error,
@@ -221,6 +233,7 @@ pub async fn signup(
         return_to: return_to.clone().unwrap_or_default(),
         signup_open: state.settings.signup,
         passkeys: state.passkeys.is_some(),
+        providers: providers.clone(),
     };
     if !state.settings.signup {
         return Ok(render(&page(None), StatusCode::FORBIDDEN));

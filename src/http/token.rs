@@ -113,8 +113,12 @@ pub async fn token(
     Body(body): Body,
 ) -> Result<HttpResponse, OAuthError> {
     let (params, basic) = form_request(&req, &body)?;
-    let exchange = params.get("grant_type") == Some(grants::TOKEN_EXCHANGE);
-    if exchange {
+    // A personal access token is its own credential; a provider's id_token
+    // proves the person, not the app, so that exchange goes through client
+    // authentication and the client's registered grants below.
+    let pat_exchange = params.get("grant_type") == Some(grants::TOKEN_EXCHANGE)
+        && params.get("subject_token_type") != Some(grants::ID_TOKEN_TYPE);
+    if pat_exchange {
         if basic.is_some() || params.get("client_id").is_some() {
             authenticated(&state, params.clone(), basic).await?;
         }
@@ -130,11 +134,7 @@ pub async fn token(
     let Some(grant_type) = GrantType::parse(grant_type) else {
         return refuse(
             ErrorCode::UnsupportedGrantType,
-            format!(
-                "grant_type must be one of {}, {}",
-                GRANT_TYPES.join(", "),
-                grants::TOKEN_EXCHANGE
-            ),
+            format!("grant_type must be one of {}", GRANT_TYPES.join(", ")),
         );
     };
     if !client.allows_grant(grant_type) {
@@ -148,6 +148,10 @@ pub async fn token(
         GrantType::AuthorizationCode => grants::authorization_code(&config, &client, &params).await,
         GrantType::RefreshToken => grants::refresh_token(&config, &client, &params).await,
         GrantType::ClientCredentials => grants::client_credentials(&config, &client, &params).await,
+        GrantType::TokenExchange => {
+            grants::id_token_exchange(&config, &state.federation, &state.mail, &client, &params)
+                .await
+        }
     }?;
     Ok(token_response(&response))
 }

@@ -13,14 +13,9 @@ use crate::http::{cacheable_json, paths};
 use crate::state::AppState;
 use crate::tokens::Algorithm;
 
-/// The grants a client registers for, and RFC 8693 token exchange, which needs
-/// no client (a personal access token is its own credential).
-const GRANT_TYPES_SUPPORTED: &[&str] = &[
-    crate::oauth::clients::GRANT_TYPES[0],
-    crate::oauth::clients::GRANT_TYPES[1],
-    crate::oauth::clients::GRANT_TYPES[2],
-    crate::oauth::grants::TOKEN_EXCHANGE,
-];
+/// The grants a client registers for (RFC 8693 token exchange among them: a
+/// personal access token needs no client, a provider's id_token does).
+const GRANT_TYPES_SUPPORTED: &[&str] = crate::oauth::clients::GRANT_TYPES;
 
 /// The provider metadata, serialized once at start. It lists only what works now;
 /// each capability adds its fields as it lands.

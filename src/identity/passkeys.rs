@@ -63,7 +63,9 @@ pub enum PasskeyError {
     InvalidEmail,
     #[error("A passkey name is 1 to 64 characters.")]
     InvalidName,
-    #[error("This is your only way to sign in. Add another passkey or a password first.")]
+    #[error(
+        "This is your only way to sign in. Add another passkey, a password or a connected account first."
+    )]
     LastWayIn,
     #[error("No such passkey.")]
     NotFound,
@@ -575,12 +577,11 @@ pub async fn remove(
         .one(&txn)
         .await?
         .ok_or(PasskeyError::NotFound)?;
-    let has_password = account.password_hash.is_some();
-    let passkeys = passkey::Entity::find()
-        .filter(passkey::Column::UserId.eq(user))
-        .count(&txn)
-        .await?;
-    if !has_password && passkeys <= 1 {
+    // A password, each passkey and each connected provider is a way in.
+    let ways_in = crate::federation::links::ways_in(&txn, user)
+        .await
+        .map_err(|e| PasskeyError::Internal(e.to_string()))?;
+    if ways_in <= 1 {
         return Err(PasskeyError::LastWayIn);
     }
     passkey::Entity::delete_by_id(row.id).exec(&txn).await?;

@@ -39,6 +39,9 @@ pub struct Session {
     pub amr: Vec<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The upstream provider signed in through, if any.
+    #[serde(default)]
+    pub idp: Option<String>,
 }
 
 /// A session just started, with the cookie value to hand to the browser once.
@@ -148,6 +151,7 @@ impl Sessions {
         &self,
         user: &user::Model,
         amr: &[&str],
+        idp: Option<&str>,
         ip: Option<String>,
         user_agent: Option<String>,
     ) -> Result<Started, IdentityError> {
@@ -166,6 +170,7 @@ impl Sessions {
             amr: Set(amr.join(" ")),
             ip: Set(ip),
             user_agent: Set(user_agent),
+            idp: Set(idp.map(str::to_owned)),
         }
         .insert(&self.db)
         .await?;
@@ -369,6 +374,7 @@ fn to_session(row: session::Model, email: String) -> Session {
         amr: row.amr.split_whitespace().map(str::to_owned).collect(),
         ip: row.ip,
         user_agent: row.user_agent,
+        idp: row.idp,
     }
 }
 

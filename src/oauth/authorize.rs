@@ -542,6 +542,7 @@ async fn decide_for(
             session_id: session.id,
             auth_time: session.auth_time,
             amr: session.amr.clone(),
+            idp: session.idp.clone(),
         },
         org,
     };
@@ -737,6 +738,7 @@ mod tests {
             amr: vec!["pwd".into()],
             ip: None,
             user_agent: None,
+            idp: None,
         }
     }
 

@@ -14,6 +14,7 @@ pub const GRANT_TYPES: &[&str] = &[
     GrantType::AuthorizationCode.as_str(),
     GrantType::RefreshToken.as_str(),
     GrantType::ClientCredentials.as_str(),
+    GrantType::TokenExchange.as_str(),
 ];
 
 /// A grant type this server implements (RFC 6749 §4.1, §4.4, §6).
@@ -22,6 +23,9 @@ pub enum GrantType {
     AuthorizationCode,
     RefreshToken,
     ClientCredentials,
+    /// RFC 8693, for a native app's id_token from an upstream provider (a
+    /// personal access token needs no client, hence no registration).
+    TokenExchange,
 }
 
 impl GrantType {
@@ -30,6 +34,7 @@ impl GrantType {
             GrantType::AuthorizationCode => "authorization_code",
             GrantType::RefreshToken => "refresh_token",
             GrantType::ClientCredentials => "client_credentials",
+            GrantType::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
         }
     }
 
@@ -39,6 +44,7 @@ impl GrantType {
             GrantType::AuthorizationCode,
             GrantType::RefreshToken,
             GrantType::ClientCredentials,
+            GrantType::TokenExchange,
         ]
         .into_iter()
         .find(|g| g.as_str() == name)

@@ -198,6 +198,7 @@ mod tests {
                 session_id: Uuid::new_v4(),
                 auth_time: Utc::now(),
                 amr: vec!["pwd".into()],
+                idp: None,
             },
             org: None,
         }

@@ -65,6 +65,14 @@ pub enum TokenError {
     #[error("the subject_token is not a valid personal access token")]
     SubjectTokenInvalid,
     /// The organization named is not one the personal access token may act in.
+    /// RFC 8693 §2.2.2: an unacceptable subject_token is `invalid_request`.
+    #[error("the subject_token is not an acceptable id_token: {0}")]
+    SubjectIdToken(String),
+    #[error("{0}")]
+    UnknownProvider(String),
+    /// A provider's id_token for an account that is not connected to it.
+    #[error("{0}")]
+    NotConnected(String),
     #[error("organization_id is not an organization this token may act in")]
     OrganizationNotAllowed,
     /// Too many failed attempts from this address (seconds to wait).
@@ -85,6 +93,9 @@ impl TokenError {
             | E::VerifierMissing
             | E::VerifierMalformed
             | E::SubjectTokenInvalid
+            | E::SubjectIdToken(_)
+            | E::UnknownProvider(_)
+            | E::NotConnected(_)
             | E::OrganizationNotAllowed => ErrorCode::InvalidRequest,
             E::Throttled(_) => ErrorCode::TemporarilyUnavailable,
             E::CodeInvalid

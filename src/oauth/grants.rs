@@ -465,7 +465,10 @@ async fn service_claims(
 }
 
 /// RFC 8693 `grant_type` of a token exchange.
-pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub const TOKEN_EXCHANGE: &str = GrantType::TokenExchange.as_str();
+/// RFC 8693 §3: the token type of an OpenID Connect id_token (what a native
+/// app sends from an upstream provider).
+pub const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
 /// RFC 8693 §3: the token type of an access token (what a personal access token
 /// is presented as, and what an exchange issues).
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -544,6 +547,125 @@ pub async fn token_exchange(
         expires_in: config.settings.access_token_ttl.as_secs(),
         scope: for_token.scope,
         refresh_token: None,
+        id_token: None,
+        issued_token_type: Some(ACCESS_TOKEN_TYPE),
+    })
+}
+
+/// RFC 8693 token exchange of an upstream provider's id_token, sent by a
+/// native app that signed the person in with the provider's own SDK. The
+/// token is verified like the browser flow's (issuer, signature, expiry; the
+/// audience one of the provider's accepted audiences) and stands for the
+/// account linked to it — or a new one, by the same rules, never an existing
+/// account by address. Our own access token follows, with a refresh token
+/// when the client may have one.
+pub async fn id_token_exchange(
+    config: &IssuerConfig,
+    federation: &crate::federation::Federation,
+    mailer: &crate::mail::Mailer,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, TokenError> {
+    use crate::federation::FlowError;
+    let Some(subject) = params.get("subject_token") else {
+        return Err(TokenError::Malformed("subject_token is required"));
+    };
+    if params
+        .get("requested_token_type")
+        .is_some_and(|t| t != ACCESS_TOKEN_TYPE)
+    {
+        return Err(TokenError::Malformed(
+            "requested_token_type must be urn:ietf:params:oauth:token-type:access_token",
+        ));
+    }
+    if params.get("actor_token").is_some() || params.get("audience").is_some() {
+        return Err(TokenError::Malformed(
+            "actor_token and audience are not supported; name the API with resource",
+        ));
+    }
+    let resource = config.allowed_resource(params.get("resource")).await?;
+    let asked = scope_param(params)?;
+    let named_org = match params.get("organization_id") {
+        None => None,
+        Some(raw) => Some(
+            Uuid::parse_str(raw)
+                .map_err(|_| TokenError::Malformed("organization_id is not an organization id"))?,
+        ),
+    };
+    let refusal = |e: FlowError| match e {
+        FlowError::UnknownProvider(_) => TokenError::UnknownProvider(
+            "provider names no identity provider here, and the token's issuer is none".into(),
+        ),
+        FlowError::IdToken { why, .. } => TokenError::SubjectIdToken(why.to_string()),
+        FlowError::NoEmail(_) | FlowError::SignupClosed(_) | FlowError::NotConnected(_) => {
+            TokenError::NotConnected(e.to_string())
+        }
+        FlowError::Disabled => TokenError::AccountDisabled,
+        other => TokenError::unavailable("federated token exchange", other),
+    };
+    let provider = federation
+        .provider_for(params.get("provider"), subject)
+        .await
+        .map_err(refusal)?;
+    let user = federation
+        .account_for_id_token(mailer, provider, subject, config.settings.signup)
+        .await
+        .map_err(refusal)?;
+    let org = match named_org {
+        None => None,
+        Some(asked) => {
+            let memberships = crate::orgs::memberships_of(&config.db, user.id)
+                .await
+                .map_err(|e| TokenError::unavailable("cannot read memberships", e))?;
+            if !memberships.iter().any(|m| m.id == asked) {
+                return Err(TokenError::OrganizationNotAllowed);
+            }
+            Some(asked)
+        }
+    };
+    let scope = client.negotiate_scope(asked);
+    if scope.is_empty() {
+        return Err(TokenError::NoScope);
+    }
+    let grant = Grant {
+        subject: Subject::User(user.id),
+        client_id: client.client_id.clone(),
+        scope: scope.join(" "),
+        session: None,
+        org,
+        resource,
+        nonce: None,
+        pat: None,
+    };
+    let claims = config.org_claims(&grant).await?;
+    let for_token = Grant {
+        scope: config.scope_for_token(&grant, &claims).await?,
+        ..grant.clone()
+    };
+    let signed = config.sign_access(&for_token, &claims)?;
+    let refresh_token =
+        if refresh::wanted(client.allows_grant(GrantType::RefreshToken), &grant.scope) {
+            let new = refresh::NewFamily {
+                client_id: &grant.client_id,
+                user_id: Some(user.id),
+                session: None,
+                scope: &grant.scope,
+                org_id: grant.org,
+                resource: grant.resource.as_deref(),
+            };
+            let (token, _) = refresh::issue_family(&config.db, new, config.refresh_lifetimes())
+                .await
+                .map_err(|e| TokenError::unavailable("cannot issue a refresh token", e))?;
+            Some(token)
+        } else {
+            None
+        };
+    Ok(TokenResponse {
+        access_token: signed.token,
+        token_type: "Bearer",
+        expires_in: config.settings.access_token_ttl.as_secs(),
+        scope: for_token.scope,
+        refresh_token,
         id_token: None,
         issued_token_type: Some(ACCESS_TOKEN_TYPE),
     })

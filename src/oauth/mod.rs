@@ -32,6 +32,9 @@ pub struct SessionContext {
     pub session_id: Uuid,
     pub auth_time: DateTime<Utc>,
     pub amr: Vec<String>,
+    /// The upstream provider the session signed in through (`idp` claim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<String>,
 }
 
 /// base64url SHA-256, the form in which secrets and codes are stored and looked up.

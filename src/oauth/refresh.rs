@@ -81,6 +81,7 @@ pub async fn issue_family(
         org_id: Set(new.org_id),
         resource: Set(new.resource.map(str::to_owned)),
         successor_sealed: Set(None),
+        idp: Set(new.session.and_then(|s| s.idp.clone())),
     }
     .insert(db)
     .await?;
@@ -143,10 +144,10 @@ pub const ROTATE_LIVE_SQL: &str = "WITH spent AS (
     ), successor AS (
         INSERT INTO refresh_token (id, token_hash, family_id, client_id, user_id,
             session_id, scope, auth_time, amr, created_at, expires_at,
-            family_expires_at, spent_at, revoked_at, org_id, resource)
+            family_expires_at, spent_at, revoked_at, org_id, resource, idp)
         SELECT $4, $5, family_id, client_id, user_id, session_id, scope, auth_time,
             amr, $1, LEAST($6, family_expires_at), family_expires_at, NULL, NULL, org_id,
-            resource
+            resource, idp
         FROM spent
     )
     SELECT * FROM spent";
@@ -299,6 +300,7 @@ fn successor_of(
         revoked_at: None,
         org_id: old.org_id,
         resource: old.resource.clone(),
+        idp: old.idp.clone(),
         successor_sealed: None,
     }
 }
@@ -340,10 +342,10 @@ async fn rotate_in_one_statement(
         )
         INSERT INTO refresh_token (id, token_hash, family_id, client_id, user_id,
             session_id, scope, auth_time, amr, created_at, expires_at,
-            family_expires_at, spent_at, revoked_at, org_id, resource)
-        SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $1, $12, $13, NULL, NULL, $14, $15
+            family_expires_at, spent_at, revoked_at, org_id, resource, idp)
+        SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $1, $12, $13, NULL, NULL, $14, $15, $17
         FROM spent";
-    let values: [sea_orm::Value; 16] = [
+    let values: [sea_orm::Value; 17] = [
         new.created_at.into(),
         old_id.into(),
         new.id.into(),
@@ -360,6 +362,7 @@ async fn rotate_in_one_statement(
         new.org_id.into(),
         new.resource.clone().into(),
         sealed.into(),
+        new.idp.clone().into(),
     ];
     let result = db
         .execute_raw(Statement::from_sql_and_values(
@@ -521,6 +524,7 @@ pub fn session_of(record: &RefreshRecord) -> Option<SessionContext> {
         session_id: record.session_id?,
         auth_time: record.auth_time?,
         amr: record.amr.split_whitespace().map(str::to_owned).collect(),
+        idp: record.idp.clone(),
     })
 }
 

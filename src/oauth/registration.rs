@@ -250,9 +250,12 @@ fn grant_types(
             "response_types and grant_types disagree: `code` goes with authorization_code, and only with it",
         ));
     }
-    if grant_types.contains(&GrantType::RefreshToken) && !uses_code {
+    if grant_types.contains(&GrantType::RefreshToken)
+        && !uses_code
+        && !grant_types.contains(&GrantType::TokenExchange)
+    {
         return Err(metadata_error(
-            "refresh_token needs the authorization_code grant",
+            "refresh_token needs the authorization_code or token-exchange grant",
         ));
     }
     // A client without a secret proves itself with PKCE, which only the code flow has.

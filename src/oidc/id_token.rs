@@ -27,6 +27,11 @@ struct IdTokenClaims<'a> {
     amr: Option<&'a [String]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sid: Option<String>,
+    /// The upstream identity provider the person signed in through (its id,
+    /// e.g. `google`); absent for a password or passkey sign-in. The name is
+    /// the one Microsoft Entra ID and Okta use for the same fact.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idp: Option<&'a str>,
     azp: &'a str,
     #[serde(flatten)]
     org: &'a serde_json::Map<String, serde_json::Value>,
@@ -68,8 +73,14 @@ pub fn sign(
         auth_time: request.session.map(|s| s.auth_time.timestamp()),
         nonce: request.nonce,
         at_hash: at_hash(request.access_token),
-        amr: request.session.map(|s| s.amr.as_slice()),
+        // An upstream sign-in may report no method: then no `amr` at all
+        // rather than an empty list.
+        amr: request
+            .session
+            .map(|s| s.amr.as_slice())
+            .filter(|amr| !amr.is_empty()),
         sid: request.session.map(|s| s.session_id.to_string()),
+        idp: request.session.and_then(|s| s.idp.as_deref()),
         azp: request.client_id,
         org: request.org,
     };

@@ -195,6 +195,7 @@ mod tests {
             amr: Vec::new(),
             ip: None,
             user_agent: None,
+            idp: None,
         };
         let sid = session.id.to_string();
         let sub = session.user_id.to_string();

@@ -22,6 +22,7 @@ pub mod logout_listener;
 pub mod oauth;
 pub mod rp;
 pub mod smtp;
+pub mod upstream;
 use tessera::config::{CliOverrides, Sources};
 use tessera::{AppState, Settings};
 
@@ -34,6 +35,7 @@ pub struct TestApp {
     pub env: HashMap<String, String>,
     _refresher: tessera::tokens::keys::RefreshTask,
     _worker: tessera::jobs::Worker,
+    _upstreams: tessera::federation::upstream::RefreshTask,
     _dir: std::sync::Arc<tempfile::TempDir>,
 }
 
@@ -299,6 +301,7 @@ pub async fn spawn_on(backing: &Backing, mut env: HashMap<String, String>) -> Te
         server,
         refresher,
         worker,
+        upstreams,
     } = tessera::serve(state.clone(), listener).expect("serve");
     tokio::spawn(server);
     let client = reqwest::Client::builder()
@@ -314,6 +317,7 @@ pub async fn spawn_on(backing: &Backing, mut env: HashMap<String, String>) -> Te
         env,
         _refresher: refresher,
         _worker: worker,
+        _upstreams: upstreams,
         _dir: backing.dir.clone(),
     }
 }

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod client;
 pub mod consent;
+pub mod federated_identity;
 pub mod identity_provider;
 pub mod initial_access_token;
 pub mod invitation;

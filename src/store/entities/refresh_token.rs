@@ -35,6 +35,8 @@ pub struct Model {
     /// this token, which is never stored — only its holder can open it
     /// (`oauth::refresh::recover`, within the reuse grace window).
     pub successor_sealed: Option<String>,
+    /// The upstream provider of the session the grant came from (`idp`).
+    pub idp: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -18,6 +18,8 @@ pub struct Model {
     pub amr: String,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The upstream provider the person signed in through (the `idp` claim).
+    pub idp: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
