@@ -1089,6 +1089,8 @@ async fn people_sign_in_with_another_provider_in_chromium() {
     .unwrap();
     browser.goto(&app.url("/account")).await;
     browser.click_button("Sign out").await;
+    // (The sign-out's redirect must land before the next navigation.)
+    browser.wait_for_path("/login").await;
     browser.goto(&at(&upstream.base, "/account")).await;
     browser.wait_for_text("Sign out").await;
     browser.click_button("Sign out").await;
@@ -1111,6 +1113,13 @@ async fn people_sign_in_with_another_provider_in_chromium() {
     browser.click_button("Sign in").await;
     browser.wait_for_path("/account").await;
     browser.wait_for_text("Disconnect").await;
+    browser
+        .call(
+            "POST",
+            "/execute/sync",
+            json!({ "script": "document.getElementById('connections-heading').scrollIntoView()", "args": [] }),
+        )
+        .await;
     browser.screenshots("account-connected").await;
 
     // Disconnect (the password stays); the account page offers to connect.
@@ -1124,6 +1133,7 @@ async fn people_sign_in_with_another_provider_in_chromium() {
 
     // The provider goes down: the button says so, passwords still work.
     browser.click_button("Sign out").await;
+    browser.wait_for_path("/login").await;
     upstream.stop();
     app.state.federation.upstreams.refresh_due().await;
     browser.goto(&app.url("/login")).await;

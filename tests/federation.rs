@@ -770,3 +770,27 @@ async fn a_native_app_exchanges_a_provider_id_token_for_our_tokens() {
         (400, Some("invalid_grant"))
     );
 }
+
+/// A provider that wants the secret in the body (`--token-auth
+/// client_secret_post`) and signs id_tokens with ES256: both work end to end.
+#[tokio::test]
+async fn a_provider_taking_the_secret_in_the_body_and_signing_es256_works() {
+    let app = common::spawn_app_on_localhost().await;
+    let upstream = Upstream::start().await;
+    upstream.person(ADA);
+    upstream.register_as(
+        &app,
+        "up",
+        "Upstream ID",
+        &["--first-party", "--secret-post", "--id-token-alg", "ES256"],
+        &["--trust-email", "--token-auth", "client_secret_post"],
+    );
+    let account = Web::new().continue_with(&app, "up", ADA).await;
+    assert_eq!(
+        account.url.as_str(),
+        app.url("/account"),
+        "{}",
+        account.body
+    );
+    assert_eq!(links_of(&app, ADA).await.len(), 1);
+}

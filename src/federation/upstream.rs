@@ -262,6 +262,31 @@ impl Upstreams {
         }
     }
 
+    /// Whether the caller should fetch a provider never fetched yet: true
+    /// once per provider (a placeholder marks it taken), so a burst of page
+    /// views starts one background fetch, not one each.
+    pub fn first_fetch(&self, provider: &Provider) -> bool {
+        let mut entries = self.inner.entries.write().expect("upstreams lock");
+        if entries
+            .get(&provider.id)
+            .is_some_and(|e| e.issuer == provider.issuer)
+        {
+            return false;
+        }
+        let now = Instant::now();
+        entries.insert(
+            provider.id.clone(),
+            Entry {
+                issuer: provider.issuer.clone(),
+                discovered: None,
+                status: Status::Unknown,
+                refresh_at: now + RETRY_AFTER_FAILURE,
+                keys_fetched_at: now,
+            },
+        );
+        true
+    }
+
     /// Fetches discovery and keys for `provider` now and records the outcome.
     pub async fn fetch(&self, provider: &Provider) -> Result<Arc<Discovered>, FetchError> {
         let outcome: Result<_, FetchError> = async {

@@ -37,7 +37,7 @@ pub async fn buttons(state: &AppState) -> Vec<ProviderButton> {
         Ok(list) => list
             .into_iter()
             .map(|(p, status)| {
-                if status == Status::Unknown {
+                if status == Status::Unknown && state.federation.upstreams.first_fetch(&p) {
                     let upstreams = state.federation.upstreams.clone();
                     let provider = p.clone();
                     tokio::spawn(async move { upstreams.fetch(&provider).await });
