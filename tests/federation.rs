@@ -185,13 +185,15 @@ async fn federated() -> (TestApp, Upstream) {
 #[tokio::test]
 async fn a_first_sign_in_makes_an_account_and_the_next_signs_in_to_it() {
     let (app, _upstream) = federated().await;
-    let login = Web::new().get(&app.url("/login")).await;
-    assert!(
-        login.body.contains("Continue with Upstream ID")
-            && login.body.contains("href=\"/federation/up/start\""),
-        "{}",
-        login.body
-    );
+    for page in ["/login", "/signup"] {
+        let shown = Web::new().get(&app.url(page)).await;
+        assert!(
+            shown.body.contains("Continue with Upstream ID")
+                && shown.body.contains("href=\"/federation/up/start\""),
+            "{page}: {}",
+            shown.body
+        );
+    }
 
     let web = Web::new();
     let account = web.continue_with(&app, "up", ADA).await;
@@ -231,10 +233,12 @@ async fn a_first_sign_in_makes_an_account_and_the_next_signs_in_to_it() {
 async fn an_upstream_sign_in_reaches_the_client_and_the_id_token_names_the_provider() {
     use common::oauth::{REDIRECT, authorize_path, exchange, new_client, pkce, register};
     let (app, _upstream) = federated().await;
+    use tessera::oauth::clients::GrantType;
     let client = register(
         &app,
         tessera::oauth::clients::NewClient {
             first_party: true,
+            grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
             ..new_client()
         },
     )
@@ -242,7 +246,11 @@ async fn an_upstream_sign_in_reaches_the_client_and_the_id_token_names_the_provi
     let (verifier, challenge) = pkce();
     let web = Web::new();
     // The client sends the person to sign in; they choose the provider.
-    let authorize = app.url(&authorize_path(&client.id, &challenge, &[]));
+    let authorize = app.url(&authorize_path(
+        &client.id,
+        &challenge,
+        &[("scope", "openid offline_access")],
+    ));
     let login = web.follow(web.get(&authorize).await).await;
     assert_eq!(login.url.path(), "/login");
     let start = format!(
@@ -270,6 +278,28 @@ async fn an_upstream_sign_in_reaches_the_client_and_the_id_token_names_the_provi
     assert_eq!(id["idp"], "up", "{id}");
     // The session's methods are the ones the upstream reported.
     assert_eq!(id["amr"], serde_json::json!(["pwd"]), "{id}");
+    // A refreshed id_token still says so (the refresh family keeps it).
+    let (status, refreshed) = common::oauth::refresh(
+        &app,
+        &client,
+        tokens["refresh_token"].as_str().expect("a refresh token"),
+    )
+    .await;
+    assert_eq!(status, 200, "{refreshed}");
+    let again = common::jwt_claims(refreshed["id_token"].as_str().unwrap());
+    assert_eq!(again["idp"], "up", "{again}");
+    assert_eq!(again["amr"], serde_json::json!(["pwd"]));
+    // A password sign-in says nothing of a provider.
+    let holder = common::Browser::new(&app);
+    holder.sign_up("pat@example.com", PASSWORD).await;
+    let code = common::oauth::code_for(&holder, &client, &challenge).await;
+    let own: serde_json::Value = exchange(&app, &client, &code, &verifier)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let own = common::jwt_claims(own["id_token"].as_str().unwrap());
+    assert!(own.get("idp").is_none(), "{own}");
 }
 
 fn urlencoding(s: &str) -> String {
@@ -733,6 +763,31 @@ async fn a_native_app_exchanges_a_provider_id_token_for_our_tokens() {
         (status, body["error"].as_str()),
         (400, Some("unauthorized_client"))
     );
+    // A client registered for the exchange but not for refresh: no refresh
+    // token, whatever it asks for.
+    let no_refresh = common::cli_json(
+        &app,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Kiosk",
+            "--public",
+            "--grant-type",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "--scope",
+            "openid offline_access",
+            "--json",
+        ],
+    );
+    let (status, body) = exchange(
+        no_refresh["client_id"].as_str().unwrap().to_owned(),
+        id_token.clone(),
+        vec![],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("refresh_token").is_none(), "{body}");
     // An id_token for another audience (the browser flow's client at the
     // provider is accepted; a stranger app's is not).
     let (stranger, _) = upstream.client(
@@ -793,4 +848,47 @@ async fn a_provider_taking_the_secret_in_the_body_and_signing_es256_works() {
         account.body
     );
     assert_eq!(links_of(&app, ADA).await.len(), 1);
+}
+
+/// A provider that cannot be reached when the server starts does not stop
+/// it: the server serves, the button says unavailable.
+#[tokio::test]
+async fn a_provider_down_at_start_does_not_stop_the_server() {
+    let backing = common::Backing::new().await;
+    let env = backing.env();
+    let first = common::spawn_on(&backing, env.clone()).await;
+    let keys = first.keys_dir.display().to_string();
+    let dead = format!("http://127.0.0.1:{}", common::free_port());
+    let (ok, _, err) = common::cli_input(
+        &first,
+        &[("TESSERA_KEYS_DIR", &keys)],
+        &[
+            "provider",
+            "add",
+            "--id",
+            "down",
+            "--name",
+            "Down ID",
+            "--issuer",
+            &dead,
+            "--client-id",
+            "c",
+            "--client-secret-stdin",
+        ],
+        "s\n",
+    );
+    assert!(ok, "{err}");
+    drop(first);
+    // A new server over the same database starts with the provider listed…
+    let app = common::spawn_on(&backing, env).await;
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    // …and once its first fetch has failed, says so.
+    app.state.federation.upstreams.refresh_due().await;
+    let login = Web::new().get(&app.url("/login")).await;
+    assert_eq!(login.status, 200);
+    assert!(
+        login.body.contains("Down ID is unavailable right now"),
+        "{}",
+        login.body
+    );
 }
