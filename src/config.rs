@@ -130,6 +130,8 @@ pub struct Settings {
     pub signup_max_per_ip: u32,
     /// How long an instance may answer from its copy of a client (0: never).
     pub client_cache_ttl: Duration,
+    /// How long audit events are kept before the background sweep prunes them.
+    pub audit_retention: Duration,
     /// Reverse proxies whose `X-Forwarded-For` names the client for per-address
     /// limits. Empty: the TCP peer is the client, whatever a header says.
     pub trusted_proxies: Vec<IpRange>,
@@ -288,6 +290,7 @@ const SETTINGS: &[&str] = &[
     "job_retry_for",
     "new_device_notice",
     "require_verified_email",
+    "audit_retention",
 ];
 
 /// `DATABASE_URL` and `REDIS_URL` keep their conventional names; the rest are
@@ -560,6 +563,7 @@ impl Settings {
         let registration_max_per_ip = layer.number("registration_max_per_ip", 20, 1, 100_000)?;
         let signup_max_per_ip = layer.number("signup_max_per_ip", 20, 1, 100_000)?;
         let client_cache_ttl = layer.duration("client_cache_ttl", "5s", 0, 300)?;
+        let audit_retention = layer.duration("audit_retention", "90d", day, 10 * 365 * day)?;
         let trusted_proxies = trusted_proxies(layer)?;
         let pat_max_lifetime = match layer.get("pat_max_lifetime") {
             Some("unlimited") => None,
@@ -618,6 +622,7 @@ impl Settings {
             registration_max_per_ip,
             signup_max_per_ip,
             client_cache_ttl,
+            audit_retention,
             trusted_proxies,
             pat_max_lifetime,
             mail,

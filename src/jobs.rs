@@ -260,6 +260,7 @@ pub fn spawn(
     deliver: Arc<dyn Deliver>,
     poll: Duration,
     retry_for: Duration,
+    audit_retention: Duration,
 ) -> Worker {
     Worker(tokio::spawn(async move {
         let mut swept = tokio::time::Instant::now();
@@ -268,6 +269,15 @@ pub fn spawn(
                 swept = tokio::time::Instant::now();
                 if let Err(e) = sweep(&db, Utc::now()).await {
                     tracing::warn!("job queue: cannot delete old jobs: {e}");
+                }
+                // The same sweep keeps the audit log within its retention.
+                let before = chrono::Duration::from_std(audit_retention)
+                    .ok()
+                    .and_then(|keep| Utc::now().checked_sub_signed(keep));
+                if let Some(before) = before
+                    && let Err(e) = crate::audit::prune(&db, before).await
+                {
+                    tracing::warn!("audit log: cannot prune old events: {e}");
                 }
             }
             match run_due(&db, deliver.as_ref(), retry_for).await {

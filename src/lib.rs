@@ -4,6 +4,7 @@
 //! cache reachable, keys loaded); [`build_app`] is the one actix `App` used by the
 //! binary and by the tests alike.
 
+pub mod audit;
 pub mod config;
 pub mod error;
 pub mod federation;
@@ -248,6 +249,7 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Running>
         state.deliveries.clone(),
         state.settings.mail.poll_interval,
         state.settings.mail.retry_for,
+        state.settings.audit_retention,
     );
     tracing::info!(mail = %state.deliveries.mail.describe(), "job worker started");
     let upstreams = state

@@ -359,6 +359,17 @@ enum UserCommand {
         /// by the running server); without it the operator vouches for it.
         #[arg(long)]
         unverified: bool,
+        /// Make the account an administrator (the first one can only be made
+        /// here, at the command line).
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Make an account an administrator, or (`--revoke`) no longer one.
+    SetAdmin {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        revoke: bool,
     },
     /// List accounts.
     List {
@@ -455,8 +466,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = runtime.block_on(async move {
-        match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+    let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
+    // What an operator changes at the command line is recorded as an
+    // administrator's doing (no account: whoever holds the host).
+    let context = match command {
+        Command::Serve(_) => tessera::audit::Context::default(),
+        _ => tessera::audit::Context {
+            ip: None,
+            user_agent: Some("tessera command line".into()),
+            actor: Some(tessera::audit::Actor::Admin(None)),
+        },
+    };
+    let outcome = runtime.block_on(tessera::audit::within(context, async move {
+        match command {
             Command::Serve(_) => serve(settings).await,
             Command::Migrate => migrate(settings).await,
             Command::Keys(KeysCommand::List { json }) => list_keys(settings, json).await,
@@ -470,7 +492,7 @@ fn main() -> ExitCode {
             Command::Token(command) => token_command(settings, command).await,
             Command::Provider(command) => provider_command(settings, command).await,
         }
-    });
+    }));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
@@ -562,7 +584,7 @@ async fn rotate_key(
     let delay = delay.unwrap_or(settings.key_rotation_delay);
     let activates_at =
         Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-    let kid = keys::generate(&db, &settings.keys_dir, alg, activates_at)
+    let kid = keys::rotate(&db, &settings.keys_dir, alg, activates_at)
         .await
         .map_err(StartupError::Keys)?;
     println!(
@@ -590,7 +612,10 @@ async fn user_command(settings: Settings, command: UserCommand) -> Result<(), St
     let db = open_database(&settings).await?;
     match command {
         UserCommand::Create {
-            email, unverified, ..
+            email,
+            unverified,
+            admin,
+            ..
         } => {
             let password = tokio::task::spawn_blocking(|| {
                 let mut line = String::new();
@@ -611,7 +636,20 @@ async fn user_command(settings: Settings, command: UserCommand) -> Result<(), St
             let user = users::create(&db, &hasher, &email, password, address)
                 .await
                 .map_err(refused)?;
-            println!("created {} ({})", user.email, user.id);
+            if admin {
+                users::set_admin(&db, &user.email, true)
+                    .await
+                    .map_err(refused)?;
+            }
+            let role = if admin { " as an administrator" } else { "" };
+            println!("created {} ({}){role}", user.email, user.id);
+        }
+        UserCommand::SetAdmin { email, revoke } => {
+            let user = users::set_admin(&db, &email, !revoke)
+                .await
+                .map_err(refused)?;
+            let now = if revoke { "no longer" } else { "now" };
+            println!("{} is {now} an administrator", user.email);
         }
         UserCommand::List { json } => {
             let all = users::list(&db).await.map_err(refused)?;
@@ -625,6 +663,7 @@ async fn user_command(settings: Settings, command: UserCommand) -> Result<(), St
                             "disabled": u.disabled,
                             "has_password": u.password_hash.is_some(),
                             "email_verified": u.email_verified_at.is_some(),
+                            "admin": u.is_admin,
                             "created_at": u.created_at.to_rfc3339(),
                         })
                     })

@@ -408,6 +408,18 @@ async fn a_signed_in_person_connects_and_disconnects_but_never_their_last_way_in
         .await;
     assert_eq!(gone.status, 303);
     assert!(links_of(&app, ADA).await.is_empty());
+    // Both changes are in the audit log, by Ada.
+    for kind in ["provider.connected", "provider.disconnected"] {
+        use tessera::store::entities::audit_event;
+        let found = audit_event::Entity::find()
+            .filter(audit_event::Column::Kind.eq(kind))
+            .all(&app.state.db)
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1, "{kind}");
+        assert_eq!(found[0].actor_type, "person");
+        assert!(found[0].details.contains("\"up\""));
+    }
 
     // An account made through the provider has no other way in: refused.
     let grace = "grace@example.com";

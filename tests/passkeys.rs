@@ -782,6 +782,33 @@ async fn an_account_with_a_password_adds_a_passkey_and_may_then_remove_it() {
         "A passkey was removed from your account",
     )
     .await;
+    // …and recorded in the audit log, with the passkey sign-in between.
+    use sea_orm::{ColumnTrait, QueryFilter};
+    use tessera::store::entities::audit_event;
+    let kinds: Vec<String> = audit_event::Entity::find()
+        .filter(audit_event::Column::Kind.is_in([
+            "passkey.added",
+            "passkey.removed",
+            "sign_in.succeeded",
+        ]))
+        .all(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| format!("{}:{}", e.kind, e.details))
+        .collect();
+    assert!(
+        kinds
+            .iter()
+            .any(|k| k.starts_with("passkey.added:") && k.contains("Passkey 1")),
+        "{kinds:?}"
+    );
+    assert!(kinds.iter().any(|k| k.starts_with("passkey.removed:")));
+    assert!(
+        kinds.iter().any(|k| k.starts_with("sign_in.succeeded:")
+            && (k.contains("\"hwk\"") || k.contains("\"swk\""))),
+        "{kinds:?}"
+    );
 }
 
 #[tokio::test]

@@ -201,6 +201,7 @@ async fn a_passkey_only_account_is_told_so_and_may_set_a_password() {
         email_verified_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        is_admin: Set(false),
     }
     .insert(&app.state.db)
     .await

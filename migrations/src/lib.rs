@@ -24,6 +24,7 @@ mod m20261202_000017_refresh_successor;
 mod m20261202_000018_backchannel_logout;
 mod m20261202_000019_identity_providers;
 mod m20261202_000020_federated_identities;
+mod m20261202_000021_audit_and_admins;
 
 /// All migrations, in the order they apply.
 pub struct Migrator;
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000018_backchannel_logout::Migration),
             Box::new(m20261202_000019_identity_providers::Migration),
             Box::new(m20261202_000020_federated_identities::Migration),
+            Box::new(m20261202_000021_audit_and_admins::Migration),
         ]
     }
 }

@@ -79,7 +79,15 @@ pub async fn connect(
         last_used_at: Set(now),
     };
     match row.insert(db).await {
-        Ok(link) => Ok(link),
+        Ok(link) => {
+            crate::audit::record(
+                db,
+                crate::audit::Event::by_person(crate::audit::Kind::ProviderConnected, user)
+                    .detail("provider", provider),
+            )
+            .await?;
+            Ok(link)
+        }
         Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
             match find(db, provider, &identity.subject).await? {
                 Some(existing) if existing.user_id == user => Ok(existing),
@@ -129,6 +137,7 @@ pub async fn create_account(
         email_verified_at: Set(verified.then_some(now)),
         created_at: Set(now),
         updated_at: Set(now),
+        is_admin: Set(false),
     }
     .insert(&txn)
     .await
@@ -138,6 +147,13 @@ pub async fn create_account(
         }
         _ => LinkError::Storage(e),
     })?;
+    crate::audit::record(
+        &txn,
+        crate::audit::Event::by_person(crate::audit::Kind::AccountCreated, account.id)
+            .detail("method", "federation")
+            .detail("provider", provider),
+    )
+    .await?;
     let link = connect(&txn, provider, provider_name, account.id, identity).await?;
     if !verified {
         crate::identity::email::queue_verification(&txn, mailer, account.id, &account.email)
@@ -169,6 +185,12 @@ pub async fn disconnect(db: &DatabaseConnection, user: Uuid, id: Uuid) -> Result
         return Err(LinkError::LastWayIn);
     }
     link::Entity::delete_by_id(row.id).exec(&txn).await?;
+    crate::audit::record(
+        &txn,
+        crate::audit::Event::by_person(crate::audit::Kind::ProviderDisconnected, user)
+            .detail("provider", row.provider_id.clone()),
+    )
+    .await?;
     txn.commit().await?;
     Ok(row)
 }

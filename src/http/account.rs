@@ -47,6 +47,58 @@ struct AccountPage {
     connections: Vec<ConnectionRow>,
     /// Providers not connected yet: (id, name).
     connectable: Vec<(String, String)>,
+    activity: Vec<ActivityRow>,
+}
+
+/// One line of "Recent security activity".
+struct ActivityRow {
+    when: String,
+    what: String,
+    /// Where from and how (address, reason, by whom when not the person).
+    how: String,
+}
+
+/// How many events the account page shows.
+const RECENT_ACTIVITY: u64 = 10;
+
+impl ActivityRow {
+    fn new(event: crate::audit::Recorded, user: Uuid) -> Self {
+        let what = crate::audit::Kind::parse(&event.kind)
+            .map_or(event.kind.as_str(), |k| k.describe())
+            .to_owned();
+        let details: serde_json::Value =
+            serde_json::from_str(&event.details).unwrap_or(serde_json::Value::Null);
+        let mut how = Vec::new();
+        if let Some(reason) = details.get("reason").and_then(|r| r.as_str()) {
+            how.push(reason.replace('_', " "));
+        }
+        if let Some(provider) = details.get("idp").or_else(|| details.get("provider")) {
+            how.push(format!("via {}", provider.as_str().unwrap_or_default()));
+        }
+        let by_someone_else = match event.actor_type.as_str() {
+            "person" => event.actor_id.as_deref() != Some(user.to_string().as_str()),
+            _ => true,
+        };
+        if by_someone_else {
+            how.push(format!(
+                "by {}",
+                match event.actor_type.as_str() {
+                    "admin" => "an administrator",
+                    "service" => "an application",
+                    "system" => "Tessera",
+                    _ => "someone else",
+                }
+            ));
+        }
+        if let Some(ip) = event.ip {
+            how.push(format!("from {ip}"));
+        }
+        Self {
+            when: when(event.at),
+            what,
+            how: how.join(" · "),
+        }
+    }
 }
 
 /// A connected provider account, as the account page lists it.
@@ -309,7 +361,14 @@ pub(super) async fn account_page(
         })
         .collect();
     let (connections, connectable) = connections(state, user.id).await?;
+    let activity = crate::audit::recent_for(&state.db, user.id, RECENT_ACTIVITY)
+        .await
+        .map_err(unavailable)?
+        .into_iter()
+        .map(|e| ActivityRow::new(e, user.id))
+        .collect();
     let page = AccountPage {
+        activity,
         connections,
         connectable,
         page: PageContext {

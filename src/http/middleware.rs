@@ -54,11 +54,17 @@ pub async fn request_context(
     // handlers' errors have already become responses by this point.
     let mut response = match oversized_head(&req) {
         Some(refusal) => req.into_response(refusal.error_response()),
-        None => next
-            .call(req)
-            .instrument(span.clone())
-            .await?
-            .map_into_boxed_body(),
+        None => {
+            // Where the request came from, for the audit events it records.
+            let context = crate::audit::Context {
+                ip: Some(super::client::ClientIp::of(req.request()).0),
+                user_agent: super::client::user_agent(req.request()),
+                actor: None,
+            };
+            crate::audit::within(context, next.call(req).instrument(span.clone()))
+                .await?
+                .map_into_boxed_body()
+        }
     };
 
     let status = response.status().as_u16();

@@ -195,14 +195,9 @@ async fn end_session(
         if !(confirmed || request.names(&current.session)) {
             return Ok(confirmation_page(&request, &current));
         }
-        account::end_browser_session(
-            &state.db,
-            &state.sessions,
-            &current.token,
-            current.session.id,
-        )
-        .await
-        .map_err(unavailable)?;
+        account::end_browser_session(&state.db, &state.sessions, &current.token, &current.session)
+            .await
+            .map_err(unavailable)?;
     }
     let mut response = match request.after(confirmed) {
         After::Redirect(url) => HttpResponse::SeeOther()

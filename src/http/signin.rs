@@ -165,6 +165,13 @@ pub async fn login(
     {
         Admission::Allowed(attempt) => attempt,
         Admission::Refused(wait) => {
+            crate::audit::record_alone(
+                &state.db,
+                crate::audit::Event::new(crate::audit::Kind::SignInFailed)
+                    .detail("method", "password")
+                    .detail("reason", "throttled"),
+            )
+            .await;
             let response = failure(
                 format!(
                     "Too many failed attempts. Try again in {} minute(s).",
@@ -282,13 +289,8 @@ pub async fn logout(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let current = require_session(&req, &state).await?;
-    account::sign_out(
-        &state.db,
-        &state.sessions,
-        &current.token,
-        current.session.id,
-    )
-    .await
-    .map_err(unavailable)?;
+    account::sign_out(&state.db, &state.sessions, &current.token, &current.session)
+        .await
+        .map_err(unavailable)?;
     Ok(signed_out(&state))
 }

@@ -9,7 +9,22 @@ use super::IdentityError;
 use super::pats;
 use super::sessions::Sessions;
 use super::users::{self, User};
+use crate::audit::{self, Event, Kind};
 use crate::oauth::refresh::{self, RefreshError};
+
+/// Records that `count` refresh tokens of `user` were revoked, and why
+/// (`sign_out`, `password_changed`, `disabled`…), when there were any.
+async fn families_revoked(
+    db: &DatabaseConnection,
+    event: Event,
+    count: u64,
+    reason: &str,
+) -> Result<(), IdentityError> {
+    if count > 0 {
+        audit::record(db, event.detail("reason", reason).detail("tokens", count)).await?;
+    }
+    Ok(())
+}
 
 impl From<RefreshError> for IdentityError {
     fn from(e: RefreshError) -> Self {
@@ -48,6 +63,18 @@ pub async fn disable(
         refresh_tokens,
         api_tokens,
     };
+    // Who disabled it is the context's actor (the command line, an admin).
+    audit::record(
+        db,
+        Event::new(Kind::AccountDisabled)
+            .subject(user.id)
+            .detail("sessions", sessions)
+            .detail("refresh_tokens", refresh_tokens)
+            .detail("api_tokens", api_tokens),
+    )
+    .await?;
+    let revoked = Event::new(Kind::RefreshFamilyRevoked).subject(user.id);
+    families_revoked(db, revoked, refresh_tokens, "account_disabled").await?;
     Ok((user, ended))
 }
 
@@ -70,6 +97,15 @@ pub async fn sign_out_everywhere(
         0
     };
     let sessions = sessions.end_all(user_id).await?;
+    audit::record(
+        db,
+        Event::by_person(Kind::SignedOutEverywhere, user_id)
+            .detail("sessions", sessions)
+            .detail("api_tokens", api_tokens),
+    )
+    .await?;
+    let revoked = Event::by_person(Kind::RefreshFamilyRevoked, user_id);
+    families_revoked(db, revoked, refresh_tokens, "sign_out_everywhere").await?;
     Ok(Ended {
         sessions,
         refresh_tokens,
@@ -87,6 +123,8 @@ pub async fn password_changed(
 ) -> Result<Ended, IdentityError> {
     let refresh_tokens = refresh::revoke_for_user(db, user_id).await?;
     let sessions = sessions.end_others(user_id, keep_session).await?;
+    let revoked = Event::by_person(Kind::RefreshFamilyRevoked, user_id);
+    families_revoked(db, revoked, refresh_tokens, "password_changed").await?;
     Ok(Ended {
         sessions,
         refresh_tokens,
@@ -101,10 +139,15 @@ pub async fn sign_out(
     db: &DatabaseConnection,
     sessions: &Sessions,
     token: &str,
-    session_id: Uuid,
+    session: &super::sessions::Session,
 ) -> Result<(), IdentityError> {
-    refresh::revoke_for_session(db, session_id, true).await?;
-    sessions.end(token).await
+    let revoked = refresh::revoke_for_session(db, session.id, true).await?;
+    sessions.end(token).await?;
+    let by = Event::by_person(Kind::SignedOut, session.user_id)
+        .detail("session", session.id.to_string());
+    audit::record(db, by).await?;
+    let tokens = Event::by_person(Kind::RefreshFamilyRevoked, session.user_id);
+    families_revoked(db, tokens, revoked, "sign_out").await
 }
 
 /// RP-initiated logout (OIDC RP-Initiated Logout 1.0): the browser session ends
@@ -114,10 +157,16 @@ pub async fn end_browser_session(
     db: &DatabaseConnection,
     sessions: &Sessions,
     token: &str,
-    session_id: Uuid,
+    session: &super::sessions::Session,
 ) -> Result<(), IdentityError> {
-    refresh::revoke_for_session(db, session_id, false).await?;
-    sessions.end(token).await
+    let revoked = refresh::revoke_for_session(db, session.id, false).await?;
+    sessions.end(token).await?;
+    let by = Event::by_person(Kind::SignedOut, session.user_id)
+        .detail("session", session.id.to_string())
+        .detail("via", "rp_initiated_logout");
+    audit::record(db, by).await?;
+    let tokens = Event::by_person(Kind::RefreshFamilyRevoked, session.user_id);
+    families_revoked(db, tokens, revoked, "sign_out").await
 }
 
 /// Ends one of the user's sessions from the account page, under the same rule as
@@ -130,7 +179,12 @@ pub async fn end_session(
 ) -> Result<bool, IdentityError> {
     let ended = sessions.end_by_id(user_id, session_id).await?;
     if ended {
-        refresh::revoke_for_session(db, session_id, true).await?;
+        let revoked = refresh::revoke_for_session(db, session_id, true).await?;
+        let by =
+            Event::by_person(Kind::SessionEnded, user_id).detail("session", session_id.to_string());
+        audit::record(db, by).await?;
+        let tokens = Event::by_person(Kind::RefreshFamilyRevoked, user_id);
+        families_revoked(db, tokens, revoked, "session_ended").await?;
     }
     Ok(ended)
 }

@@ -195,6 +195,11 @@ pub async fn verify(
     if !spend(&txn, &link, now).await? {
         return Ok(Verified::Already(account.email));
     }
+    crate::audit::record(
+        &txn,
+        crate::audit::Event::by_person(crate::audit::Kind::EmailVerified, account.id),
+    )
+    .await?;
     user::Entity::update_many()
         .col_expr(user::Column::EmailVerifiedAt, Expr::value(Some(now)))
         .col_expr(user::Column::UpdatedAt, Expr::value(now))
@@ -260,6 +265,13 @@ async fn change_address(
         }
         Err(e) => return Err(e.into()),
     }
+    crate::audit::record(
+        &txn,
+        crate::audit::Event::by_person(crate::audit::Kind::EmailChanged, account.id)
+            .detail("from", account.email.clone())
+            .detail("to", link.email.clone()),
+    )
+    .await?;
     let notice = Notice::EmailChanged {
         new_address: link.email.clone(),
     };
@@ -435,6 +447,11 @@ pub async fn reset_password(
     active.email_verified_at = Set(Some(account.email_verified_at.unwrap_or(now)));
     active.updated_at = Set(now);
     let account = active.update(&txn).await?;
+    crate::audit::record(
+        &txn,
+        crate::audit::Event::by_person(crate::audit::Kind::PasswordReset, account.id),
+    )
+    .await?;
     mailer
         .notice(&txn, &account.email, Notice::PasswordReset)
         .await

@@ -288,6 +288,7 @@ impl Passkeys {
             email_verified_at: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
+            is_admin: Set(false),
         }
         .insert(&txn)
         .await
@@ -296,6 +297,12 @@ impl Passkeys {
             _ => PasskeyError::Storage(e),
         })?;
         let row = insert(&txn, user_id, &key, "Passkey").await?;
+        crate::audit::record(
+            &txn,
+            crate::audit::Event::by_person(crate::audit::Kind::AccountCreated, user_id)
+                .detail("method", "passkey"),
+        )
+        .await?;
         crate::identity::email::queue_verification(&txn, mailer, user_id, &account.email).await?;
         txn.commit().await?;
         mailer.wake();
@@ -339,6 +346,12 @@ impl Passkeys {
             .await?
             .map(|u| u.email)
             .ok_or(PasskeyError::NotFound)?;
+        crate::audit::record(
+            &txn,
+            crate::audit::Event::by_person(crate::audit::Kind::PasskeyAdded, user_id)
+                .detail("name", row.name.clone()),
+        )
+        .await?;
         let notice = crate::mail::Notice::PasskeyAdded {
             name: row.name.clone(),
         };
@@ -585,6 +598,12 @@ pub async fn remove(
         return Err(PasskeyError::LastWayIn);
     }
     passkey::Entity::delete_by_id(row.id).exec(&txn).await?;
+    crate::audit::record(
+        &txn,
+        crate::audit::Event::by_person(crate::audit::Kind::PasskeyRemoved, user)
+            .detail("name", row.name.clone()),
+    )
+    .await?;
     let notice = crate::mail::Notice::PasskeyRemoved { name: row.name };
     mailer
         .notice(&txn, &account.email, notice)
@@ -624,6 +643,7 @@ mod tests {
             email_verified_at: None,
             created_at: now,
             updated_at: now,
+            is_admin: false,
         }
     }
 

@@ -173,6 +173,13 @@ pub async fn create(
     }
     .insert(db)
     .await?;
+    crate::audit::record(
+        db,
+        crate::audit::Event::by_person(crate::audit::Kind::PatCreated, row.user_id)
+            .detail("name", row.name.clone())
+            .detail("token", row.id.to_string()),
+    )
+    .await?;
     Ok((Pat::from_row(row), token))
 }
 
@@ -206,10 +213,21 @@ pub async fn revoke(
     if let Some(owner) = owner {
         update = update.filter(pat::Column::UserId.eq(owner));
     }
-    match update.exec(db).await?.rows_affected {
-        0 => Err(PatError::NotFound),
-        _ => Ok(()),
+    if update.exec(db).await?.rows_affected == 0 {
+        return Err(PatError::NotFound);
     }
+    if let Some(row) = pat::Entity::find_by_id(id).one(db).await? {
+        // The owner revoking their own, or an operator (the context says).
+        let event = match owner {
+            Some(owner) => crate::audit::Event::by_person(crate::audit::Kind::PatRevoked, owner),
+            None => crate::audit::Event::new(crate::audit::Kind::PatRevoked).subject(row.user_id),
+        };
+        let event = event
+            .detail("name", row.name)
+            .detail("token", row.id.to_string());
+        crate::audit::record(db, event).await?;
+    }
+    Ok(())
 }
 
 /// Revokes every token of `user` (account disabled, or the person asked to).

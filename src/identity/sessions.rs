@@ -174,6 +174,14 @@ impl Sessions {
         }
         .insert(&self.db)
         .await?;
+        let mut event =
+            crate::audit::Event::by_person(crate::audit::Kind::SignInSucceeded, user.id)
+                .detail("amr", amr.to_vec())
+                .detail("session", row.id.to_string());
+        if let Some(idp) = idp {
+            event = event.detail("idp", idp);
+        }
+        crate::audit::record(&self.db, event).await?;
         let session = to_session(row, user.email.clone());
         self.cache_copy(&hash, &session).await;
         Ok(Started { token, session })

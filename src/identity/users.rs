@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::password::{PasswordHasher, Verified, check_policy};
 use super::{IdentityError, normalize_email};
+use crate::audit::{self, Event, Kind};
 use crate::mail::{Mailer, Notice};
 use crate::store::entities::user;
 
@@ -45,6 +46,7 @@ pub async fn create(
         email_verified_at: Set(matches!(address, NewAddress::Verified).then_some(now)),
         created_at: Set(now),
         updated_at: Set(now),
+        is_admin: Set(false),
     };
     let txn = db.begin().await?;
     // Two sign-ups racing past the check above meet the unique index here.
@@ -52,6 +54,11 @@ pub async fn create(
         Some(SqlErr::UniqueConstraintViolation(_)) => IdentityError::EmailTaken,
         _ => IdentityError::Storage(e),
     })?;
+    audit::record(
+        &txn,
+        Event::by_person(Kind::AccountCreated, account.id).detail("method", "password"),
+    )
+    .await?;
     if let NewAddress::SendVerification(mailer) = address {
         super::email::queue_verification(&txn, mailer, account.id, &account.email).await?;
         txn.commit().await?;
@@ -103,7 +110,27 @@ pub async fn authenticate(
     } else {
         password
     };
-    match (hasher.verify(candidate, stored).await?, account) {
+    let verified = hasher.verify(candidate, stored).await?;
+    // Why it failed, for the audit log only: the person hears the same answer
+    // for an unknown account and a wrong password.
+    let failed = |reason: &str, subject: Option<Uuid>| {
+        let mut event = Event::new(Kind::SignInFailed)
+            .detail("method", "password")
+            .detail("reason", reason);
+        if let Some(id) = subject {
+            event = event.subject(id);
+        }
+        event
+    };
+    match (&verified, &account) {
+        (Verified::Valid { .. }, Some(user)) if user.disabled => {
+            audit::record_alone(db, failed("disabled", Some(user.id))).await;
+        }
+        (Verified::Valid { .. }, Some(_)) => {}
+        (_, Some(user)) => audit::record_alone(db, failed("wrong_password", Some(user.id))).await,
+        (_, None) => audit::record_alone(db, failed("unknown_account", None)).await,
+    }
+    match (verified, account) {
         (Verified::Valid { .. }, Some(user)) if user.disabled => Err(IdentityError::Disabled),
         (Verified::Valid { rehashed }, Some(user)) => {
             if let Some(new_hash) = rehashed {
@@ -136,7 +163,7 @@ pub async fn change_password(
     }
     check_policy(new)?;
     let hash = hasher.hash(new).await?;
-    store_hash(db, mailer, user, hash, Notice::PasswordChanged).await
+    store_hash(db, mailer, user, hash, Notice::PasswordChanged, "changed").await
 }
 
 /// Gives a passkey-only account its first password. The caller has checked that
@@ -153,7 +180,7 @@ pub async fn set_first_password(
     }
     check_policy(new)?;
     let hash = hasher.hash(new).await?;
-    store_hash(db, mailer, user, hash, Notice::PasswordAdded).await
+    store_hash(db, mailer, user, hash, Notice::PasswordAdded, "added").await
 }
 
 /// Stores the new hash and queues the notice about it in one transaction.
@@ -163,12 +190,18 @@ async fn store_hash(
     user: User,
     hash: String,
     notice: Notice,
+    how: &str,
 ) -> Result<User, IdentityError> {
     let txn = db.begin().await?;
     let mut active = user.into_active_model();
     active.password_hash = Set(Some(hash));
     active.updated_at = Set(Utc::now());
     let user = active.update(&txn).await?;
+    audit::record(
+        &txn,
+        Event::by_person(Kind::PasswordChanged, user.id).detail("how", how),
+    )
+    .await?;
     mailer
         .notice(&txn, &user.email, notice)
         .await
@@ -190,5 +223,34 @@ pub async fn set_disabled(
     let mut active = user.into_active_model();
     active.disabled = Set(disabled);
     active.updated_at = Set(Utc::now());
-    Ok(active.update(db).await?)
+    let user = active.update(db).await?;
+    // Disabling is recorded with what it ended (`account::disable`).
+    if !disabled {
+        audit::record(db, Event::new(Kind::AccountEnabled).subject(user.id)).await?;
+    }
+    Ok(user)
+}
+
+/// Makes an account an administrator, or no longer one.
+pub async fn set_admin(
+    db: &DatabaseConnection,
+    email: &str,
+    admin: bool,
+) -> Result<User, IdentityError> {
+    let user = find_by_email(db, email)
+        .await?
+        .ok_or(IdentityError::NoSuchUser)?;
+    let txn = db.begin().await?;
+    let mut active = user.into_active_model();
+    active.is_admin = Set(admin);
+    active.updated_at = Set(Utc::now());
+    let user = active.update(&txn).await?;
+    let kind = if admin {
+        Kind::AdminGranted
+    } else {
+        Kind::AdminRevoked
+    };
+    audit::record(&txn, Event::new(kind).subject(user.id)).await?;
+    txn.commit().await?;
+    Ok(user)
 }

@@ -120,6 +120,13 @@ pub async fn remove(
         .exec(&txn)
         .await?;
     let logouts = crate::oidc::backchannel::client_removed(&txn, user_id, client_id).await?;
+    crate::audit::record(
+        &txn,
+        crate::audit::Event::by_person(crate::audit::Kind::ConsentRemoved, user_id)
+            .client(client_id)
+            .detail("refresh_tokens", revoked.rows_affected),
+    )
+    .await?;
     txn.commit().await?;
     if logouts > 0 {
         jobs.wake();

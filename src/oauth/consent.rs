@@ -58,6 +58,13 @@ pub async fn remember(
         )
         .exec(db)
         .await?;
+    crate::audit::record(
+        db,
+        crate::audit::Event::by_person(crate::audit::Kind::ConsentGiven, user_id)
+            .client(client_id)
+            .detail("scope", scope),
+    )
+    .await?;
     Ok(())
 }
 

@@ -304,6 +304,17 @@ async fn presented(
                     refresh::revoke_family(&config.db, record.family_id)
                         .await
                         .map_err(storage)?;
+                    let mut event =
+                        crate::audit::Event::new(crate::audit::Kind::RefreshFamilyRevoked)
+                            .client(&record.client_id)
+                            .detail("reason", "reuse_detected")
+                            .detail("family", record.family_id.to_string());
+                    if let Some(user) = record.user_id {
+                        event = event.subject(user);
+                    }
+                    crate::audit::record(&config.db, event)
+                        .await
+                        .map_err(|e| TokenError::unavailable("audit", e))?;
                     tracing::warn!(family = %record.family_id, client = %record.client_id, "spent refresh token presented again: family revoked");
                     return Err(TokenError::RefreshReused);
                 }

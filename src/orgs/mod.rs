@@ -177,6 +177,14 @@ pub async fn add_member(
         Some(SqlErr::ForeignKeyConstraintViolation(_)) => OrgError::NoSuchOrganization,
         _ => OrgError::Storage(e),
     })?;
+    crate::audit::record(
+        db,
+        crate::audit::Event::new(crate::audit::Kind::MemberAdded)
+            .subject(user)
+            .org(org)
+            .detail("role", role.as_str()),
+    )
+    .await?;
     Ok(())
 }
 
@@ -223,6 +231,14 @@ pub async fn remove_member(db: &DatabaseConnection, org: Uuid, user: Uuid) -> Re
         .filter(pat::Column::RevokedAt.is_null())
         .exec(&txn)
         .await?;
+    crate::audit::record(
+        &txn,
+        crate::audit::Event::new(crate::audit::Kind::MemberRemoved)
+            .subject(user)
+            .org(org)
+            .detail("role", row.role.clone()),
+    )
+    .await?;
     txn.commit().await?;
     Ok(())
 }
@@ -258,9 +274,19 @@ pub async fn set_role(
     {
         return Err(OrgError::LastOwner);
     }
+    let from = row.role.clone();
     let mut active = row.into_active_model();
     active.role = Set(role.as_str().to_owned());
     active.update(&txn).await?;
+    crate::audit::record(
+        &txn,
+        crate::audit::Event::new(crate::audit::Kind::MemberRoleChanged)
+            .subject(user)
+            .org(org)
+            .detail("from", from)
+            .detail("to", role.as_str()),
+    )
+    .await?;
     txn.commit().await?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! algorithm or auth method, a list that is not JSON) is refused loudly, never
 //! read as a default: a silent default could widen what the client may do.
 
+use crate::audit::{self, Actor, Event, Kind};
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel,
@@ -142,7 +143,20 @@ pub async fn insert(
     };
     fill(&mut row, &new);
     let row = row.insert(db).await?;
+    let mut event =
+        client_event(Kind::ClientCreated, &row.client_id).detail("name", row.name.clone());
+    if registration_token.is_some() {
+        event = event.detail("via", "dynamic_registration");
+    }
+    audit::record(db, event).await?;
     Ok((to_client(row)?, secret))
+}
+
+/// An event about client `client_id`: by the client itself when it manages
+/// its own registration (RFC 7592), else by whoever the context names (the
+/// command line, an administrator).
+fn client_event(kind: Kind, client_id: &str) -> Event {
+    Event::new(kind).client(client_id)
 }
 
 /// Replaces a client's metadata (RFC 7592 §2.2). A secret is kept unless the
@@ -173,6 +187,10 @@ pub async fn replace(
     }
     fill(&mut active, &new);
     let row = active.update(db).await?;
+    let event = client_event(Kind::ClientUpdated, &row.client_id)
+        .actor(Actor::Service(row.client_id.clone()))
+        .detail("new_secret", secret.is_some());
+    audit::record(db, event).await?;
     Ok(Some((to_client(row)?, secret)))
 }
 
@@ -201,6 +219,9 @@ pub async fn rotate_secret(
     active.previous_secret_hash = Set(keep.then_some(old));
     active.previous_secret_until = Set(keep.then(|| Utc::now() + grace));
     active.update(db).await?;
+    let event = client_event(Kind::ClientSecretRotated, client_id)
+        .detail("grace_seconds", grace.num_seconds());
+    audit::record(db, event).await?;
     Ok(secret)
 }
 
@@ -239,6 +260,9 @@ pub async fn delete(db: &DatabaseConnection, client_id: &str) -> Result<bool, Cl
         .filter(client::Column::ClientId.eq(client_id))
         .exec(&txn)
         .await?;
+    if deleted.rows_affected > 0 {
+        audit::record(&txn, client_event(Kind::ClientDeleted, client_id)).await?;
+    }
     txn.commit().await?;
     Ok(deleted.rows_affected > 0)
 }

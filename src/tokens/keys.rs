@@ -677,6 +677,26 @@ fn generate_pem(alg: Algorithm) -> Result<Vec<u8>, KeyError> {
     }
 }
 
+/// Rotates: a new `alg` key, published now and signing from `activates_at`
+/// (after which the previous key only verifies); recorded in the audit log.
+pub async fn rotate(
+    db: &DatabaseConnection,
+    dir: &Path,
+    alg: Algorithm,
+    activates_at: DateTime<Utc>,
+) -> Result<String, KeyError> {
+    let kid = generate(db, dir, alg, activates_at).await?;
+    crate::audit::record(
+        db,
+        crate::audit::Event::new(crate::audit::Kind::KeyRotated)
+            .detail("alg", alg.as_str())
+            .detail("kid", kid.clone())
+            .detail("activates_at", activates_at.to_rfc3339()),
+    )
+    .await?;
+    Ok(kid)
+}
+
 /// Creates a key, writes `{kid}.pem` (0600, never overwriting) and records it.
 /// Returns its kid. The key is published at once and signs from `activates_at`.
 pub async fn generate(

@@ -1,6 +1,7 @@
 //! sea-orm entities, one module per table; the schema itself is owned by `migrations/`.
 
 pub mod api;
+pub mod audit_event;
 pub mod client;
 pub mod consent;
 pub mod federated_identity;
