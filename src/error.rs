@@ -29,6 +29,8 @@ pub enum ErrorCode {
     NotFound,
     MethodNotAllowed,
     Conflict,
+    /// `If-Match` named another version of the resource (RFC 9110 §13.1.1).
+    PreconditionFailed,
     TooManyRequests,
     InvalidCsrfToken,
     PasskeysUnavailable,
@@ -61,6 +63,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Conflict => "conflict",
+            ErrorCode::PreconditionFailed => "precondition_failed",
             ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::InvalidCsrfToken => "invalid_csrf_token",
             ErrorCode::PasskeysUnavailable => "passkeys_unavailable",

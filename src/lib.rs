@@ -4,6 +4,7 @@
 //! cache reachable, keys loaded); [`build_app`] is the one actix `App` used by the
 //! binary and by the tests alike.
 
+pub mod admin;
 pub mod audit;
 pub mod config;
 pub mod error;

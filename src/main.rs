@@ -302,6 +302,10 @@ enum ClientCommand {
             requires = "backchannel_logout_uri"
         )]
         backchannel_logout_session_required: bool,
+        /// A service client of the admin API: client_credentials with the
+        /// `tessera:admin` scope (only the command line makes one).
+        #[arg(long, conflicts_with_all = ["public", "org"])]
+        admin_api: bool,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -841,8 +845,17 @@ async fn client_command(settings: Settings, command: ClientCommand) -> Result<()
             role,
             backchannel_logout_uri,
             backchannel_logout_session_required,
+            admin_api,
             json,
         } => {
+            let (grant_types, scope) = if admin_api {
+                (
+                    vec![clients::GrantType::ClientCredentials.as_str().to_owned()],
+                    tessera::admin::SCOPE.to_owned(),
+                )
+            } else {
+                (grant_types, scope)
+            };
             let service = match (org, role) {
                 (Some(key), Some(role)) => Some((
                     tessera::orgs::find(&db, &key)

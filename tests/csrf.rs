@@ -35,6 +35,15 @@ const EXEMPT: &[&str] = &[
     // A link opened from a mailbox: the single-use token in it is the proof, and
     // a forged visit could only verify the address the link was sent to.
     "/email/verify/{token}",
+    // The admin API: bearer tokens only, never a cookie, so nothing to forge.
+    "/admin/api/openapi.json",
+    "/admin/api/v1/users",
+    "/admin/api/v1/audit-events",
+    "/admin/api/v1/users/{id}",
+    "/admin/api/v1/users/{id}/disable",
+    "/admin/api/v1/users/{id}/enable",
+    "/admin/api/v1/users/{id}/sign-out-everywhere",
+    "/admin/api/v1/users/{id}/password-reset",
     // Continue with {provider}: a link (GET) that only starts a flow bound to
     // this browser; nothing happens until the provider sends the person back.
     "/federation/{id}/start",

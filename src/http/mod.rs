@@ -1,6 +1,7 @@
 //! actix routes and handlers, grouped by what the client sees.
 
 pub mod account;
+pub mod admin_api;
 pub mod api_tokens;
 pub mod authorize;
 pub mod browser;
@@ -281,6 +282,50 @@ fn table() -> Vec<Entry> {
                 get().to(password_reset::reset_page),
                 post().to(password_reset::reset),
             ],
+        ),
+        // The admin API: bearer tokens (no cookies), so nothing to forge.
+        entry(
+            "/admin/api/openapi.json",
+            Exempt,
+            vec![get().to(admin_api::openapi)],
+        ),
+        entry(
+            "/admin/api/v1/users",
+            Exempt,
+            vec![get().to(admin_api::list_users)],
+        ),
+        entry(
+            "/admin/api/v1/audit-events",
+            Exempt,
+            vec![get().to(admin_api::list_events)],
+        ),
+        entry(
+            "/admin/api/v1/users/{id}",
+            Exempt,
+            vec![
+                get().to(admin_api::show_user),
+                web::delete().to(admin_api::delete_user),
+            ],
+        ),
+        entry(
+            "/admin/api/v1/users/{id}/disable",
+            Exempt,
+            vec![post().to(admin_api::disable_user)],
+        ),
+        entry(
+            "/admin/api/v1/users/{id}/enable",
+            Exempt,
+            vec![post().to(admin_api::enable_user)],
+        ),
+        entry(
+            "/admin/api/v1/users/{id}/sign-out-everywhere",
+            Exempt,
+            vec![post().to(admin_api::sign_out_user)],
+        ),
+        entry(
+            "/admin/api/v1/users/{id}/password-reset",
+            Exempt,
+            vec![post().to(admin_api::send_password_reset)],
         ),
         // The provider sends the browser back here (a top-level GET from its
         // origin): the flow's own state and binding cookie are the checks.

@@ -1,0 +1,400 @@
+//! The admin API (issue 24): bearer tokens with `tessera:admin` of an
+//! administrator (code flow, first-party client) or of a service client made
+//! with `--admin-api`; accounts listed, searched, paged and managed with
+//! `If-Match`; the audit log read; the OpenAPI document matches the routes.
+
+mod common;
+
+use common::oauth::{code_with_scope, exchange, new_client, pkce, register};
+use common::{Browser, PASSWORD, TestApp, cli_input, cli_json};
+use serde_json::Value;
+
+const ROOT: &str = "root@example.com";
+
+/// An account made at the command line (`--admin` when `admin`).
+fn account(app: &TestApp, email: &str, admin: bool) {
+    let mut args = vec!["user", "create", "--email", email, "--password-stdin"];
+    if admin {
+        args.push("--admin");
+    }
+    let (ok, _, err) = cli_input(app, &[], &args, &format!("{PASSWORD}\n"));
+    assert!(ok, "{err}");
+}
+
+/// `email`'s access token for `scope` through a first-party client.
+async fn token_of(app: &TestApp, email: &str, scope: &str) -> String {
+    let mut new = new_client();
+    new.first_party = true;
+    new.scope = "openid tessera:admin".into();
+    let client = register(app, new).await;
+    let browser = Browser::new(app);
+    browser.sign_in(email, PASSWORD).await;
+    let (verifier, challenge) = pkce();
+    let code = code_with_scope(&browser, &client.id, &challenge, scope).await;
+    let tokens: Value = exchange(app, &client, &code, &verifier)
+        .await
+        .json()
+        .await
+        .unwrap();
+    tokens["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn service_token(app: &TestApp) -> String {
+    let made = cli_json(
+        app,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Ops bot",
+            "--admin-api",
+            "--json",
+        ],
+    );
+    let tokens: Value = app
+        .client
+        .post(app.url("/token"))
+        .basic_auth(
+            made["client_id"].as_str().unwrap(),
+            made["client_secret"].as_str(),
+        )
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "tessera:admin"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    tokens["access_token"].as_str().expect("a token").to_owned()
+}
+
+async fn call(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    if_match: Option<&str>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut request = app.client.request(method, app.url(path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(tag) = if_match {
+        request = request.header("If-Match", tag);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, headers, body)
+}
+
+async fn get(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
+    let (status, _, body) = call(app, reqwest::Method::GET, path, Some(token), None).await;
+    (status, body)
+}
+
+#[tokio::test]
+async fn only_administrators_and_admin_services_may_call_it() {
+    let app = common::spawn_app().await;
+    account(&app, ROOT, true);
+    account(&app, "pat@example.com", false);
+    let path = "/admin/api/v1/users";
+
+    let (status, headers, _) = call(&app, reqwest::Method::GET, path, None, None).await;
+    assert_eq!(status, 401);
+    assert!(headers.contains_key("www-authenticate"));
+    let (status, _, body) = call(&app, reqwest::Method::GET, path, Some("nonsense"), None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_token"))
+    );
+
+    // Not an administrator, whatever the token's scope says.
+    let pat = token_of(&app, "pat@example.com", "openid tessera:admin").await;
+    let (status, body) = get(&app, path, &pat).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("insufficient_scope"))
+    );
+    // An administrator's token without the scope.
+    let plain = token_of(&app, ROOT, "openid").await;
+    assert_eq!(get(&app, path, &plain).await.0, 403);
+
+    let root = token_of(&app, ROOT, "openid tessera:admin").await;
+    assert_eq!(get(&app, path, &root).await.0, 200);
+    let service = service_token(&app).await;
+    assert_eq!(get(&app, path, &service).await.0, 200);
+
+    // Taking the role away works at once, on tokens already issued.
+    let (ok, _, err) = common::cli(&app, &["user", "set-admin", "--email", ROOT, "--revoke"]);
+    assert!(ok, "{err}");
+    assert_eq!(get(&app, path, &root).await.0, 403);
+}
+
+#[tokio::test]
+async fn accounts_are_searched_paged_and_managed_by_version() {
+    let app = common::spawn_app().await;
+    account(&app, ROOT, true);
+    for name in ["ada", "bob", "cyd", "dee", "bobby"] {
+        account(&app, &format!("{name}@example.com"), false);
+    }
+    let root = token_of(&app, ROOT, "openid tessera:admin").await;
+
+    // Pages of two, in creation order, until the last.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            None => "/admin/api/v1/users?limit=2".to_owned(),
+            Some(c) => format!("/admin/api/v1/users?limit=2&after={c}"),
+        };
+        let (status, page) = get(&app, &path, &root).await;
+        assert_eq!(status, 200, "{page}");
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 2);
+        seen.extend(
+            items
+                .iter()
+                .map(|u| u["email"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 6);
+    assert_eq!(seen[0], ROOT);
+    let (_, found) = get(&app, "/admin/api/v1/users?search=BOB", &root).await;
+    let emails: Vec<&str> = found["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails, ["bob@example.com", "bobby@example.com"]);
+    let (_, none) = get(&app, "/admin/api/v1/users?search=%25", &root).await;
+    assert!(none["items"].as_array().unwrap().is_empty(), "% is literal");
+
+    // Show, then change by version: a stale version is refused.
+    let bob = found["items"][0]["id"].as_str().unwrap().to_owned();
+    let user_path = format!("/admin/api/v1/users/{bob}");
+    let (status, headers, shown) =
+        call(&app, reqwest::Method::GET, &user_path, Some(&root), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(shown["email"], "bob@example.com");
+    assert_eq!(shown["disabled"], false);
+    let tag = headers["etag"].to_str().unwrap().to_owned();
+    let disable = format!("{user_path}/disable");
+    let (status, _, body) = call(
+        &app,
+        reqwest::Method::POST,
+        &disable,
+        Some(&root),
+        Some("\"stale\""),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (412, Some("precondition_failed"))
+    );
+    let (status, headers, body) = call(
+        &app,
+        reqwest::Method::POST,
+        &disable,
+        Some(&root),
+        Some(&tag),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["disabled"], true);
+    let newer = headers["etag"].to_str().unwrap().to_owned();
+    assert_ne!(newer, tag);
+    // The old version no longer matches anything.
+    let enable = format!("{user_path}/enable");
+    let (status, _, _) = call(
+        &app,
+        reqwest::Method::POST,
+        &enable,
+        Some(&root),
+        Some(&tag),
+    )
+    .await;
+    assert_eq!(status, 412);
+    let (status, _, body) = call(
+        &app,
+        reqwest::Method::POST,
+        &enable,
+        Some(&root),
+        Some(&newer),
+    )
+    .await;
+    assert_eq!((status, &body["disabled"]), (200, &Value::Bool(false)));
+
+    // Sign out everywhere, a reset link, delete.
+    let (status, _, ended) = call(
+        &app,
+        reqwest::Method::POST,
+        &format!("{user_path}/sign-out-everywhere?api_tokens=true"),
+        Some(&root),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(ended["sessions"].is_u64());
+    let (status, _, _) = call(
+        &app,
+        reqwest::Method::POST,
+        &format!("{user_path}/password-reset"),
+        Some(&root),
+        None,
+    )
+    .await;
+    assert_eq!(status, 202);
+    common::smtp::outbox_message(&app, "bob@example.com", "Reset your password").await;
+    let (status, _, _) = call(&app, reqwest::Method::DELETE, &user_path, Some(&root), None).await;
+    assert_eq!(status, 204);
+    assert_eq!(get(&app, &user_path, &root).await.0, 404);
+    assert!(
+        tessera::identity::users::find_by_email(&app.state.db, "bob@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Every change is in the audit log, by this administrator.
+    let root_id = tessera::identity::users::find_by_email(&app.state.db, ROOT)
+        .await
+        .unwrap()
+        .unwrap()
+        .id
+        .to_string();
+    let (status, log) = get(
+        &app,
+        &format!("/admin/api/v1/audit-events?user={bob}"),
+        &root,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let by_kind = |kind: &str| {
+        log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == kind)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {kind} in {log}"))
+    };
+    for kind in [
+        "account.disabled",
+        "account.enabled",
+        "session.signed_out_everywhere",
+        "account.deleted",
+    ] {
+        let event = by_kind(kind);
+        assert_eq!(event["actor"]["type"], "admin", "{event}");
+        assert_eq!(event["actor"]["id"], root_id.as_str(), "{event}");
+        assert_eq!(event["ip"], "127.0.0.1");
+    }
+    // Newest first.
+    assert_eq!(log["items"][0]["kind"], "account.deleted");
+}
+
+#[tokio::test]
+async fn the_audit_log_is_filtered_and_paged() {
+    let app = common::spawn_app().await;
+    account(&app, ROOT, true);
+    for _ in 0..3 {
+        Browser::new(&app).sign_in(ROOT, "wrong password").await;
+    }
+    let service = service_token(&app).await;
+    let (status, page) = get(
+        &app,
+        "/admin/api/v1/audit-events?kind=sign_in.failed&limit=2",
+        &service,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    let before = page["next_cursor"].as_str().expect("a next page");
+    let (_, rest) = get(
+        &app,
+        &format!("/admin/api/v1/audit-events?kind=sign_in.failed&limit=2&before={before}"),
+        &service,
+    )
+    .await;
+    assert_eq!(rest["items"].as_array().unwrap().len(), 1);
+    assert!(rest.get("next_cursor").is_none());
+    assert_eq!(rest["items"][0]["details"]["reason"], "wrong_password");
+    let (status, body) = get(&app, "/admin/api/v1/audit-events?kind=nope", &service).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let future = (chrono::Utc::now() + chrono::Duration::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (_, later) = get(
+        &app,
+        &format!("/admin/api/v1/audit-events?since={future}"),
+        &service,
+    )
+    .await;
+    assert!(later["items"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_exactly_the_admin_routes() {
+    let app = common::spawn_app().await;
+    let doc = app.get_json("/admin/api/openapi.json").await;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{doc}");
+    assert_eq!(doc["info"]["title"], "Tessera admin API");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let documented: std::collections::BTreeSet<String> =
+        doc["paths"].as_object().unwrap().keys().cloned().collect();
+    let routed: std::collections::BTreeSet<String> = tessera::http::csrf_protections()
+        .into_iter()
+        .map(|(path, _)| path.to_owned())
+        .filter(|p| p.starts_with("/admin/api/v1/"))
+        .collect();
+    assert_eq!(
+        documented, routed,
+        "every route documented, every documented route served"
+    );
+    // Each operation answers something, names its security, and each schema
+    // it refers to exists.
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let text = doc.to_string();
+    for reference in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().unwrap();
+        assert!(schemas.contains_key(name), "dangling $ref {name}");
+    }
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            assert!(
+                ["get", "post", "put", "patch", "delete"].contains(&method.as_str()),
+                "{path} {method}"
+            );
+            assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()));
+            assert_eq!(op["security"][0]["bearer"][0], "tessera:admin", "{path}");
+            // The method is the one the server answers.
+            let concrete = path.replace("{id}", "01a2363b-b9ef-77e3-98cb-4f3d5bc901b2");
+            let answer = app
+                .client
+                .request(method.to_uppercase().parse().unwrap(), app.url(&concrete))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                answer.status(),
+                401,
+                "{method} {path} is served (and guarded)"
+            );
+        }
+    }
+}
