@@ -398,3 +398,33 @@ async fn the_openapi_document_describes_exactly_the_admin_routes() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_client_cannot_register_itself_for_the_admin_scope() {
+    let app = common::spawn_app_with(|env| {
+        env.insert("TESSERA_REGISTRATION".into(), "open".into());
+    })
+    .await;
+    let answer = app
+        .client
+        .post(app.url("/register"))
+        .json(&serde_json::json!({
+            "client_name": "Sneaky",
+            "grant_types": ["client_credentials"],
+            "response_types": [],
+            "scope": "tessera:admin",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client_metadata", "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("tessera:admin"),
+        "refused for the scope: {body}"
+    );
+}
