@@ -1147,3 +1147,70 @@ async fn people_sign_in_with_another_provider_in_chromium() {
     browser.wait_for_path("/account").await;
     browser.call("DELETE", "", json!({})).await;
 }
+
+/// Issue 24 in a real browser: an administrator follows the header's link,
+/// finds a person, disables them after confirming, and reads it in the audit
+/// log — on desktop and phone widths.
+#[tokio::test]
+async fn an_administrator_finds_disables_and_audits_in_chromium() {
+    let Some(browser) = Driver::start().await else {
+        return;
+    };
+    let app = common::spawn_app().await;
+    for (email, admin) in [
+        ("root@example.com", true),
+        ("grace@example.com", false),
+        ("grant@example.com", false),
+        ("ada@example.com", false),
+    ] {
+        let mut args = vec!["user", "create", "--email", email, "--password-stdin"];
+        if admin {
+            args.push("--admin");
+        }
+        let (ok, _, err) = common::cli_input(&app, &[], &args, &format!("{}\n", common::PASSWORD));
+        assert!(ok, "{err}");
+    }
+    // Grace has signed in (and failed once) before.
+    common::Browser::new(&app)
+        .sign_in("grace@example.com", "not her password")
+        .await;
+    common::Browser::new(&app)
+        .sign_in("grace@example.com", common::PASSWORD)
+        .await;
+
+    browser.goto(&app.url("/login")).await;
+    browser.fill("Email", "root@example.com").await;
+    browser.fill("Password", common::PASSWORD).await;
+    browser.click_button("Sign in").await;
+    browser.wait_for_path("/account").await;
+    browser.click_link("Administration").await;
+    browser.wait_for_path("/admin/users").await;
+    browser.fill("Search by email", "gra").await;
+    browser.click_button("Search").await;
+    browser.wait_for_text("grant@example.com").await;
+    browser.screenshots("admin-users").await;
+    browser.click_link("grace@example.com").await;
+    browser.wait_for_text("Recent events").await;
+    browser.screenshots("admin-user").await;
+    browser.click_link("Disable").await;
+    browser.wait_for_text("Disable this account?").await;
+    browser.screenshots("admin-confirm").await;
+    browser.click_button("Disable").await;
+    browser.wait_for_text("The account is disabled.").await;
+    browser.click_link("Audit log").await;
+    browser.wait_for_path("/admin/audit").await;
+    browser
+        .fill("Account (email or id)", "grace@example.com")
+        .await;
+    browser.click_button("Filter").await;
+    browser.wait_for_text("Account disabled").await;
+    browser.wait_for_text("by admin root@example.com").await;
+    browser.wait_for_text("reason: wrong_password").await;
+    browser.screenshots("admin-audit").await;
+    let grace = tessera::identity::users::find_by_email(&app.state.db, "grace@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(grace.disabled);
+    browser.call("DELETE", "", json!({})).await;
+}

@@ -35,6 +35,13 @@ const EXEMPT: &[&str] = &[
     // A link opened from a mailbox: the single-use token in it is the proof, and
     // a forged visit could only verify the address the link was sent to.
     "/email/verify/{token}",
+    // The admin console's pages (reading, and confirmation pages whose forms
+    // carry the token).
+    "/admin",
+    "/admin/users",
+    "/admin/audit",
+    "/admin/users/{id}",
+    "/admin/users/{id}/confirm/{action}",
     // The admin API: bearer tokens only, never a cookie, so nothing to forge.
     "/admin/api/openapi.json",
     "/admin/api/v1/users",

@@ -375,6 +375,7 @@ pub(super) async fn account_page(
             asset_version: asset_version(),
             csrf: current.csrf(),
             signed_in_as: Some(user.email.clone()),
+            admin: user.is_admin,
         },
         email: user.email.clone(),
         email_verified: user.email_verified_at.is_some(),

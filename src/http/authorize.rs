@@ -285,6 +285,7 @@ fn picker_page(
             asset_version: asset_version(),
             csrf: current.csrf(),
             signed_in_as: Some(current.session.email.clone()),
+            admin: false,
         },
         client_name: &client.name,
         // `max_age` was checked on the way here (see the consent page).
@@ -339,6 +340,7 @@ fn consent_page(
             asset_version: asset_version(),
             csrf: current.csrf(),
             signed_in_as: Some(current.session.email.clone()),
+            admin: false,
         },
         client_name: client.name.clone(),
         self_registered: client.self_registered,

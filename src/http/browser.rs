@@ -73,6 +73,9 @@ pub struct PageContext {
     pub asset_version: &'static str,
     pub csrf: String,
     pub signed_in_as: Option<String>,
+    /// Shows the Administration link (the account page knows; other pages
+    /// leave it out rather than read the account again).
+    pub admin: bool,
 }
 
 fn session_cookie_name(settings: &Settings) -> &'static str {
@@ -499,6 +502,7 @@ pub fn error_page(
             asset_version: asset_version(),
             csrf: String::new(),
             signed_in_as: None,
+            admin: false,
         },
         title,
         message: message.into(),

@@ -135,6 +135,7 @@ fn verify_first(current: &SignedIn, email: &str, continue_to: &str) -> VerifyFir
             asset_version: asset_version(),
             csrf: current.csrf(),
             signed_in_as: Some(email.to_owned()),
+            admin: false,
         },
         email: email.to_owned(),
         continue_to: continue_to.to_owned(),

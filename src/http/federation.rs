@@ -235,6 +235,7 @@ async fn confirm_page(
             asset_version: super::browser::asset_version(),
             csrf: String::new(),
             signed_in_as: None,
+            admin: false,
         },
         provider: finished.provider.name.clone(),
         email: email.to_owned(),

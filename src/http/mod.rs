@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod admin_api;
+pub mod admin_console;
 pub mod api_tokens;
 pub mod authorize;
 pub mod browser;
@@ -282,6 +283,26 @@ fn table() -> Vec<Entry> {
                 get().to(password_reset::reset_page),
                 post().to(password_reset::reset),
             ],
+        ),
+        // The admin console: pages to read (GET) and confirmation pages; the
+        // actions they lead to are forms with the session's CSRF token.
+        entry("/admin", Exempt, vec![get().to(admin_console::home)]),
+        entry("/admin/users", Exempt, vec![get().to(admin_console::users)]),
+        entry("/admin/audit", Exempt, vec![get().to(admin_console::audit)]),
+        entry(
+            "/admin/users/{id}",
+            Exempt,
+            vec![get().to(admin_console::user)],
+        ),
+        entry(
+            "/admin/users/{id}/confirm/{action}",
+            Exempt,
+            vec![get().to(admin_console::confirm)],
+        ),
+        entry(
+            "/admin/users/{id}/{action}",
+            Form,
+            vec![post().to(admin_console::act)],
         ),
         // The admin API: bearer tokens (no cookies), so nothing to forge.
         entry(

@@ -64,6 +64,7 @@ pub(super) fn pre_session_page(pre: &PreSession) -> PageContext {
         asset_version: asset_version(),
         csrf: pre.csrf(),
         signed_in_as: None,
+        admin: false,
     }
 }
 
