@@ -383,7 +383,17 @@ async fn the_openapi_document_describes_exactly_the_admin_routes() {
             assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()));
             assert_eq!(op["security"][0]["bearer"][0], "tessera:admin", "{path}");
             // The method is the one the server answers.
-            let concrete = path.replace("{id}", "01a2363b-b9ef-77e3-98cb-4f3d5bc901b2");
+            let concrete = path
+                .split('/')
+                .map(|segment| {
+                    if segment.starts_with('{') {
+                        "01a2363b-b9ef-77e3-98cb-4f3d5bc901b2"
+                    } else {
+                        segment
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/");
             let answer = app
                 .client
                 .request(method.to_uppercase().parse().unwrap(), app.url(&concrete))
@@ -427,4 +437,272 @@ async fn a_client_cannot_register_itself_for_the_admin_scope() {
             .contains("tessera:admin"),
         "refused for the scope: {body}"
     );
+}
+
+async fn send(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn organizations_clients_keys_sessions_and_tokens_are_managed() {
+    use reqwest::Method;
+    let app = common::spawn_app().await;
+    account(&app, ROOT, true);
+    let service = service_token(&app).await;
+    let browser = Browser::new(&app);
+    browser.sign_up("ada@example.com", PASSWORD).await;
+    let ada = tessera::identity::users::find_by_email(&app.state.db, "ada@example.com")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+
+    // Organizations and members: add, change, the last owner stays.
+    let (status, org) = send(
+        &app,
+        Method::POST,
+        "/admin/api/v1/organizations",
+        &service,
+        Some(serde_json::json!({"name": "Acme Corp"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{org}");
+    assert_eq!(org["slug"], "acme-corp");
+    let (status, _) = send(
+        &app,
+        Method::POST,
+        "/admin/api/v1/organizations",
+        &service,
+        Some(serde_json::json!({"name": "Again", "slug": "acme-corp"})),
+    )
+    .await;
+    assert_eq!(status, 409);
+    let member = format!(
+        "/admin/api/v1/organizations/{}/members/{ada}",
+        org["id"].as_str().unwrap()
+    );
+    let owner = Some(serde_json::json!({"role": "owner"}));
+    assert_eq!(
+        send(&app, Method::PUT, &member, &service, owner.clone())
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        send(&app, Method::PUT, &member, &service, owner).await.0,
+        204
+    );
+    let (status, body) = send(
+        &app,
+        Method::PUT,
+        &member,
+        &service,
+        Some(serde_json::json!({"role": "member"})),
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("conflict")));
+    let (status, members) = send(
+        &app,
+        Method::GET,
+        &format!(
+            "/admin/api/v1/organizations/{}/members",
+            org["id"].as_str().unwrap()
+        ),
+        &service,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(members[0]["role"], "owner");
+    assert_eq!(
+        send(&app, Method::DELETE, &member, &service, None).await.0,
+        409
+    );
+
+    // Clients: register, read, rotate, delete — the secret shown once.
+    let (status, made) = send(
+        &app,
+        Method::POST,
+        "/admin/api/v1/clients",
+        &service,
+        Some(serde_json::json!({
+            "name": "Billing",
+            "redirect_uris": ["https://billing.example/cb"],
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    assert!(made["client_secret"].is_string());
+    let client_path = format!(
+        "/admin/api/v1/clients/{}",
+        made["client_id"].as_str().unwrap()
+    );
+    let (status, shown) = send(&app, Method::GET, &client_path, &service, None).await;
+    assert_eq!(status, 200);
+    assert!(shown.get("client_secret").is_none());
+    assert_eq!(shown["token_endpoint_auth_method"], "client_secret_basic");
+    let (status, rotated) = send(
+        &app,
+        Method::POST,
+        &format!("{client_path}/rotate-secret"),
+        &service,
+        Some(serde_json::json!({"grace_seconds": 0})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_ne!(rotated["client_secret"], made["client_secret"]);
+    let (status, bad) = send(
+        &app,
+        Method::POST,
+        "/admin/api/v1/clients",
+        &service,
+        Some(serde_json::json!({"name": "No URI"})),
+    )
+    .await;
+    assert_eq!(
+        (status, bad["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    assert_eq!(
+        send(&app, Method::DELETE, &client_path, &service, None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        send(&app, Method::GET, &client_path, &service, None)
+            .await
+            .0,
+        404
+    );
+    let (_, all) = send(&app, Method::GET, "/admin/api/v1/clients", &service, None).await;
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "Ops bot")
+    );
+
+    // Keys: a rotation now is published at once.
+    let (status, key) = send(
+        &app,
+        Method::POST,
+        "/admin/api/v1/keys/rotate",
+        &service,
+        Some(serde_json::json!({"alg": "ES256", "delay_seconds": 3600})),
+    )
+    .await;
+    assert_eq!(status, 201, "{key}");
+    let (_, keys) = send(&app, Method::GET, "/admin/api/v1/keys", &service, None).await;
+    let listed = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == key["kid"])
+        .expect("listed");
+    assert_eq!(listed["status"], "pending");
+    let jwks = app.get_json("/.well-known/jwks.json").await;
+    assert!(
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == key["kid"])
+    );
+    let (status, _) = send(
+        &app,
+        Method::POST,
+        "/admin/api/v1/keys/rotate",
+        &service,
+        Some(serde_json::json!({"alg": "HS256"})),
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    // Sessions and API tokens of a person.
+    let (status, sessions) = send(
+        &app,
+        Method::GET,
+        &format!("/admin/api/v1/users/{ada}/sessions"),
+        &service,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let session = sessions[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        send(
+            &app,
+            Method::DELETE,
+            &format!("/admin/api/v1/users/{ada}/sessions/{session}"),
+            &service,
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    assert!(!browser.is_signed_in().await);
+    let (status, tokens) = send(
+        &app,
+        Method::GET,
+        &format!("/admin/api/v1/users/{ada}/api-tokens"),
+        &service,
+        None,
+    )
+    .await;
+    assert_eq!((status, tokens.as_array().map(Vec::len)), (200, Some(0)));
+    assert_eq!(
+        send(
+            &app,
+            Method::DELETE,
+            "/admin/api/v1/api-tokens/01a2363b-b9ef-77e3-98cb-4f3d5bc901b2",
+            &service,
+            None
+        )
+        .await
+        .0,
+        404
+    );
+    let (status, providers) = send(
+        &app,
+        Method::GET,
+        "/admin/api/v1/identity-providers",
+        &service,
+        None,
+    )
+    .await;
+    assert_eq!((status, providers.as_array().map(Vec::len)), (200, Some(0)));
+
+    // Each change is recorded with the service as its actor.
+    let (_, log) = send(
+        &app,
+        Method::GET,
+        "/admin/api/v1/audit-events?kind=client.secret_rotated",
+        &service,
+        None,
+    )
+    .await;
+    assert_eq!(log["items"][0]["actor"]["type"], "service", "{log}");
+    let (_, log) = send(
+        &app,
+        Method::GET,
+        &format!("/admin/api/v1/audit-events?user={ada}&kind=membership.added"),
+        &service,
+        None,
+    )
+    .await;
+    assert_eq!(log["items"][0]["actor"]["type"], "service", "{log}");
 }

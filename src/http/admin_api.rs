@@ -45,15 +45,15 @@ impl ResponseError for AdminApiError {
     }
 }
 
-type Answer = Result<HttpResponse, AdminApiError>;
+pub(super) type Answer = Result<HttpResponse, AdminApiError>;
 
-fn unavailable(e: impl std::fmt::Display) -> AdminApiError {
+pub(super) fn unavailable(e: impl std::fmt::Display) -> AdminApiError {
     tracing::error!("admin api: {e}");
     AdminApiError::Api(ApiError::Unavailable("try again shortly".into()))
 }
 
 /// The caller of this request, from its bearer token.
-async fn caller(req: &HttpRequest, state: &AppState) -> Result<Caller, AdminApiError> {
+pub(super) async fn caller(req: &HttpRequest, state: &AppState) -> Result<Caller, AdminApiError> {
     let token = super::oidc::bearer_token(req, None)
         .map_err(|why| BearerRefusal::new(ErrorCode::InvalidRequest, why))?
         .ok_or(BearerRefusal::Missing)?;
@@ -81,7 +81,11 @@ async fn caller(req: &HttpRequest, state: &AppState) -> Result<Caller, AdminApiE
 }
 
 /// Runs `f` with the caller as the actor of every audit event it records.
-async fn acting<F: std::future::Future>(req: &HttpRequest, caller: &Caller, f: F) -> F::Output {
+pub(super) async fn acting<F: std::future::Future>(
+    req: &HttpRequest,
+    caller: &Caller,
+    f: F,
+) -> F::Output {
     let context = crate::audit::Context {
         ip: Some(super::client::ClientIp::of(req).0),
         user_agent: super::client::user_agent(req),
@@ -563,6 +567,23 @@ impl utoipa::Modify for BearerScheme {
         description = "Manage accounts and read the audit log. Every change is recorded in the audit log with its actor."
     ),
     paths(
+        super::admin_resources::list_sessions,
+        super::admin_resources::end_session,
+        super::admin_resources::list_api_tokens,
+        super::admin_resources::revoke_api_token,
+        super::admin_resources::list_organizations,
+        super::admin_resources::create_organization,
+        super::admin_resources::list_members,
+        super::admin_resources::put_member,
+        super::admin_resources::remove_member,
+        super::admin_resources::list_clients,
+        super::admin_resources::show_client,
+        super::admin_resources::create_client,
+        super::admin_resources::rotate_client_secret,
+        super::admin_resources::delete_client,
+        super::admin_resources::list_keys,
+        super::admin_resources::rotate_key,
+        super::admin_resources::list_providers,
         list_users,
         show_user,
         disable_user,
@@ -572,10 +593,36 @@ impl utoipa::Modify for BearerScheme {
         delete_user,
         list_events
     ),
-    components(schemas(UserView, UserPage, EndedView, EventView, EventPage, ActorView, ErrorBody)),
+    components(schemas(
+        UserView,
+        UserPage,
+        EndedView,
+        EventView,
+        EventPage,
+        ActorView,
+        ErrorBody,
+        super::admin_resources::SessionView,
+        super::admin_resources::ApiTokenView,
+        super::admin_resources::OrganizationView,
+        super::admin_resources::NewOrganization,
+        super::admin_resources::MemberView,
+        super::admin_resources::MemberRole,
+        super::admin_resources::ClientView,
+        super::admin_resources::NewClientRequest,
+        super::admin_resources::CreatedClient,
+        super::admin_resources::RotateSecret,
+        super::admin_resources::NewSecret,
+        super::admin_resources::KeyView,
+        super::admin_resources::RotateKey,
+        super::admin_resources::ProviderView,
+    )),
     modifiers(&BearerScheme),
     tags(
-        (name = "users", description = "Accounts"),
+        (name = "users", description = "Accounts, their sessions and API tokens"),
+        (name = "organizations", description = "Organizations and their members"),
+        (name = "clients", description = "OAuth clients"),
+        (name = "keys", description = "Signing keys"),
+        (name = "providers", description = "Upstream identity providers"),
         (name = "audit", description = "The audit log"),
     )
 )]

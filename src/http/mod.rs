@@ -3,6 +3,7 @@
 pub mod account;
 pub mod admin_api;
 pub mod admin_console;
+pub mod admin_resources;
 pub mod api_tokens;
 pub mod authorize;
 pub mod browser;
@@ -321,6 +322,37 @@ fn table() -> Vec<Entry> {
             vec![get().to(admin_api::list_events)],
         ),
         entry(
+            "/admin/api/v1/organizations",
+            Exempt,
+            vec![
+                get().to(admin_resources::list_organizations),
+                post().to(admin_resources::create_organization),
+            ],
+        ),
+        entry(
+            "/admin/api/v1/clients",
+            Exempt,
+            vec![
+                get().to(admin_resources::list_clients),
+                post().to(admin_resources::create_client),
+            ],
+        ),
+        entry(
+            "/admin/api/v1/keys",
+            Exempt,
+            vec![get().to(admin_resources::list_keys)],
+        ),
+        entry(
+            "/admin/api/v1/keys/rotate",
+            Exempt,
+            vec![post().to(admin_resources::rotate_key)],
+        ),
+        entry(
+            "/admin/api/v1/identity-providers",
+            Exempt,
+            vec![get().to(admin_resources::list_providers)],
+        ),
+        entry(
             "/admin/api/v1/users/{id}",
             Exempt,
             vec![
@@ -347,6 +379,52 @@ fn table() -> Vec<Entry> {
             "/admin/api/v1/users/{id}/password-reset",
             Exempt,
             vec![post().to(admin_api::send_password_reset)],
+        ),
+        entry(
+            "/admin/api/v1/users/{id}/sessions",
+            Exempt,
+            vec![get().to(admin_resources::list_sessions)],
+        ),
+        entry(
+            "/admin/api/v1/users/{id}/sessions/{session}",
+            Exempt,
+            vec![web::delete().to(admin_resources::end_session)],
+        ),
+        entry(
+            "/admin/api/v1/users/{id}/api-tokens",
+            Exempt,
+            vec![get().to(admin_resources::list_api_tokens)],
+        ),
+        entry(
+            "/admin/api/v1/api-tokens/{id}",
+            Exempt,
+            vec![web::delete().to(admin_resources::revoke_api_token)],
+        ),
+        entry(
+            "/admin/api/v1/organizations/{id}/members",
+            Exempt,
+            vec![get().to(admin_resources::list_members)],
+        ),
+        entry(
+            "/admin/api/v1/organizations/{id}/members/{user}",
+            Exempt,
+            vec![
+                web::put().to(admin_resources::put_member),
+                web::delete().to(admin_resources::remove_member),
+            ],
+        ),
+        entry(
+            "/admin/api/v1/clients/{id}",
+            Exempt,
+            vec![
+                get().to(admin_resources::show_client),
+                web::delete().to(admin_resources::delete_client),
+            ],
+        ),
+        entry(
+            "/admin/api/v1/clients/{id}/rotate-secret",
+            Exempt,
+            vec![post().to(admin_resources::rotate_client_secret)],
         ),
         // The provider sends the browser back here (a top-level GET from its
         // origin): the flow's own state and binding cookie are the checks.

@@ -267,6 +267,18 @@ pub async fn delete(db: &DatabaseConnection, client_id: &str) -> Result<bool, Cl
     Ok(deleted.rows_affected > 0)
 }
 
+/// Every client, oldest first (the admin API lists them).
+pub async fn list(db: &DatabaseConnection) -> Result<Vec<Client>, DbErr> {
+    use sea_orm::QueryOrder;
+    client::Entity::find()
+        .order_by_asc(client::Column::CreatedAt)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(to_client)
+        .collect()
+}
+
 /// The service accounts of `org`, oldest first.
 pub async fn service_accounts_of(db: &DatabaseConnection, org: Uuid) -> Result<Vec<Client>, DbErr> {
     use sea_orm::QueryOrder;
