@@ -428,7 +428,7 @@ pub async fn list_clients(req: HttpRequest, state: web::Data<AppState>) -> Answe
 #[utoipa::path(
     get, path = "/admin/api/v1/clients/{id}", tag = "clients",
     params(("id" = String, Path, description = "The client_id")),
-    responses((status = 200, body = ClientView), (status = 404, body = ErrorBody)),
+    responses((status = 200, description = "The client; `ETag` names this version", body = ClientView), (status = 404, body = ErrorBody)),
     security(("bearer" = ["tessera:admin"]))
 )]
 pub async fn show_client(
@@ -441,7 +441,13 @@ pub async fn show_client(
         .await
         .map_err(unavailable)?
         .ok_or(AdminApiError::Api(ApiError::NotFound))?;
-    Ok(HttpResponse::Ok().json(ClientView::from(&client)))
+    let mut response = HttpResponse::Ok().json(ClientView::from(&client));
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&client_etag(&client)) {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ETAG, v);
+    }
+    Ok(response)
 }
 
 /// A client to register, as an operator would.
@@ -725,4 +731,283 @@ pub async fn list_providers(req: HttpRequest, state: web::Data<AppState>) -> Ans
         })
         .collect();
     Ok(HttpResponse::Ok().json(views))
+}
+
+/// The version of a client's registration for `ETag`/`If-Match`: a digest of
+/// what the API shows of it, so any change to it is a new version.
+fn client_etag(client: &crate::oauth::clients::Client) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let shown = serde_json::to_vec(&ClientView::from(client)).unwrap_or_default();
+    let digest = sha2::Sha256::digest(&shown);
+    format!(
+        "\"{}\"",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
+    )
+}
+
+/// Changes to a client's registration; absent fields stay.
+#[derive(Deserialize, ToSchema)]
+pub struct ClientChanges {
+    name: Option<String>,
+    redirect_uris: Option<Vec<String>>,
+    grant_types: Option<Vec<String>>,
+    scope: Option<String>,
+}
+
+#[utoipa::path(
+    patch, path = "/admin/api/v1/clients/{id}", tag = "clients",
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "The ETag read")),
+    request_body = ClientChanges,
+    responses(
+        (status = 200, description = "Changed; consents given to it are asked again", body = ClientView),
+        (status = 400, body = ErrorBody),
+        (status = 412, description = "Changed since read", body = ErrorBody),
+    ),
+    security(("bearer" = ["tessera:admin"]))
+)]
+pub async fn update_client(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Answer {
+    use crate::oauth::clients::{GrantType, NewClient, RedirectRules};
+    let caller = caller(&req, &state).await?;
+    let changes: ClientChanges = json_body(&body)?;
+    let current = crate::store::clients::find(&state.db, &path)
+        .await
+        .map_err(unavailable)?
+        .ok_or(AdminApiError::Api(ApiError::NotFound))?;
+    if let Some(asked) = req.headers().get(actix_web::http::header::IF_MATCH) {
+        let tag = client_etag(&current);
+        let matches = asked
+            .to_str()
+            .map(|v| v.split(',').map(str::trim).any(|t| t == "*" || t == tag))
+            .unwrap_or(false);
+        if !matches {
+            return Err(refused(
+                StatusCode::PRECONDITION_FAILED,
+                ErrorCode::PreconditionFailed,
+                "the client changed since that version was read; read it again",
+            ));
+        }
+    }
+    let grant_types = match changes.grant_types {
+        None => current.grant_types.clone(),
+        Some(names) => names
+            .iter()
+            .map(|g| {
+                GrantType::parse(g).ok_or_else(|| bad(format!("unsupported grant type `{g}`")))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let new = NewClient {
+        name: changes.name.unwrap_or_else(|| current.name.clone()),
+        redirect_uris: changes
+            .redirect_uris
+            .unwrap_or_else(|| current.redirect_uris.clone()),
+        grant_types,
+        scope: changes.scope.unwrap_or_else(|| current.scope.join(" ")),
+        first_party: current.first_party,
+        native: current.native,
+        id_token_alg: current.id_token_alg,
+        post_logout_redirect_uris: current.post_logout_redirect_uris.clone(),
+        org_optional: current.org_optional,
+        client_uri: current.client_uri.clone(),
+        logo_uri: current.logo_uri.clone(),
+        contacts: current.contacts.clone(),
+        auth_method: current.auth_method,
+        default_resource: current.default_resource.clone(),
+        introspect_for: current.introspect_for.clone(),
+        service: current.service,
+        backchannel_logout_uri: current.backchannel_logout_uri.clone(),
+        backchannel_logout_session_required: current.backchannel_logout_session_required,
+    };
+    crate::oauth::clients::validate(&new, RedirectRules::Operator).map_err(client_error)?;
+    let (client, _) = acting(
+        &req,
+        &caller,
+        crate::store::clients::replace(&state.db, &path, new, false),
+    )
+    .await
+    .map_err(client_error)?
+    .ok_or(AdminApiError::Api(ApiError::NotFound))?;
+    state.clients.forget(&path);
+    // What people allowed was shown under the old name and URIs.
+    crate::oauth::consent::forget_client(&state.db, &path)
+        .await
+        .map_err(unavailable)?;
+    let mut response = HttpResponse::Ok().json(ClientView::from(&client));
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&client_etag(&client)) {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ETAG, v);
+    }
+    Ok(response)
+}
+
+/// An API tokens may be issued for, and which scopes each role holds.
+#[derive(Serialize, ToSchema)]
+pub struct ApiView {
+    audience: String,
+    name: String,
+    scopes: Vec<String>,
+    member_scopes: Vec<String>,
+    admin_scopes: Vec<String>,
+}
+
+impl From<crate::orgs::apis::Api> for ApiView {
+    fn from(a: crate::orgs::apis::Api) -> Self {
+        Self {
+            audience: a.audience,
+            name: a.name,
+            scopes: a.scopes,
+            member_scopes: a.member_scopes,
+            admin_scopes: a.admin_scopes,
+        }
+    }
+}
+
+fn api_error(e: crate::orgs::apis::ApiRegistryError) -> AdminApiError {
+    use crate::orgs::apis::ApiRegistryError as E;
+    match e {
+        E::Exists(_) => refused(StatusCode::CONFLICT, ErrorCode::Conflict, e.to_string()),
+        E::NotFound(_) => ApiError::NotFound.into(),
+        E::Storage(e) => unavailable(e),
+        other => bad(other.to_string()),
+    }
+}
+
+#[utoipa::path(
+    get, path = "/admin/api/v1/apis", tag = "apis",
+    responses((status = 200, description = "Registered APIs", body = [ApiView])),
+    security(("bearer" = ["tessera:admin"]))
+)]
+pub async fn list_apis(req: HttpRequest, state: web::Data<AppState>) -> Answer {
+    caller(&req, &state).await?;
+    let all: Vec<ApiView> = crate::orgs::apis::list(&state.db)
+        .await
+        .map_err(api_error)?
+        .into_iter()
+        .map(ApiView::from)
+        .collect();
+    Ok(HttpResponse::Ok().json(all))
+}
+
+/// A new API.
+#[derive(Deserialize, ToSchema)]
+pub struct NewApi {
+    name: String,
+    /// Its RFC 8707 resource indicator (an absolute URI).
+    audience: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+}
+
+#[utoipa::path(
+    post, path = "/admin/api/v1/apis", tag = "apis",
+    request_body = NewApi,
+    responses((status = 201, body = ApiView), (status = 409, body = ErrorBody)),
+    security(("bearer" = ["tessera:admin"]))
+)]
+pub async fn create_api(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> Answer {
+    let caller = caller(&req, &state).await?;
+    let new: NewApi = json_body(&body)?;
+    let api = acting(
+        &req,
+        &caller,
+        crate::orgs::apis::create(&state.db, &new.name, &new.audience, &new.scopes),
+    )
+    .await
+    .map_err(api_error)?;
+    Ok(HttpResponse::Created().json(ApiView::from(api)))
+}
+
+/// Scopes a role is to hold on an API (added to what it holds).
+#[derive(Deserialize, ToSchema)]
+pub struct Grant {
+    audience: String,
+    /// `admin` or `member` (owners hold every scope).
+    role: String,
+    scopes: Vec<String>,
+}
+
+#[utoipa::path(
+    post, path = "/admin/api/v1/apis/grant", tag = "apis",
+    request_body = Grant,
+    responses((status = 200, body = ApiView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = ["tessera:admin"]))
+)]
+pub async fn grant_api(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> Answer {
+    let caller = caller(&req, &state).await?;
+    let asked: Grant = json_body(&body)?;
+    let role: crate::orgs::Role = asked
+        .role
+        .parse()
+        .map_err(|_| bad("role is admin or member"))?;
+    let api = acting(
+        &req,
+        &caller,
+        crate::orgs::apis::grant(&state.db, &asked.audience, role, &asked.scopes),
+    )
+    .await
+    .map_err(api_error)?;
+    Ok(HttpResponse::Ok().json(ApiView::from(api)))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AudienceQuery {
+    /// The API's audience (required; optional here so a caller without a
+    /// token hears `401` first).
+    audience: Option<String>,
+}
+
+#[utoipa::path(
+    delete, path = "/admin/api/v1/apis", tag = "apis",
+    params(AudienceQuery),
+    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)),
+    security(("bearer" = ["tessera:admin"]))
+)]
+pub async fn delete_api(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<AudienceQuery>,
+) -> Answer {
+    let caller = caller(&req, &state).await?;
+    let audience = query
+        .audience
+        .as_deref()
+        .ok_or_else(|| bad("audience is required"))?;
+    acting(
+        &req,
+        &caller,
+        crate::orgs::apis::delete(&state.db, audience),
+    )
+    .await
+    .map_err(api_error)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(
+    get, path = "/admin/api/v1/organizations/{id}/service-accounts", tag = "organizations",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "Its service accounts (clients)", body = [ClientView])),
+    security(("bearer" = ["tessera:admin"]))
+)]
+pub async fn list_service_accounts(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+) -> Answer {
+    caller(&req, &state).await?;
+    let all: Vec<ClientView> =
+        crate::store::clients::service_accounts_of(&state.db, path.into_inner())
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(ClientView::from)
+            .collect();
+    Ok(HttpResponse::Ok().json(all))
 }

@@ -338,6 +338,20 @@ fn table() -> Vec<Entry> {
             ],
         ),
         entry(
+            "/admin/api/v1/apis",
+            Exempt,
+            vec![
+                get().to(admin_resources::list_apis),
+                post().to(admin_resources::create_api),
+                web::delete().to(admin_resources::delete_api),
+            ],
+        ),
+        entry(
+            "/admin/api/v1/apis/grant",
+            Exempt,
+            vec![post().to(admin_resources::grant_api)],
+        ),
+        entry(
             "/admin/api/v1/keys",
             Exempt,
             vec![get().to(admin_resources::list_keys)],
@@ -401,6 +415,11 @@ fn table() -> Vec<Entry> {
             vec![web::delete().to(admin_resources::revoke_api_token)],
         ),
         entry(
+            "/admin/api/v1/organizations/{id}/service-accounts",
+            Exempt,
+            vec![get().to(admin_resources::list_service_accounts)],
+        ),
+        entry(
             "/admin/api/v1/organizations/{id}/members",
             Exempt,
             vec![get().to(admin_resources::list_members)],
@@ -418,6 +437,7 @@ fn table() -> Vec<Entry> {
             Exempt,
             vec![
                 get().to(admin_resources::show_client),
+                web::patch().to(admin_resources::update_client),
                 web::delete().to(admin_resources::delete_client),
             ],
         ),
