@@ -142,3 +142,95 @@ async fn an_administrator_disables_after_confirming_and_the_log_says_who() {
             .disabled
     );
 }
+
+#[tokio::test]
+async fn organizations_clients_apis_and_keys_are_shown_and_keys_rotate_after_confirming() {
+    let app = common::spawn_app().await;
+    account(&app, ROOT, true);
+    account(&app, "pat@example.com", false);
+    for args in [
+        &["org", "create", "--name", "Acme Corp", "--slug", "acme"][..],
+        &[
+            "org",
+            "add-member",
+            "--org",
+            "acme",
+            "--email",
+            "pat@example.com",
+            "--role",
+            "admin",
+        ][..],
+        &[
+            "client",
+            "create",
+            "--name",
+            "Billing",
+            "--redirect-uri",
+            "https://billing.example/cb",
+        ][..],
+        &[
+            "api",
+            "create",
+            "--name",
+            "Projects",
+            "--audience",
+            "https://projects.example",
+            "--scope",
+            "projects:read",
+        ][..],
+    ] {
+        let (ok, _, err) = common::cli(&app, args);
+        assert!(ok, "{args:?}: {err}");
+    }
+    let root = Browser::new(&app);
+    root.sign_in(ROOT, PASSWORD).await;
+    let orgs = root.get("/admin/organizations").await;
+    assert!(orgs.body.contains("Acme Corp") && orgs.body.contains("pat@example.com (admin)"));
+    let clients = root.get("/admin/clients").await;
+    assert!(clients.body.contains("Billing") && clients.body.contains("https://projects.example"));
+    let keys = root.get("/admin/keys").await;
+    assert_eq!(keys.status, 200);
+    let before = tessera::tokens::keys::list(
+        &app.state.db,
+        std::time::Duration::from_secs(3600),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap()
+    .len();
+    let confirm = root.get("/admin/keys/rotate/ES256").await;
+    assert!(confirm.body.contains("Rotate the signing key?"));
+    let forged = root.post("/admin/keys/rotate/ES256", &[]).await;
+    assert_eq!(forged.status, 403);
+    let done = root
+        .post("/admin/keys/rotate/ES256", &[("csrf", &confirm.csrf())])
+        .await;
+    assert_eq!(done.location(), Some("/admin/keys?done=rotated"));
+    let after = tessera::tokens::keys::list(
+        &app.state.db,
+        std::time::Duration::from_secs(3600),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap()
+    .len();
+    assert_eq!(after, before + 1);
+    let rotated = audit_event::Entity::find()
+        .filter(audit_event::Column::Kind.eq("key.rotated"))
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotated.actor_type, "admin");
+    // Not for the others.
+    let pat = Browser::new(&app);
+    pat.sign_in("pat@example.com", PASSWORD).await;
+    for path in [
+        "/admin/organizations",
+        "/admin/clients",
+        "/admin/keys",
+        "/admin/keys/rotate/ES256",
+    ] {
+        assert_eq!(pat.get(path).await.status, 403, "{path}");
+    }
+}

@@ -1207,6 +1207,9 @@ async fn an_administrator_finds_disables_and_audits_in_chromium() {
     browser.wait_for_text("by admin root@example.com").await;
     browser.wait_for_text("reason: wrong_password").await;
     browser.screenshots("admin-audit").await;
+    browser.click_link("Keys").await;
+    browser.wait_for_text("Signing keys").await;
+    browser.screenshots("admin-keys").await;
     let grace = tessera::identity::users::find_by_email(&app.state.db, "grace@example.com")
         .await
         .unwrap()

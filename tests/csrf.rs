@@ -40,6 +40,9 @@ const EXEMPT: &[&str] = &[
     "/admin",
     "/admin/users",
     "/admin/audit",
+    "/admin/organizations",
+    "/admin/clients",
+    "/admin/keys",
     "/admin/users/{id}",
     "/admin/users/{id}/confirm/{action}",
     // The admin API: bearer tokens only, never a cookie, so nothing to forge.

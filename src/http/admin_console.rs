@@ -630,3 +630,221 @@ pub async fn audit(
     };
     Ok(render(&page, StatusCode::OK))
 }
+
+#[derive(Template)]
+#[template(path = "admin_organizations.html")]
+struct OrganizationsPage {
+    page: PageContext,
+    /// (name, slug, members: (email, role), service accounts: (name, client id, role))
+    orgs: Vec<OrgSection>,
+}
+
+struct OrgSection {
+    name: String,
+    slug: String,
+    members: Vec<(String, String)>,
+    services: Vec<(String, String, String)>,
+}
+
+pub async fn organizations(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let (current, me) = match gate(&req, &state, "/admin/organizations").await? {
+        Gate::Admin(c, u) => (c, u),
+        Gate::Answer(r) => return Ok(r),
+    };
+    let mut orgs = Vec::new();
+    for org in crate::orgs::list(&state.db).await.map_err(unavailable)? {
+        let members = crate::orgs::members::list(&state.db, org.id)
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|m| (m.email, m.role.as_str().to_owned()))
+            .collect();
+        let services = crate::store::clients::service_accounts_of(&state.db, org.id)
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|c| {
+                let role = c
+                    .service
+                    .map(|(_, r)| r.as_str().to_owned())
+                    .unwrap_or_default();
+                (c.name, c.client_id, role)
+            })
+            .collect();
+        orgs.push(OrgSection {
+            name: org.name,
+            slug: org.slug,
+            members,
+            services,
+        });
+    }
+    let page = OrganizationsPage {
+        page: page_context(&current, &me),
+        orgs,
+    };
+    Ok(render(&page, StatusCode::OK))
+}
+
+#[derive(Template)]
+#[template(path = "admin_clients.html")]
+struct ClientsPage {
+    page: PageContext,
+    clients: Vec<ClientRow>,
+    apis: Vec<crate::orgs::apis::Api>,
+}
+
+struct ClientRow {
+    name: String,
+    client_id: String,
+    kind: String,
+    grants: String,
+    scope: String,
+    redirect_uris: String,
+}
+
+pub async fn clients(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let (current, me) = match gate(&req, &state, "/admin/clients").await? {
+        Gate::Admin(c, u) => (c, u),
+        Gate::Answer(r) => return Ok(r),
+    };
+    let clients = crate::store::clients::list(&state.db)
+        .await
+        .map_err(unavailable)?
+        .into_iter()
+        .map(|c| ClientRow {
+            kind: match (
+                c.is_public(),
+                c.first_party,
+                c.self_registered,
+                c.service.is_some(),
+            ) {
+                (_, _, _, true) => "service account",
+                (true, _, _, _) => "public",
+                (false, true, _, _) => "confidential, first-party",
+                (false, false, true, _) => "confidential, self-registered",
+                _ => "confidential",
+            }
+            .to_owned(),
+            grants: c
+                .grant_types
+                .iter()
+                .map(|g| g.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            scope: c.scope.join(" "),
+            redirect_uris: c.redirect_uris.join(", "),
+            name: c.name,
+            client_id: c.client_id,
+        })
+        .collect();
+    let apis = crate::orgs::apis::list(&state.db)
+        .await
+        .map_err(unavailable)?;
+    let page = ClientsPage {
+        page: page_context(&current, &me),
+        clients,
+        apis,
+    };
+    Ok(render(&page, StatusCode::OK))
+}
+
+#[derive(Template)]
+#[template(path = "admin_keys.html")]
+struct KeysPage {
+    page: PageContext,
+    keys: Vec<(String, String, String, String)>,
+    notice: Option<String>,
+}
+
+pub async fn keys(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<DoneQuery>,
+) -> Result<HttpResponse, PageError> {
+    let (current, me) = match gate(&req, &state, "/admin/keys").await? {
+        Gate::Admin(c, u) => (c, u),
+        Gate::Answer(r) => return Ok(r),
+    };
+    let keys = crate::tokens::keys::list(
+        &state.db,
+        state.settings.longest_signed_token_ttl(),
+        chrono::Utc::now(),
+    )
+    .await
+    .map_err(unavailable)?
+    .into_iter()
+    .map(|(row, status)| (row.kid, row.alg, status.to_string(), when(row.activates_at)))
+    .collect();
+    let page = KeysPage {
+        page: page_context(&current, &me),
+        keys,
+        notice: query
+            .done
+            .as_deref()
+            .filter(|d| *d == "rotated")
+            .map(|_| "A new key is published; it signs after the rotation delay.".to_owned()),
+    };
+    Ok(render(&page, StatusCode::OK))
+}
+
+/// `GET /admin/keys/rotate/{alg}`: the confirmation.
+pub async fn confirm_rotation(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let alg: crate::tokens::Algorithm = path.parse().map_err(|_| PageError::NotFound)?;
+    let here = format!("/admin/keys/rotate/{}", alg.as_str());
+    let (current, me) = match gate(&req, &state, &here).await? {
+        Gate::Admin(c, u) => (c, u),
+        Gate::Answer(r) => return Ok(r),
+    };
+    let page = ConfirmPage {
+        page: page_context(&current, &me),
+        title: "Rotate the signing key?",
+        explain: "A new key is published in the JWKS now and signs after the rotation delay, so verifiers fetch it first; the current key keeps verifying the tokens it signed.",
+        button: "Rotate",
+        danger: false,
+        email: alg.as_str().to_owned(),
+        action: here,
+        back: "/admin/keys".to_owned(),
+    };
+    Ok(render(&page, StatusCode::OK))
+}
+
+/// `POST /admin/keys/rotate/{alg}`.
+pub async fn rotate_key(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let alg: crate::tokens::Algorithm = path.parse().map_err(|_| PageError::NotFound)?;
+    let (_, me) = match gate(&req, &state, "/admin/keys").await? {
+        Gate::Admin(c, u) => (c, u),
+        Gate::Answer(_) => return Err(PageError::Csrf),
+    };
+    let delay = chrono::Duration::from_std(state.settings.key_rotation_delay)
+        .unwrap_or(chrono::Duration::hours(1));
+    acting(
+        &req,
+        &me,
+        crate::tokens::keys::rotate(
+            &state.db,
+            &state.settings.keys_dir,
+            alg,
+            chrono::Utc::now() + delay,
+        ),
+    )
+    .await
+    .map_err(unavailable)?;
+    if let Err(e) = state.keys.refresh().await {
+        tracing::warn!("key ring refresh after rotation: {e}");
+    }
+    Ok(see_other("/admin/keys?done=rotated"))
+}

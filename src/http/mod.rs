@@ -291,6 +291,25 @@ fn table() -> Vec<Entry> {
         entry("/admin/users", Exempt, vec![get().to(admin_console::users)]),
         entry("/admin/audit", Exempt, vec![get().to(admin_console::audit)]),
         entry(
+            "/admin/organizations",
+            Exempt,
+            vec![get().to(admin_console::organizations)],
+        ),
+        entry(
+            "/admin/clients",
+            Exempt,
+            vec![get().to(admin_console::clients)],
+        ),
+        entry("/admin/keys", Exempt, vec![get().to(admin_console::keys)]),
+        entry(
+            "/admin/keys/rotate/{alg}",
+            Form,
+            vec![
+                get().to(admin_console::confirm_rotation),
+                post().to(admin_console::rotate_key),
+            ],
+        ),
+        entry(
             "/admin/users/{id}",
             Exempt,
             vec![get().to(admin_console::user)],
