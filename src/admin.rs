@@ -134,6 +134,67 @@ pub async fn users(
     })
 }
 
+/// Creates an account for someone: with the password given, or without one
+/// — then a link to set it is mailed (the reset link, which works for an
+/// account without a password). `verified`: the administrator vouches for
+/// the address; otherwise the usual verification message is queued.
+pub async fn create_user(
+    db: &DatabaseConnection,
+    hasher: &crate::identity::password::PasswordHasher,
+    mailer: &crate::mail::Mailer,
+    email: &str,
+    password: Option<&str>,
+    verified: bool,
+) -> Result<User, crate::identity::IdentityError> {
+    use crate::identity::users::{self, NewAddress};
+    let address = if verified {
+        NewAddress::Verified
+    } else {
+        NewAddress::SendVerification(mailer)
+    };
+    if let Some(password) = password {
+        return users::create(db, hasher, email, password, address).await;
+    }
+    let email = crate::identity::normalize_email(email)?;
+    if users::find_by_email(db, &email).await?.is_some() {
+        return Err(crate::identity::IdentityError::EmailTaken);
+    }
+    let now = Utc::now();
+    let txn = db.begin().await?;
+    let account = sea_orm::ActiveModelTrait::insert(
+        user::ActiveModel {
+            id: sea_orm::Set(Uuid::now_v7()),
+            email: sea_orm::Set(email),
+            password_hash: sea_orm::Set(None),
+            disabled: sea_orm::Set(false),
+            email_verified_at: sea_orm::Set(verified.then_some(now)),
+            created_at: sea_orm::Set(now),
+            updated_at: sea_orm::Set(now),
+            is_admin: sea_orm::Set(false),
+        },
+        &txn,
+    )
+    .await
+    .map_err(|e| match e.sql_err() {
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
+            crate::identity::IdentityError::EmailTaken
+        }
+        _ => crate::identity::IdentityError::Storage(e),
+    })?;
+    audit::record(
+        &txn,
+        Event::by_person(Kind::AccountCreated, account.id).detail("method", "invitation"),
+    )
+    .await?;
+    if !verified {
+        crate::identity::email::queue_verification(&txn, mailer, account.id, &account.email)
+            .await?;
+    }
+    txn.commit().await?;
+    crate::identity::email::request_reset(db, mailer, &account.email).await?;
+    Ok(account)
+}
+
 /// Why an account could not be deleted.
 #[derive(Debug, thiserror::Error)]
 pub enum DeleteError {

@@ -107,6 +107,12 @@ pub enum Kind {
     AdminRevoked,
     ProviderConnected,
     ProviderDisconnected,
+    OrganizationCreated,
+    ApiCreated,
+    ApiGranted,
+    ApiDeleted,
+    ProviderAdded,
+    ProviderRemoved,
 }
 
 impl Kind {
@@ -143,6 +149,12 @@ impl Kind {
         Kind::AdminRevoked,
         Kind::ProviderConnected,
         Kind::ProviderDisconnected,
+        Kind::OrganizationCreated,
+        Kind::ApiCreated,
+        Kind::ApiGranted,
+        Kind::ApiDeleted,
+        Kind::ProviderAdded,
+        Kind::ProviderRemoved,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -179,6 +191,12 @@ impl Kind {
             Kind::AdminRevoked => "admin.revoked",
             Kind::ProviderConnected => "provider.connected",
             Kind::ProviderDisconnected => "provider.disconnected",
+            Kind::OrganizationCreated => "organization.created",
+            Kind::ApiCreated => "api.created",
+            Kind::ApiGranted => "api.scopes_granted",
+            Kind::ApiDeleted => "api.deleted",
+            Kind::ProviderAdded => "identity_provider.added",
+            Kind::ProviderRemoved => "identity_provider.removed",
         }
     }
 
@@ -221,6 +239,12 @@ impl Kind {
             Kind::AdminRevoked => "No longer an administrator",
             Kind::ProviderConnected => "Account connected",
             Kind::ProviderDisconnected => "Account disconnected",
+            Kind::OrganizationCreated => "Organization created",
+            Kind::ApiCreated => "API registered",
+            Kind::ApiGranted => "API scopes granted to a role",
+            Kind::ApiDeleted => "API deleted",
+            Kind::ProviderAdded => "Identity provider added",
+            Kind::ProviderRemoved => "Identity provider removed",
         }
     }
 }

@@ -864,3 +864,176 @@ async fn clients_change_by_version_and_apis_grant_scopes_to_roles() {
         404
     );
 }
+
+#[tokio::test]
+async fn accounts_and_identity_providers_are_added_and_every_route_refuses_a_non_administrator() {
+    use reqwest::Method;
+    let app = common::spawn_app().await;
+    account(&app, "pat@example.com", false);
+    let service = service_token(&app).await;
+    // An account with a password, usable at once; one without, told by mail.
+    let (status, made) = send(
+        &app,
+        Method::POST,
+        "/admin/api/v1/users",
+        &service,
+        Some(
+            serde_json::json!({"email": "Kim@Example.com", "password": PASSWORD, "verified": true}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(
+        (made["email"].as_str(), &made["email_verified"]),
+        (Some("kim@example.com"), &Value::Bool(true))
+    );
+    assert!(
+        Browser::new(&app)
+            .sign_in("kim@example.com", PASSWORD)
+            .await
+            .status
+            < 400
+    );
+    let (status, lee) = send(
+        &app,
+        Method::POST,
+        "/admin/api/v1/users",
+        &service,
+        Some(serde_json::json!({"email": "lee@example.com"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(lee["has_password"], false);
+    common::smtp::outbox_message(&app, "lee@example.com", "Reset your password").await;
+    common::smtp::outbox_message(&app, "lee@example.com", "Verify your email address").await;
+    for (body, want) in [
+        (
+            serde_json::json!({"email": "kim@example.com", "password": PASSWORD}),
+            409,
+        ),
+        (serde_json::json!({"email": "not an address"}), 400),
+        (
+            serde_json::json!({"email": "short@example.com", "password": "short"}),
+            400,
+        ),
+    ] {
+        let (status, _) = send(
+            &app,
+            Method::POST,
+            "/admin/api/v1/users",
+            &service,
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, want);
+    }
+    let (_, log) = send(
+        &app,
+        Method::GET,
+        "/admin/api/v1/audit-events?kind=account.created",
+        &service,
+        None,
+    )
+    .await;
+    let by_service = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"]["type"] == "service")
+        .count();
+    assert_eq!(by_service, 2, "kim and lee, by the service; {log}");
+
+    // Identity providers: the secret goes in, never out.
+    let (status, added) = send(
+        &app,
+        Method::POST,
+        "/admin/api/v1/identity-providers",
+        &service,
+        Some(serde_json::json!({
+            "id": "google",
+            "name": "Google",
+            "issuer": "https://accounts.google.com",
+            "client_id": "123.apps.googleusercontent.com",
+            "client_secret": "GOCSPX-secret",
+            "trust_email": true,
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{added}");
+    assert!(!added.to_string().contains("GOCSPX"));
+    let (_, listed) = send(
+        &app,
+        Method::GET,
+        "/admin/api/v1/identity-providers",
+        &service,
+        None,
+    )
+    .await;
+    assert_eq!(listed[0]["id"], "google");
+    assert!(!listed.to_string().contains("GOCSPX"));
+    let (status, _) = send(
+        &app,
+        Method::POST,
+        "/admin/api/v1/identity-providers",
+        &service,
+        Some(serde_json::json!({
+            "id": "bad", "name": "Bad", "issuer": "http://idp.example",
+            "client_id": "c", "client_secret": "s",
+        })),
+    )
+    .await;
+    assert_eq!(status, 400, "http issuers only on loopback");
+    let google = "/admin/api/v1/identity-providers/google";
+    assert_eq!(
+        send(&app, Method::DELETE, google, &service, None).await.0,
+        204
+    );
+    assert_eq!(
+        send(&app, Method::DELETE, google, &service, None).await.0,
+        404
+    );
+    for kind in ["identity_provider.added", "identity_provider.removed"] {
+        let (_, log) = send(
+            &app,
+            Method::GET,
+            &format!("/admin/api/v1/audit-events?kind={kind}"),
+            &service,
+            None,
+        )
+        .await;
+        assert_eq!(log["items"].as_array().unwrap().len(), 1, "{kind}");
+    }
+
+    // Every documented operation refuses a person who is not an administrator,
+    // whatever their token's scope.
+    let pat = token_of(&app, "pat@example.com", "openid tessera:admin").await;
+    let doc = app.get_json("/admin/api/openapi.json").await;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let concrete = path
+                .split('/')
+                .map(|s| {
+                    if s.starts_with('{') {
+                        "01a2363b-b9ef-77e3-98cb-4f3d5bc901b2"
+                    } else {
+                        s
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            let (status, body) = send(
+                &app,
+                method.to_uppercase().parse().unwrap(),
+                &concrete,
+                &pat,
+                Some(serde_json::json!({})),
+            )
+            .await;
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (403, Some("insufficient_scope")),
+                "{method} {path}"
+            );
+        }
+    }
+}

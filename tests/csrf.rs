@@ -56,6 +56,7 @@ const EXEMPT: &[&str] = &[
     "/admin/api/v1/keys",
     "/admin/api/v1/keys/rotate",
     "/admin/api/v1/identity-providers",
+    "/admin/api/v1/identity-providers/{id}",
     "/admin/api/v1/users/{id}",
     "/admin/api/v1/users/{id}/disable",
     "/admin/api/v1/users/{id}/enable",

@@ -635,6 +635,15 @@ impl Federation {
         Ok(user)
     }
 
+    /// Adds a provider, its client secret sealed under this server's secrets
+    /// key (what `tessera provider add` does).
+    pub async fn add_provider(
+        &self,
+        new: providers::NewProvider<'_>,
+    ) -> Result<Provider, ProviderError> {
+        providers::add(&self.db, &self.secrets_key, new).await
+    }
+
     /// Holds a "sign in to connect" offer; the token goes in a cookie.
     pub async fn hold_link(&self, finished: &Finished, user_id: Uuid) -> Result<String, FlowError> {
         let token = random()?;

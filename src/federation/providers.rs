@@ -173,7 +173,16 @@ pub async fn add(
         created_at: Set(Utc::now()),
     };
     match model.insert(db).await {
-        Ok(r) => Ok(from_row(r)),
+        Ok(r) => {
+            crate::audit::record(
+                db,
+                crate::audit::Event::new(crate::audit::Kind::ProviderAdded)
+                    .detail("provider", r.id.clone())
+                    .detail("issuer", r.issuer.clone()),
+            )
+            .await?;
+            Ok(from_row(r))
+        }
         Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
             Err(ProviderError::Taken(new.id.to_owned()))
         }
@@ -220,6 +229,11 @@ pub async fn remove(db: &DatabaseConnection, id: &str) -> Result<(), ProviderErr
     if deleted.rows_affected == 0 {
         return Err(ProviderError::NotFound(id.to_owned()));
     }
+    crate::audit::record(
+        db,
+        crate::audit::Event::new(crate::audit::Kind::ProviderRemoved).detail("provider", id),
+    )
+    .await?;
     Ok(())
 }
 

@@ -590,6 +590,9 @@ impl utoipa::Modify for BearerScheme {
         super::admin_resources::grant_api,
         super::admin_resources::delete_api,
         super::admin_resources::list_service_accounts,
+        super::admin_resources::add_provider,
+        super::admin_resources::remove_provider,
+        create_user,
         list_users,
         show_user,
         disable_user,
@@ -625,6 +628,8 @@ impl utoipa::Modify for BearerScheme {
         super::admin_resources::ApiView,
         super::admin_resources::NewApi,
         super::admin_resources::Grant,
+        super::admin_resources::NewProvider,
+        NewUser,
     )),
     modifiers(&BearerScheme),
     tags(
@@ -654,4 +659,62 @@ pub async fn openapi() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .body(document())
+}
+
+/// An account to create.
+#[derive(Deserialize, ToSchema)]
+pub struct NewUser {
+    email: String,
+    /// Without one, a link to set it is mailed.
+    password: Option<String>,
+    /// The administrator vouches for the address; otherwise a verification
+    /// link is mailed.
+    #[serde(default)]
+    verified: bool,
+}
+
+#[utoipa::path(
+    post, path = "/admin/api/v1/users", tag = "users",
+    request_body = NewUser,
+    responses(
+        (status = 201, description = "Created", body = UserView),
+        (status = 400, description = "A bad address or password", body = ErrorBody),
+        (status = 409, description = "The address has an account", body = ErrorBody),
+    ),
+    security(("bearer" = ["tessera:admin"]))
+)]
+pub async fn create_user(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> Answer {
+    use crate::identity::IdentityError as E;
+    let caller = caller(&req, &state).await?;
+    let new: NewUser = serde_json::from_slice(&body).map_err(|e| {
+        AdminApiError::Api(ApiError::BadRequest(format!(
+            "the body is not the expected JSON: {e}"
+        )))
+    })?;
+    let made = acting(
+        &req,
+        &caller,
+        admin::create_user(
+            &state.db,
+            &state.passwords,
+            &state.mail,
+            &new.email,
+            new.password.as_deref(),
+            new.verified,
+        ),
+    )
+    .await;
+    match made {
+        Ok(user) => Ok(with_etag(
+            HttpResponse::Created().json(UserView::from(&user)),
+            &user,
+        )),
+        Err(e @ E::EmailTaken) => {
+            Err(ApiError::refused(StatusCode::CONFLICT, ErrorCode::Conflict, e.to_string()).into())
+        }
+        Err(
+            e @ (E::InvalidEmail | E::PasswordTooShort | E::PasswordTooLong | E::PasswordTooCommon),
+        ) => Err(ApiError::BadRequest(e.to_string()).into()),
+        Err(e) => Err(unavailable(e)),
+    }
 }

@@ -1011,3 +1011,105 @@ pub async fn list_service_accounts(
             .collect();
     Ok(HttpResponse::Ok().json(all))
 }
+
+/// A provider to add (the secret is stored sealed and never shown again).
+#[derive(Deserialize, ToSchema)]
+pub struct NewProvider {
+    /// The slug in URLs: the redirect URI to register at the provider is
+    /// `{issuer}/federation/{id}/callback`.
+    id: String,
+    name: String,
+    issuer: String,
+    client_id: String,
+    client_secret: String,
+    /// `openid email profile` when absent.
+    scope: Option<String>,
+    #[serde(default)]
+    trust_email: bool,
+    /// `client_secret_basic` (default) or `client_secret_post`.
+    token_auth: Option<String>,
+    /// Client ids of native apps at the provider whose id_tokens may be exchanged.
+    #[serde(default)]
+    accepted_audiences: Vec<String>,
+}
+
+#[utoipa::path(
+    post, path = "/admin/api/v1/identity-providers", tag = "providers",
+    request_body = NewProvider,
+    responses((status = 201, body = ProviderView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = ["tessera:admin"]))
+)]
+pub async fn add_provider(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Answer {
+    use crate::federation::providers::{NewProvider as New, ProviderError, TokenAuth};
+    let caller = caller(&req, &state).await?;
+    let asked: NewProvider = json_body(&body)?;
+    let token_auth = match asked.token_auth.as_deref() {
+        None => TokenAuth::ClientSecretBasic,
+        Some(raw) => TokenAuth::parse(raw)
+            .ok_or_else(|| bad("token_auth is client_secret_basic or client_secret_post"))?,
+    };
+    let scope = asked
+        .scope
+        .unwrap_or_else(|| "openid email profile".to_owned());
+    let new = New {
+        id: &asked.id,
+        name: &asked.name,
+        issuer: &asked.issuer,
+        client_id: &asked.client_id,
+        client_secret: &asked.client_secret,
+        scope: &scope,
+        trust_email: asked.trust_email,
+        token_auth,
+        accepted_audiences: &asked.accepted_audiences,
+    };
+    match acting(&req, &caller, state.federation.add_provider(new)).await {
+        Ok(p) => Ok(HttpResponse::Created().json(ProviderView {
+            status: "unknown".to_owned(),
+            id: p.id,
+            name: p.name,
+            issuer: p.issuer,
+            client_id: p.client_id,
+            scope: p.scope,
+            trust_email: p.trust_email,
+        })),
+        Err(e @ ProviderError::Taken(_)) => Err(refused(
+            StatusCode::CONFLICT,
+            ErrorCode::Conflict,
+            e.to_string(),
+        )),
+        Err(e @ (ProviderError::Storage(_) | ProviderError::Key(_) | ProviderError::Sealed)) => {
+            Err(unavailable(e))
+        }
+        Err(e) => Err(bad(e.to_string())),
+    }
+}
+
+#[utoipa::path(
+    delete, path = "/admin/api/v1/identity-providers/{id}", tag = "providers",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "Removed with the accounts' links to it"), (status = 404, body = ErrorBody)),
+    security(("bearer" = ["tessera:admin"]))
+)]
+pub async fn remove_provider(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Answer {
+    use crate::federation::providers::ProviderError;
+    let caller = caller(&req, &state).await?;
+    match acting(
+        &req,
+        &caller,
+        crate::federation::providers::remove(&state.db, &path),
+    )
+    .await
+    {
+        Ok(()) => Ok(HttpResponse::NoContent().finish()),
+        Err(ProviderError::NotFound(_)) => Err(ApiError::NotFound.into()),
+        Err(e) => Err(unavailable(e)),
+    }
+}

@@ -333,7 +333,10 @@ fn table() -> Vec<Entry> {
         entry(
             "/admin/api/v1/users",
             Exempt,
-            vec![get().to(admin_api::list_users)],
+            vec![
+                get().to(admin_api::list_users),
+                post().to(admin_api::create_user),
+            ],
         ),
         entry(
             "/admin/api/v1/audit-events",
@@ -383,7 +386,15 @@ fn table() -> Vec<Entry> {
         entry(
             "/admin/api/v1/identity-providers",
             Exempt,
-            vec![get().to(admin_resources::list_providers)],
+            vec![
+                get().to(admin_resources::list_providers),
+                post().to(admin_resources::add_provider),
+            ],
+        ),
+        entry(
+            "/admin/api/v1/identity-providers/{id}",
+            Exempt,
+            vec![web::delete().to(admin_resources::remove_provider)],
         ),
         entry(
             "/admin/api/v1/users/{id}",

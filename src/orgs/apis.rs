@@ -167,6 +167,13 @@ pub async fn create(
     }
     .insert(db)
     .await?;
+    crate::audit::record(
+        db,
+        crate::audit::Event::new(crate::audit::Kind::ApiCreated)
+            .detail("audience", row.audience.clone())
+            .detail("scopes", row.scopes.clone()),
+    )
+    .await?;
     Ok(Api::from_row(row))
 }
 
@@ -236,6 +243,11 @@ pub async fn delete(db: &DatabaseConnection, audience: &str) -> Result<(), ApiRe
     if deleted.rows_affected == 0 {
         return Err(ApiRegistryError::NotFound(audience.to_owned()));
     }
+    crate::audit::record(
+        db,
+        crate::audit::Event::new(crate::audit::Kind::ApiDeleted).detail("audience", audience),
+    )
+    .await?;
     Ok(())
 }
 
@@ -269,7 +281,16 @@ pub async fn grant(
         Role::Admin => active.admin_scopes = Set(merged),
         _ => active.member_scopes = Set(merged),
     }
-    Ok(Api::from_row(active.update(db).await?))
+    let row = active.update(db).await?;
+    crate::audit::record(
+        db,
+        crate::audit::Event::new(crate::audit::Kind::ApiGranted)
+            .detail("audience", audience)
+            .detail("role", role.as_str())
+            .detail("scopes", scopes.join(" ")),
+    )
+    .await?;
+    Ok(Api::from_row(row))
 }
 
 #[cfg(test)]

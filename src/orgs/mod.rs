@@ -124,7 +124,7 @@ pub async fn create(
     if !valid_slug(&slug) {
         return Err(OrgError::InvalidSlug);
     }
-    organization::ActiveModel {
+    let org = organization::ActiveModel {
         id: Set(Uuid::now_v7()),
         name: Set(name.to_owned()),
         slug: Set(slug.clone()),
@@ -135,7 +135,15 @@ pub async fn create(
     .map_err(|e| match e.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(_)) => OrgError::SlugTaken(slug),
         _ => OrgError::Storage(e),
-    })
+    })?;
+    crate::audit::record(
+        db,
+        crate::audit::Event::new(crate::audit::Kind::OrganizationCreated)
+            .org(org.id)
+            .detail("slug", org.slug.clone()),
+    )
+    .await?;
+    Ok(org)
 }
 
 /// By UUID or by slug, as operators type it.
