@@ -449,3 +449,89 @@ async fn events_older_than_the_retention_are_pruned() {
         .unwrap();
     assert_eq!(left.len(), all.len() - 1);
 }
+
+/// The same events go to the log, one JSON object per line with
+/// `TESSERA_LOG_FORMAT=json`, for shipping to a SIEM.
+#[tokio::test]
+async fn each_event_is_also_one_structured_log_line() {
+    use std::process::{Command, Stdio};
+    let backing = common::Backing::new().await;
+    let log_path = backing.path().join("stderr.log");
+    let port = common::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(backing.env())
+        .env("TESSERA_BIND", format!("127.0.0.1:{port}"))
+        .env("TESSERA_ISSUER", &base)
+        .env("TESSERA_LOG_FORMAT", "json")
+        .arg("serve")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&log_path).unwrap()))
+        .spawn()
+        .unwrap();
+    let web = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let mut ready = false;
+    for _ in 0..300 {
+        if web
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the server never became ready");
+    let login = web
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let marker = "name=\"csrf\" value=\"";
+    let start = login.find(marker).unwrap() + marker.len();
+    let csrf = &login[start..start + login[start..].find('"').unwrap()];
+    web.post(format!("{base}/login"))
+        .form(&[
+            ("csrf", csrf),
+            ("email", "nobody@example.com"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let mut found = None;
+    for _ in 0..100 {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        found = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| l["target"] == "tessera::audit" && l["kind"] == "sign_in.failed");
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = found.expect("an audit line in the JSON log");
+    assert_eq!(line["actor_type"], "system");
+    assert_eq!(line["ip"], "127.0.0.1");
+    assert!(
+        line["details"]
+            .as_str()
+            .unwrap()
+            .contains("unknown_account"),
+        "{line}"
+    );
+}
