@@ -86,12 +86,7 @@ pub(super) async fn acting<F: std::future::Future>(
     caller: &Caller,
     f: F,
 ) -> F::Output {
-    let context = crate::audit::Context {
-        ip: Some(super::client::ClientIp::of(req).0),
-        user_agent: super::client::user_agent(req),
-        actor: Some(caller.actor()),
-    };
-    crate::audit::within(context, f).await
+    crate::audit::within(super::client::audit_context(req, Some(caller.actor())), f).await
 }
 
 /// An account as the admin API shows it.
@@ -193,23 +188,25 @@ async fn find_user(
         .ok_or(AdminApiError::Api(ApiError::NotFound))
 }
 
-fn with_etag(mut response: HttpResponse, user: &crate::identity::users::User) -> HttpResponse {
-    if let Ok(v) = HeaderValue::from_str(&admin::etag(user)) {
+/// Sets `ETag` to `tag` (a quoted validator).
+pub(super) fn with_tag(mut response: HttpResponse, tag: &str) -> HttpResponse {
+    if let Ok(v) = HeaderValue::from_str(tag) {
         response.headers_mut().insert(header::ETAG, v);
     }
     response
 }
 
-/// RFC 9110 §13.1.1: a change names the version it was made against; another
-/// administrator's change in between makes it `412`.
-fn check_if_match(
-    req: &HttpRequest,
-    user: &crate::identity::users::User,
-) -> Result<(), AdminApiError> {
+fn with_etag(response: HttpResponse, user: &crate::identity::users::User) -> HttpResponse {
+    with_tag(response, &admin::etag(user))
+}
+
+/// RFC 9110 §13.1.1: a change names the version (`current`) it was made
+/// against; another administrator's change in between makes it `412`. No
+/// `If-Match`: the caller accepts whatever is there.
+pub(super) fn if_match(req: &HttpRequest, current: &str, what: &str) -> Result<(), AdminApiError> {
     let Some(value) = req.headers().get(header::IF_MATCH) else {
         return Ok(());
     };
-    let current = admin::etag(user);
     let matches = value
         .to_str()
         .map(|v| {
@@ -224,10 +221,17 @@ fn check_if_match(
         Err(ApiError::refused(
             StatusCode::PRECONDITION_FAILED,
             ErrorCode::PreconditionFailed,
-            "the account changed since that version was read; read it again",
+            format!("the {what} changed since that version was read; read it again"),
         )
         .into())
     }
+}
+
+fn check_if_match(
+    req: &HttpRequest,
+    user: &crate::identity::users::User,
+) -> Result<(), AdminApiError> {
+    if_match(req, &admin::etag(user), "account")
 }
 
 #[utoipa::path(

@@ -46,12 +46,8 @@ fn page_context(current: &SignedIn, user: &User) -> PageContext {
 
 /// Runs `f` with the administrator as the actor of what it records.
 async fn acting<F: std::future::Future>(req: &HttpRequest, admin: &User, f: F) -> F::Output {
-    let context = crate::audit::Context {
-        ip: Some(super::client::ClientIp::of(req).0),
-        user_agent: super::client::user_agent(req),
-        actor: Some(crate::audit::Actor::Admin(Some(admin.id))),
-    };
-    crate::audit::within(context, f).await
+    let actor = crate::audit::Actor::Admin(Some(admin.id));
+    crate::audit::within(super::client::audit_context(req, Some(actor)), f).await
 }
 
 fn when(t: chrono::DateTime<chrono::Utc>) -> String {

@@ -441,13 +441,10 @@ pub async fn show_client(
         .await
         .map_err(unavailable)?
         .ok_or(AdminApiError::Api(ApiError::NotFound))?;
-    let mut response = HttpResponse::Ok().json(ClientView::from(&client));
-    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&client_etag(&client)) {
-        response
-            .headers_mut()
-            .insert(actix_web::http::header::ETAG, v);
-    }
-    Ok(response)
+    Ok(super::admin_api::with_tag(
+        HttpResponse::Ok().json(ClientView::from(&client)),
+        &client_etag(&client),
+    ))
 }
 
 /// A client to register, as an operator would.
@@ -779,20 +776,7 @@ pub async fn update_client(
         .await
         .map_err(unavailable)?
         .ok_or(AdminApiError::Api(ApiError::NotFound))?;
-    if let Some(asked) = req.headers().get(actix_web::http::header::IF_MATCH) {
-        let tag = client_etag(&current);
-        let matches = asked
-            .to_str()
-            .map(|v| v.split(',').map(str::trim).any(|t| t == "*" || t == tag))
-            .unwrap_or(false);
-        if !matches {
-            return Err(refused(
-                StatusCode::PRECONDITION_FAILED,
-                ErrorCode::PreconditionFailed,
-                "the client changed since that version was read; read it again",
-            ));
-        }
-    }
+    super::admin_api::if_match(&req, &client_etag(&current), "client")?;
     let grant_types = match changes.grant_types {
         None => current.grant_types.clone(),
         Some(names) => names
@@ -838,13 +822,10 @@ pub async fn update_client(
     crate::oauth::consent::forget_client(&state.db, &path)
         .await
         .map_err(unavailable)?;
-    let mut response = HttpResponse::Ok().json(ClientView::from(&client));
-    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&client_etag(&client)) {
-        response
-            .headers_mut()
-            .insert(actix_web::http::header::ETAG, v);
-    }
-    Ok(response)
+    Ok(super::admin_api::with_tag(
+        HttpResponse::Ok().json(ClientView::from(&client)),
+        &client_etag(&client),
+    ))
 }
 
 /// An API tokens may be issued for, and which scopes each role holds.

@@ -79,6 +79,19 @@ fn client_address<'a>(
 }
 
 /// The `User-Agent` a session records, to tell a person's devices apart.
+/// Where a request came from, for the audit events it records, and who acts
+/// in it when that is not whoever an event names (`actor`).
+pub fn audit_context(
+    req: &HttpRequest,
+    actor: Option<crate::audit::Actor>,
+) -> crate::audit::Context {
+    crate::audit::Context {
+        ip: Some(ClientIp::of(req).0),
+        user_agent: user_agent(req),
+        actor,
+    }
+}
+
 pub fn user_agent(req: &HttpRequest) -> Option<String> {
     req.headers()
         .get(header::USER_AGENT)

@@ -56,11 +56,7 @@ pub async fn request_context(
         Some(refusal) => req.into_response(refusal.error_response()),
         None => {
             // Where the request came from, for the audit events it records.
-            let context = crate::audit::Context {
-                ip: Some(super::client::ClientIp::of(req.request()).0),
-                user_agent: super::client::user_agent(req.request()),
-                actor: None,
-            };
+            let context = super::client::audit_context(req.request(), None);
             crate::audit::within(context, next.call(req).instrument(span.clone()))
                 .await?
                 .map_into_boxed_body()
