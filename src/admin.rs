@@ -275,6 +275,20 @@ pub async fn delete_user(
     Ok(account)
 }
 
+/// The addresses of the accounts `ids` that still exist (one query).
+pub async fn emails_of(
+    db: &DatabaseConnection,
+    ids: Vec<Uuid>,
+) -> Result<std::collections::HashMap<Uuid, String>, DbErr> {
+    Ok(user::Entity::find()
+        .filter(user::Column::Id.is_in(ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.email))
+        .collect())
+}
+
 /// What the audit log is filtered by.
 #[derive(Debug, Default, Clone)]
 pub struct EventFilter {

@@ -143,7 +143,6 @@ async fn event_rows(
     state: &AppState,
     events: Vec<crate::audit::Recorded>,
 ) -> Result<Vec<EventRow>, PageError> {
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     let actors = events
         .iter()
         .filter(|e| e.actor_type == "admin" || e.actor_type == "person")
@@ -157,15 +156,9 @@ async fn event_rows(
         .filter_map(|e| e.subject_user_id)
         .chain(actors)
         .collect();
-    let emails: std::collections::HashMap<Uuid, String> =
-        crate::store::entities::user::Entity::find()
-            .filter(crate::store::entities::user::Column::Id.is_in(ids))
-            .all(&state.db)
-            .await
-            .map_err(unavailable)?
-            .into_iter()
-            .map(|u| (u.id, u.email))
-            .collect();
+    let emails = admin::emails_of(&state.db, ids)
+        .await
+        .map_err(unavailable)?;
     Ok(events
         .into_iter()
         .map(|e| {
