@@ -904,3 +904,53 @@ async fn a_provider_down_at_start_does_not_stop_the_server() {
         login.body
     );
 }
+
+/// The provider rotates its signing key: an id_token under a `kid` we do not
+/// hold makes us fetch the JWKS again — but not more than every 30 s, so a
+/// stream of made-up `kid`s cannot make us hammer the provider.
+#[tokio::test]
+async fn a_rotated_provider_key_is_fetched_on_its_first_use_at_most_every_thirty_seconds() {
+    let app = common::spawn_app_on_localhost().await;
+    let upstream = Upstream::start_with(&[("TESSERA_KEY_REFRESH_INTERVAL", "1s")]).await;
+    upstream.person(ADA);
+    upstream.register_with(&app, "up", "Upstream ID", &["--trust-email"]);
+    // A first sign-in: the provider's JWKS is now held here.
+    let first = Web::new().continue_with(&app, "up", ADA).await;
+    assert_eq!(first.url.as_str(), app.url("/account"), "{}", first.body);
+    let jwks = || async {
+        reqwest::get(format!("{}/.well-known/jwks.json", upstream.base))
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    };
+    let before = jwks().await["keys"].as_array().unwrap().len();
+    upstream.cli(&["keys", "rotate", "--alg", "RS256", "--delay", "0s"], "");
+    // The provider's own key ring picks the new key up within its refresh.
+    let mut published = false;
+    for _ in 0..100 {
+        if jwks().await["keys"].as_array().unwrap().len() > before {
+            published = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(published, "the provider never published its new key");
+    // Within 30 s of the last fetch, the unknown key is not fetched: refused.
+    let refused = Web::new().continue_with(&app, "up", ADA).await;
+    assert_eq!(refused.status, 502, "{}", refused.body);
+    assert!(refused.body.contains("a key the provider does not publish"));
+    // Later, it is fetched once and the sign-in goes through.
+    app.state
+        .federation
+        .upstreams
+        .backdate_key_fetch("up", std::time::Duration::from_secs(31));
+    let signed_in = Web::new().continue_with(&app, "up", ADA).await;
+    assert_eq!(
+        signed_in.url.as_str(),
+        app.url("/account"),
+        "{}",
+        signed_in.body
+    );
+}

@@ -402,6 +402,18 @@ impl Upstreams {
         Ok(keys)
     }
 
+    /// Makes the last fetch of `id`'s keys look `by` older, as if time had
+    /// passed (tests of the refetch limit move this clock instead of sleeping).
+    #[doc(hidden)]
+    pub fn backdate_key_fetch(&self, id: &str, by: Duration) {
+        let mut entries = self.inner.entries.write().expect("upstreams lock");
+        if let Some(e) = entries.get_mut(id)
+            && let Some(earlier) = e.keys_fetched_at.checked_sub(by)
+        {
+            e.keys_fetched_at = earlier;
+        }
+    }
+
     /// One pass of the background loop: every provider whose copy is due is
     /// fetched again; providers removed from the database are forgotten.
     pub async fn refresh_due(&self) {

@@ -24,8 +24,16 @@ impl Drop for Upstream {
 impl Upstream {
     /// Starts the provider and waits until it is ready.
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// [`Self::start`] with extra settings for the provider.
+    pub async fn start_with(extra: &[(&str, &str)]) -> Self {
         let backing = Backing::new().await;
         let mut env = backing.env();
+        for (k, v) in extra {
+            env.insert((*k).to_owned(), (*v).to_owned());
+        }
         let port = super::free_port();
         let base = format!("http://127.0.0.1:{port}");
         env.insert("TESSERA_BIND".into(), format!("127.0.0.1:{port}"));
