@@ -292,6 +292,7 @@ async fn accounts_are_searched_paged_and_managed_by_version() {
         "account.disabled",
         "account.enabled",
         "session.signed_out_everywhere",
+        "password.reset_sent",
         "account.deleted",
     ] {
         let event = by_kind(kind);

@@ -376,7 +376,7 @@ pub async fn send_password_reset(
     state: web::Data<AppState>,
     path: web::Path<Uuid>,
 ) -> Answer {
-    caller(&req, &state).await?;
+    let caller = caller(&req, &state).await?;
     let user = find_user(&state, path.into_inner()).await?;
     if user.disabled {
         return Err(ApiError::refused(
@@ -386,9 +386,13 @@ pub async fn send_password_reset(
         )
         .into());
     }
-    crate::identity::email::request_reset(&state.db, &state.mail, &user.email)
-        .await
-        .map_err(unavailable)?;
+    acting(
+        &req,
+        &caller,
+        crate::identity::email::request_reset(&state.db, &state.mail, &user.email),
+    )
+    .await
+    .map_err(unavailable)?;
     Ok(HttpResponse::Accepted().finish())
 }
 

@@ -477,9 +477,13 @@ pub async fn act(
             .map_err(unavailable)?;
         }
         Action::PasswordReset => {
-            crate::identity::email::request_reset(db, &state.mail, &user.email)
-                .await
-                .map_err(unavailable)?;
+            acting(
+                &req,
+                &me,
+                crate::identity::email::request_reset(db, &state.mail, &user.email),
+            )
+            .await
+            .map_err(unavailable)?;
         }
         Action::Delete => match acting(&req, &me, admin::delete_user(db, sessions, id)).await {
             Ok(_) => return Ok(see_other("/admin/users")),

@@ -370,6 +370,13 @@ pub async fn request_reset(
         RESET_TTL,
     )
     .await?;
+    // Asked from the sign-in page (nobody known acts) or by an administrator
+    // (the context names them).
+    crate::audit::record(
+        &txn,
+        crate::audit::Event::new(crate::audit::Kind::PasswordResetSent).subject(account.id),
+    )
+    .await?;
     let letter = Letter::ResetPassword {
         link: mailer.link(&format!("/password/reset/{token}")),
         has_password: account.password_hash.is_some(),
