@@ -362,6 +362,27 @@ pub async fn record_alone(db: &DatabaseConnection, event: Event) {
     }
 }
 
+/// [`record_alone`], at most once per `key` within `window`: for events an
+/// attacker can repeat at will (refused, throttled attempts), so a flood
+/// writes one row per window, not one per request.
+pub async fn record_once(
+    db: &DatabaseConnection,
+    cache: &crate::store::cache::Cache,
+    key: &str,
+    window: std::time::Duration,
+    event: Event,
+) {
+    match cache
+        .insert_new(&format!("audit-once:{key}"), b"1", window)
+        .await
+    {
+        Ok(true) => record_alone(db, event).await,
+        Ok(false) => {}
+        // Without the cache the event is still worth one row.
+        Err(_) => record_alone(db, event).await,
+    }
+}
+
 /// The latest `limit` events about `user`, newest first.
 pub async fn recent_for(
     db: &DatabaseConnection,

@@ -166,8 +166,12 @@ pub async fn login(
     {
         Admission::Allowed(attempt) => attempt,
         Admission::Refused(wait) => {
-            crate::audit::record_alone(
+            // Once per account and address while the limit holds.
+            crate::audit::record_once(
                 &state.db,
+                &state.cache,
+                &format!("throttled:{account}:{}", ip.as_str()),
+                wait,
                 crate::audit::Event::new(crate::audit::Kind::SignInFailed)
                     .detail("method", "password")
                     .detail("reason", "throttled"),
