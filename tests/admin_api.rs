@@ -853,6 +853,20 @@ async fn clients_change_by_version_and_apis_grant_scopes_to_roles() {
     )
     .await;
     assert_eq!(status, 400);
+    // No API may define this server's own admin scope.
+    let (status, _) = send(
+        &app,
+        Method::POST,
+        "/admin/api/v1/apis",
+        &service,
+        Some(serde_json::json!({
+            "name": "Sneaky",
+            "audience": "https://sneaky.example",
+            "scopes": ["tessera:admin"],
+        })),
+    )
+    .await;
+    assert_eq!(status, 400);
     let (_, apis) = send(&app, Method::GET, "/admin/api/v1/apis", &service, None).await;
     assert_eq!(apis[0]["audience"], "https://projects.example");
     let gone = "/admin/api/v1/apis?audience=https%3A%2F%2Fprojects.example";

@@ -126,7 +126,12 @@ fn check_scope(scope: &str) -> Result<(), ApiRegistryError> {
     {
         return invalid("RFC 6749 §3.3 allows printable ASCII without spaces, `\"` and `\\`");
     }
-    if crate::oauth::SCOPES.contains(&scope) || scope.starts_with("org:") {
+    // `tessera:` names this server's own powers (`tessera:admin`): an API
+    // defining one would let its tokens pass for admin API tokens.
+    if crate::oauth::SCOPES.contains(&scope)
+        || scope.starts_with("org:")
+        || scope.starts_with("tessera:")
+    {
         return invalid("it is one of this server's own scopes");
     }
     Ok(())
