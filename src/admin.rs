@@ -54,13 +54,18 @@ pub enum Refusal {
     NotAdmin,
     #[error("the client behind the token may not use the admin API")]
     NotAdminClient,
+    #[error("the token is for another audience; admin API tokens are for this server itself")]
+    Audience,
 }
 
 /// Who a verified access token (its claims) stands for at the admin API. The
 /// account's administrator flag (or the client's registration) is read now,
-/// so taking it away takes effect at once, whatever tokens exist.
+/// so taking it away takes effect at once, whatever tokens exist. The token
+/// must be for this server (`issuer` as its audience): one an API received
+/// (RFC 8707) cannot be replayed here by that API.
 pub async fn caller(
     db: &DatabaseConnection,
+    issuer: &str,
     claims: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<Result<Caller, Refusal>, DbErr> {
     let text = |name: &str| {
@@ -71,6 +76,14 @@ pub async fn caller(
     };
     if !text("scope").split_whitespace().any(|s| s == SCOPE) {
         return Ok(Err(Refusal::NoScope));
+    }
+    let for_us = match claims.get("aud") {
+        Some(serde_json::Value::String(aud)) => aud == issuer,
+        Some(serde_json::Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(issuer)),
+        _ => false,
+    };
+    if !for_us {
+        return Ok(Err(Refusal::Audience));
     }
     let sub = text("sub");
     // A client acting for itself is its own subject (client_credentials).

@@ -126,6 +126,44 @@ async fn only_administrators_and_admin_services_may_call_it() {
 
     let root = token_of(&app, ROOT, "openid tessera:admin").await;
     assert_eq!(get(&app, path, &root).await.0, 200);
+    // An administrator's token for an API (RFC 8707) is that API's: the API
+    // cannot replay it here.
+    let (ok, _, err) = common::cli(
+        &app,
+        &[
+            "api",
+            "create",
+            "--name",
+            "Reports",
+            "--audience",
+            "https://reports.example",
+        ],
+    );
+    assert!(ok, "{err}");
+    let mut new = new_client();
+    new.first_party = true;
+    new.scope = "openid tessera:admin".into();
+    new.default_resource = Some("https://reports.example".into());
+    let for_api = register(&app, new).await;
+    let browser = Browser::new(&app);
+    browser.sign_in(ROOT, PASSWORD).await;
+    let (verifier, challenge) = pkce();
+    let code = code_with_scope(&browser, &for_api.id, &challenge, "openid tessera:admin").await;
+    let tokens: Value = exchange(&app, &for_api, &code, &verifier)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let replayed = tokens["access_token"].as_str().unwrap();
+    assert_eq!(
+        common::jwt_claims(replayed)["aud"],
+        "https://reports.example"
+    );
+    let (status, body) = get(&app, path, replayed).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("insufficient_scope"))
+    );
     let service = service_token(&app).await;
     assert_eq!(get(&app, path, &service).await.0, 200);
 

@@ -69,7 +69,7 @@ pub(super) async fn caller(req: &HttpRequest, state: &AppState) -> Result<Caller
         Err(BearerError::Unavailable(e)) => return Err(unavailable(e)),
         Err(e) => return Err(BearerRefusal::new(ErrorCode::InvalidToken, e.to_string()).into()),
     };
-    match admin::caller(&state.db, &claims)
+    match admin::caller(&state.db, state.settings.issuer_str(), &claims)
         .await
         .map_err(unavailable)?
     {
