@@ -511,6 +511,11 @@ async fn each_event_is_also_one_structured_log_line() {
         .send()
         .await
         .unwrap();
+    // A verifier's JWKS fetch is not an access line at the default level.
+    web.get(format!("{base}/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
     let mut found = None;
     for _ in 0..100 {
         let text = std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -526,6 +531,12 @@ async fn each_event_is_also_one_structured_log_line() {
     let _ = child.kill();
     let _ = child.wait();
     let line = found.expect("an audit line in the JSON log");
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        text.contains("\"answered\""),
+        "other requests keep their access line"
+    );
+    assert!(!text.contains("jwks"), "JWKS fetches are debug: {text}");
     assert_eq!(line["actor_type"], "system");
     assert_eq!(line["ip"], "127.0.0.1");
     assert!(
