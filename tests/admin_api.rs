@@ -6,20 +6,10 @@
 mod common;
 
 use common::oauth::{code_with_scope, exchange, new_client, pkce, register};
-use common::{Browser, PASSWORD, TestApp, cli_input, cli_json};
+use common::{Browser, PASSWORD, TestApp, account, cli_json};
 use serde_json::Value;
 
 const ROOT: &str = "root@example.com";
-
-/// An account made at the command line (`--admin` when `admin`).
-fn account(app: &TestApp, email: &str, admin: bool) {
-    let mut args = vec!["user", "create", "--email", email, "--password-stdin"];
-    if admin {
-        args.push("--admin");
-    }
-    let (ok, _, err) = cli_input(app, &[], &args, &format!("{PASSWORD}\n"));
-    assert!(ok, "{err}");
-}
 
 /// `email`'s access token for `scope` through a first-party client.
 async fn token_of(app: &TestApp, email: &str, scope: &str) -> String {

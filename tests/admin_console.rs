@@ -4,20 +4,11 @@
 
 mod common;
 
-use common::{Browser, PASSWORD, TestApp, cli_input};
+use common::{Browser, PASSWORD, account};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use tessera::store::entities::audit_event;
 
 const ROOT: &str = "root@example.com";
-
-fn account(app: &TestApp, email: &str, admin: bool) {
-    let mut args = vec!["user", "create", "--email", email, "--password-stdin"];
-    if admin {
-        args.push("--admin");
-    }
-    let (ok, _, err) = cli_input(app, &[], &args, &format!("{PASSWORD}\n"));
-    assert!(ok, "{err}");
-}
 
 #[tokio::test]
 async fn only_administrators_see_the_console_and_its_link() {

@@ -1163,12 +1163,7 @@ async fn an_administrator_finds_disables_and_audits_in_chromium() {
         ("grant@example.com", false),
         ("ada@example.com", false),
     ] {
-        let mut args = vec!["user", "create", "--email", email, "--password-stdin"];
-        if admin {
-            args.push("--admin");
-        }
-        let (ok, _, err) = common::cli_input(&app, &[], &args, &format!("{}\n", common::PASSWORD));
-        assert!(ok, "{err}");
+        common::account(&app, email, admin);
     }
     // Grace has signed in (and failed once) before.
     common::Browser::new(&app)

@@ -172,6 +172,17 @@ pub fn cli_input(
     )
 }
 
+/// An account made at the command line with [`PASSWORD`] (an administrator
+/// when `admin`), its address vouched for.
+pub fn account(app: &TestApp, email: &str, admin: bool) {
+    let mut args = vec!["user", "create", "--email", email, "--password-stdin"];
+    if admin {
+        args.push("--admin");
+    }
+    let (ok, _, err) = cli_input(app, &[], &args, &format!("{PASSWORD}\n"));
+    assert!(ok, "{err}");
+}
+
 /// [`cli_with`] without extra environment.
 pub fn cli(app: &TestApp, args: &[&str]) -> (bool, String, String) {
     cli_with(app, &[], args)
