@@ -100,6 +100,19 @@ impl Driver {
     }
 
     async fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        match self.try_call(method, path, body).await {
+            Ok(value) => value,
+            Err((error, message)) => panic!("webdriver {method} {path}: {error} {message}"),
+        }
+    }
+
+    /// The WebDriver answer, or its `(error, message)`.
+    async fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Value,
+    ) -> Result<Value, (String, String)> {
         let url = if path == "/session" {
             format!("{}/session", self.base)
         } else {
@@ -118,12 +131,32 @@ impl Driver {
             .await
             .expect("json");
         if let Some(error) = response["value"].get("error") {
-            panic!(
-                "webdriver {method} {path}: {error} {}",
-                response["value"]["message"]
-            );
+            return Err((
+                error.as_str().unwrap_or_default().to_owned(),
+                response["value"]["message"].to_string(),
+            ));
         }
-        response["value"].clone()
+        Ok(response["value"].clone())
+    }
+
+    /// Clicks the element `xpath` finds. A click on an element that went stale
+    /// (the page it was found on was replaced in between) did not happen, so it
+    /// is found again on the page now shown and clicked there.
+    async fn click(&self, xpath: &str) {
+        for _ in 0..20 {
+            let element = self.find(xpath).await;
+            match self
+                .try_call("POST", &format!("/element/{element}/click"), json!({}))
+                .await
+            {
+                Ok(_) => return,
+                Err((error, _)) if error == "stale element reference" => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err((error, message)) => panic!("webdriver click {xpath}: {error} {message}"),
+            }
+        }
+        panic!("{xpath} stayed stale");
     }
 
     async fn goto(&self, url: &str) {
@@ -179,16 +212,12 @@ impl Driver {
     }
 
     async fn click_link(&self, text: &str) {
-        let link = self.find(&format!("//a[normalize-space()='{text}']")).await;
-        self.call("POST", &format!("/element/{link}/click"), json!({}))
+        self.click(&format!("//a[normalize-space()='{text}']"))
             .await;
     }
 
     async fn click_button(&self, text: &str) {
-        let button = self
-            .find(&format!("//button[normalize-space()='{text}']"))
-            .await;
-        self.call("POST", &format!("/element/{button}/click"), json!({}))
+        self.click(&format!("//button[normalize-space()='{text}']"))
             .await;
     }
 
@@ -233,6 +262,33 @@ impl Driver {
                 "page never showed {text:?}: {source}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits for the page at a URL containing `part`: after a GET form is
+    /// submitted the old page still holds matching text for a moment, and an
+    /// element found on it goes stale when the new page replaces it.
+    async fn wait_for_url_containing(&self, part: &str) {
+        let started = Instant::now();
+        loop {
+            let url = self.call("GET", "/url", json!({})).await;
+            if url.as_str().unwrap_or_default().contains(part) {
+                let state = self
+                    .call(
+                        "POST",
+                        "/execute/sync",
+                        json!({ "script": "return document.readyState", "args": [] }),
+                    )
+                    .await;
+                if state == "complete" {
+                    return;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "never reached a URL with {part:?}: {url}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -377,17 +433,9 @@ async fn a_person_picks_an_organization_and_allows_an_application_in_the_browser
     browser.goto(&app.url("/account")).await;
     browser.wait_for_text("Members of Acme Corp").await;
     browser.screenshots("account-organizations").await;
-    let admin_option = browser
-        .find("//select[@id=//label[normalize-space()='Role of linus@example.com']/@for]/option[@value='admin']")
-        .await;
+    browser.click("//select[@id=//label[normalize-space()='Role of linus@example.com']/@for]/option[@value='admin']").await;
     browser
-        .call("POST", &format!("/element/{admin_option}/click"), json!({}))
-        .await;
-    let change = browser
-        .find("//button[@aria-label='Change role of linus@example.com']")
-        .await;
-    browser
-        .call("POST", &format!("/element/{change}/click"), json!({}))
+        .click("//button[@aria-label='Change role of linus@example.com']")
         .await;
     browser
         .wait_for_text("The role was changed to admin.")
@@ -415,11 +463,8 @@ async fn a_person_picks_an_organization_and_allows_an_application_in_the_browser
         .await;
     browser.wait_for_text("Choose an organization").await;
     browser.screenshots("organization-picker").await;
-    let globex = browser
-        .find("//button[.//span[normalize-space()='Globex']]")
-        .await;
     browser
-        .call("POST", &format!("/element/{globex}/click"), json!({}))
+        .click("//button[.//span[normalize-space()='Globex']]")
         .await;
     browser.wait_for_text("Allow Orders Dashboard?").await;
     browser.screenshots("consent").await;
@@ -687,11 +732,8 @@ async fn an_application_on_another_origin_gets_every_answer_in_the_browser() {
         .unwrap();
     browser.goto(&authorize(&[("scope", "openid org")])).await;
     browser.wait_for_text("Choose an organization").await;
-    let globex = browser
-        .find("//button[.//span[normalize-space()='Globex']]")
-        .await;
     browser
-        .call("POST", &format!("/element/{globex}/click"), json!({}))
+        .click("//button[.//span[normalize-space()='Globex']]")
         .await;
     listener.code(4).await;
 
@@ -705,11 +747,8 @@ async fn an_application_on_another_origin_gets_every_answer_in_the_browser() {
     );
     browser.goto(&app.url(&logout)).await;
     browser.wait_for_text("asks to sign you out").await;
-    let confirm = browser
-        .find("//form[@action='/end_session/confirm']//button[normalize-space()='Sign out']")
-        .await;
     browser
-        .call("POST", &format!("/element/{confirm}/click"), json!({}))
+        .click("//form[@action='/end_session/confirm']//button[normalize-space()='Sign out']")
         .await;
     let answer = listener.wait_for("/signed-out", 1).await;
     assert_eq!(common::oauth::param(&answer, "state"), Some("bye"));
@@ -761,11 +800,8 @@ async fn a_person_creates_copies_and_revokes_an_api_token_on_the_account_page() 
     browser.goto(&app.url("/account")).await;
     browser.wait_for_text("API tokens").await;
     browser.fill("Name", "nightly export").await;
-    let read = browser
-        .find("//input[@name='scope' and @value='projects:read']")
-        .await;
     browser
-        .call("POST", &format!("/element/{read}/click"), json!({}))
+        .click("//input[@name='scope' and @value='projects:read']")
         .await;
     browser.click_button("Create token").await;
     browser.wait_for_text("Copy your new token now").await;
@@ -795,11 +831,8 @@ async fn a_person_creates_copies_and_revokes_an_api_token_on_the_account_page() 
         .expect("the token works");
     assert_eq!(active.scopes, ["projects:read"]);
 
-    let revoke = browser
-        .find("//button[@aria-label='Revoke nightly export']")
-        .await;
     browser
-        .call("POST", &format!("/element/{revoke}/click"), json!({}))
+        .click("//button[@aria-label='Revoke nightly export']")
         .await;
     let started = Instant::now();
     loop {
@@ -1123,11 +1156,8 @@ async fn people_sign_in_with_another_provider_in_chromium() {
     browser.screenshots("account-connected").await;
 
     // Disconnect (the password stays); the account page offers to connect.
-    let disconnect = browser
-        .find("//button[normalize-space()='Disconnect']")
-        .await;
     browser
-        .call("POST", &format!("/element/{disconnect}/click"), json!({}))
+        .click("//button[normalize-space()='Disconnect']")
         .await;
     browser.wait_for_text("Connect Upstream ID").await;
 
@@ -1182,7 +1212,13 @@ async fn an_administrator_finds_disables_and_audits_in_chromium() {
     browser.wait_for_path("/admin/users").await;
     browser.fill("Search by email", "gra").await;
     browser.click_button("Search").await;
+    browser.wait_for_url_containing("search=gra").await;
     browser.wait_for_text("grant@example.com").await;
+    let found = browser.call("GET", "/source", json!({})).await;
+    assert!(
+        !found.as_str().unwrap().contains("ada@example.com"),
+        "the search lists only matching accounts"
+    );
     browser.screenshots("admin-users").await;
     browser.click_link("grace@example.com").await;
     browser.wait_for_text("Recent events").await;
@@ -1198,6 +1234,7 @@ async fn an_administrator_finds_disables_and_audits_in_chromium() {
         .fill("Account (email or id)", "grace@example.com")
         .await;
     browser.click_button("Filter").await;
+    browser.wait_for_url_containing("user=grace").await;
     browser.wait_for_text("Account disabled").await;
     browser.wait_for_text("by admin root@example.com").await;
     browser.wait_for_text("reason: wrong_password").await;
