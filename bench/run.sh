@@ -1,24 +1,37 @@
 #!/usr/bin/env bash
-# The load benchmark (docs/PERFORMANCE.md): builds release, starts Tessera on the
-# embedded defaults (SQLite, in-process cache) and then on PostgreSQL + Redis,
-# seeds a client and a user, and drives every scenario from a second process on
-# loopback at a fixed concurrency for a fixed time. In the same run it measures a
-# minimal actix-web hello-world on the same worker count, and prints each figure
-# also as a ratio to that ceiling, so results survive a noisy machine.
+# The load benchmark (docs/PERFORMANCE.md). Builds release; in one run it
+# measures
+#   - the ceiling: a minimal actix-web hello-world on the same worker count;
+#   - the peer: node-oidc-provider (installed from npm into a scratch directory),
+#     client_credentials with ES256 JWT access tokens, and its JWKS;
+#   - Tessera on the embedded defaults (SQLite, in-process cache) and on
+#     PostgreSQL + Redis, every scenario;
+# and prints each rate with its ratio to the ceiling and to the peer, the CPU
+# every process spent per operation (the driver's too) and the resident memory.
 #
-#   bench/run.sh                         # 1 worker, 10 s per scenario, both backends
-#   BENCH_WORKERS=2 bench/run.sh         # the machine total
-#   BENCH_SECONDS=2 BENCH_BACKENDS=sqlite bench/run.sh   # a quick check
+# The driver is `wrk` (Debian package), with Lua scripts for the flows that
+# change per request (bench/wrk/): it is several times faster than any server
+# here, and each row shows its CPU per operation and flags a run where its core
+# was above 90 % busy — then the row measured the driver, not the server.
+#
+#   bench/run.sh                         # 1 worker, 10 s per run, median of 3, both backends
+#   BENCH_SECONDS=2 BENCH_ROUNDS=1 BENCH_BACKENDS=sqlite bench/run.sh   # a quick check
 #   BENCH_TESSERA_BIN=/tmp/tessera-before bench/run.sh   # an earlier build
+#   BENCH_PEER=0 bench/run.sh            # without node-oidc-provider
+#   BENCH_PIPELINE=16 bench/run.sh       # pipelined GETs: the server, not wrk, saturates
 #
 # Loopback only: every server binds 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SECONDS_EACH=${BENCH_SECONDS:-10}
-CONCURRENCY=${BENCH_CONCURRENCY:-32}
+ROUNDS=${BENCH_ROUNDS:-3}
+CONNECTIONS=${BENCH_CONNECTIONS:-16}
 WORKERS=${BENCH_WORKERS:-1}
 BACKENDS=${BENCH_BACKENDS:-"sqlite postgres"}
+PEER=${BENCH_PEER:-1}
+# HTTP/1.1 pipelining depth for the fixed-request scenarios (bench/wrk/static.lua).
+export WRK_PIPELINE=${BENCH_PIPELINE:-1}
 # A scenario named `name:rs256` runs `name` with a client that takes the OIDC
 # default RS256 id_tokens; every other scenario uses an ES256 client (see
 # docs/PERFORMANCE.md: one RSA-2048 signature costs as much as 28 ES256 ones).
@@ -28,12 +41,13 @@ PG_ADMIN_URL=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 PG_PARAMS=${BENCH_PG_PARAMS:-}
 REDIS=${BENCH_REDIS_URL:-redis://127.0.0.1:6379}
 PASSWORD="bench password for tessera"
+REDIRECT=https://app.example/callback
 
-cargo build --release --locked --bin tessera --example loadgen --example hello >&2
+command -v wrk >/dev/null || { echo "bench/run.sh needs wrk (apt-get install wrk)" >&2; exit 2; }
+cargo build --release --locked --bin tessera --example hello >&2
 # BENCH_TESSERA_BIN measures another build of the server (say, the commit before a
-# change) against the same ceiling, scripts and load generator.
+# change) against the same ceiling, peer and scripts.
 BIN=${BENCH_TESSERA_BIN:-target/release/tessera}
-LOADGEN=target/release/examples/loadgen
 HELLO=target/release/examples/hello
 
 WORK=$(mktemp -d)
@@ -44,7 +58,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# With one worker, the server gets core 0 and the load generator core 1.
+# With one worker, every server gets core 0 and the driver core 1.
 server_cpus="0"; load_cpus="1"
 if [ "$WORKERS" -gt 1 ] || [ "$(nproc)" -lt 2 ]; then server_cpus="0-$(($(nproc) - 1))"; load_cpus="$server_cpus"; fi
 
@@ -57,34 +71,72 @@ RESULTS="$WORK/results.jsonl"
 record() { # label scenario json [rss_kib]
   python3 -c 'import json,sys; d=json.loads(sys.argv[3]); d["backend"]=sys.argv[1]; d["scenario"]=sys.argv[2]; d["rss_kib"]=int(sys.argv[4] or 0); print(json.dumps(d))' "$1" "$2" "$3" "${4:-0}" >> "$RESULTS"
 }
-load() { taskset -c "$load_cpus" "$LOADGEN" --concurrency "$CONCURRENCY" --seconds "$SECONDS_EACH" "$@"; }
+# measure SCRIPT URL CPU-GROUPS [seconds]: one wrk run, one JSON line.
+measure() {
+  python3 bench/measure.py --cpus "$load_cpus" --seconds "${4:-$SECONDS_EACH}" \
+    --connections "$CONNECTIONS" --script "$1" --url "$2" --cpu "server=$3" ${CPU_EXTRA:-}
+}
+# rounds LABEL SCENARIO SCRIPT URL PID: ROUNDS runs (after a 1 s warm-up for
+# scripts that may repeat), each recorded; the report takes the median.
+rounds() {
+  if [ "$3" = bench/wrk/static.lua ]; then measure "$3" "$4" "$5" 1 >/dev/null; fi
+  for round in $(seq 1 "$ROUNDS"); do
+    if [ -n "${TOKENS_OF_ROUND:-}" ]; then export WRK_TOKENS="$TOKENS_OF_ROUND.$round"; fi
+    record "$1" "$2" "$(measure "$3" "$4" "$5")" "$(kib "$5" VmRSS)"
+  done
+}
+static() { # METHOD [BODY] [AUTHORIZATION] [COOKIE]
+  export WRK_METHOD="$1" WRK_BODY="${2:-}" WRK_AUTHORIZATION="${3:-}" WRK_COOKIE="${4:-}"
+}
 
 # The ceiling.
 port=$(free_port)
 taskset -c "$server_cpus" "$HELLO" "127.0.0.1:$port" "$WORKERS" & PIDS+=($!)
 wait_for "http://127.0.0.1:$port/"
-record ceiling hello "$(load --base "http://127.0.0.1:$port" --scenario hello --cpu "server=${PIDS[-1]}")" "$(kib "${PIDS[-1]}" VmHWM)"
+static GET
+rounds ceiling hello bench/wrk/static.lua "http://127.0.0.1:$port/" "${PIDS[-1]}"
 kill "${PIDS[-1]}"
+
+# The peer, on the same core(s) (Node.js runs one JavaScript thread).
+if [ "$PEER" = 1 ]; then
+  mkdir "$WORK/peer"
+  cp bench/peer/oidc-provider.mjs "$WORK/peer/"
+  echo '{"private":true,"type":"module"}' > "$WORK/peer/package.json"
+  (cd "$WORK/peer" && npm install --silent --no-audit --no-fund oidc-provider@9 >&2)
+  port=$(free_port)
+  (cd "$WORK/peer" && NODE_ENV=production exec taskset -c "$server_cpus" node oidc-provider.mjs "$port" bench peer-secret-for-the-benchmark 2>/dev/null) & PIDS+=($!)
+  wait_for "http://127.0.0.1:$port/.well-known/openid-configuration"
+  peer_pid=$(pgrep -f "oidc-provider.mjs $port")
+  static POST grant_type=client_credentials "Basic $(printf bench:peer-secret-for-the-benchmark | base64 -w0)"
+  rounds peer client_credentials bench/wrk/static.lua "http://127.0.0.1:$port/token" "$peer_pid"
+  static GET
+  rounds peer jwks bench/wrk/static.lua "http://127.0.0.1:$port/jwks" "$peer_pid"
+  kill "$peer_pid"
+fi
 
 for backend in $BACKENDS; do
   port=$(free_port)
   base="http://127.0.0.1:$port"
   env=(TESSERA_ISSUER="$base" TESSERA_BIND="127.0.0.1:$port" TESSERA_WORKERS="$WORKERS"
-       TESSERA_KEYS_DIR="$WORK/keys-$backend" TESSERA_LOG=warn
-       TESSERA_LOGIN_MAX_FAILURES_PER_IP=100000)
+       TESSERA_KEYS_DIR="$WORK/keys-$backend"
+       # Attempts in flight count against the limits until they succeed (the
+       # throttle holds under parallel requests): room for every connection.
+       TESSERA_LOGIN_MAX_FAILURES=1000 TESSERA_LOGIN_MAX_FAILURES_PER_IP=100000)
+  CPU_EXTRA=""
   case "$backend" in
     sqlite) env+=(DATABASE_URL="sqlite://$WORK/bench.db?mode=rwc") ;;
     postgres)
       db="tessera_bench_$(date +%s)"
       psql "$PG_ADMIN_URL" -qc "CREATE DATABASE $db" >&2
-      env+=(DATABASE_URL="${PG_ADMIN_URL%/*}/$db${PG_PARAMS:+?$PG_PARAMS}" REDIS_URL="$REDIS" TESSERA_CACHE_PREFIX="$db:") ;;
+      env+=(DATABASE_URL="${PG_ADMIN_URL%/*}/$db${PG_PARAMS:+?$PG_PARAMS}" REDIS_URL="$REDIS" TESSERA_CACHE_PREFIX="$db:")
+      CPU_EXTRA="--cpu db=name:postgres --cpu cache=name:redis-server" ;;
     *) echo "unknown backend $backend" >&2; exit 2 ;;
   esac
   env "${env[@]}" "$BIN" migrate >&2
   declare -A client_id secret
   for alg in ES256 RS256; do
     client=$(env "${env[@]}" "$BIN" client create --name "bench-$alg" --first-party --json \
-      --redirect-uri https://app.example/callback --scope "openid email offline_access" \
+      --redirect-uri "$REDIRECT" --scope "openid email offline_access" \
       --grant-type authorization_code --grant-type refresh_token --grant-type client_credentials \
       --id-token-alg "$alg")
     client_id[$alg]=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_id"])' "$client")
@@ -92,42 +144,50 @@ for backend in $BACKENDS; do
   done
   printf '%s' "$PASSWORD" | env "${env[@]}" "$BIN" user create --email bench@example.com --password-stdin >&2
 
-  env "${env[@]}" taskset -c "$server_cpus" "$BIN" serve & PIDS+=($!)
+  # Default logging: the access line of every request is part of what is measured.
+  env "${env[@]}" taskset -c "$server_cpus" "$BIN" serve 2>"$WORK/server-$backend.log" & PIDS+=($!)
   pid=${PIDS[-1]}
   wait_for "$base/readyz"
   sleep 1
   record "$backend" idle '{"scenario":"idle"}' "$(kib "$pid" VmRSS)"
+  for alg in ES256 RS256; do
+    mkdir -p "$WORK/$backend-$alg"
+    python3 bench/prepare.py "$base" "${client_id[$alg]}" "${secret[$alg]}" bench@example.com \
+      "$PASSWORD" "$REDIRECT" $((CONNECTIONS * ROUNDS)) "$WORK/$backend-$alg"
+    # One pool of refresh tokens per round: each token is used once.
+    split -n "l/$ROUNDS" -d -a 1 "$WORK/$backend-$alg/refresh_tokens" "$WORK/$backend-$alg/refresh."
+    for r in $(seq 1 "$ROUNDS"); do mv "$WORK/$backend-$alg/refresh.$((r - 1))" "$WORK/$backend-$alg/round.$r"; done
+  done
   for scenario in $SCENARIOS; do
     alg=ES256
     case "$scenario" in *:rs256) alg=RS256 ;; esac
-    # CPU per operation of each process taking part (docs/PERFORMANCE.md).
-    cpu="server=$pid"
-    if [ "$backend" = postgres ]; then cpu+=";db=postgres;cache=redis-server"; fi
-    out=$(load --base "$base" --scenario "${scenario%:rs256}" \
-      --client-id "${client_id[$alg]}" --client-secret "${secret[$alg]}" \
-      --email bench@example.com --password "$PASSWORD" --cpu "$cpu")
-    record "$backend" "$scenario" "$out" "$(kib "$pid" VmRSS)"
+    p=$WORK/$backend-$alg/prepared.json
+    get() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$p" "$1"; }
+    basic=$(get basic)
+    script=bench/wrk/static.lua path=/
+    unset TOKENS_OF_ROUND
+    case "${scenario%:rs256}" in
+      jwks) static GET; path=/.well-known/jwks.json ;;
+      discovery) static GET; path=/.well-known/openid-configuration ;;
+      client_credentials) static POST grant_type=client_credentials "$basic"; path=/token ;;
+      introspection) static POST "token=$(get service_token)" "$basic"; path=/introspect ;;
+      userinfo) static GET "" "Bearer $(get user_token)"; path=/userinfo ;;
+      password_sign_in) static POST "$(get login_body)" "" "$(get login_cookie)"; path=/login ;;
+      refresh_token)
+        script=bench/wrk/refresh.lua path=/token
+        export WRK_AUTHORIZATION="$basic"; TOKENS_OF_ROUND="$WORK/$backend-$alg/round" ;;
+      authorization_code)
+        script=bench/wrk/code.lua path=/
+        export WRK_AUTHORIZATION="$basic" WRK_COOKIE="$(get session_cookie)" \
+          WRK_CLIENT_ID="${client_id[$alg]}" WRK_REDIRECT_URI="$REDIRECT" \
+          WRK_VERIFIER="$(get verifier)" WRK_CHALLENGE="$(get challenge)" ;;
+      *) echo "unknown scenario $scenario" >&2; exit 2 ;;
+    esac
+    rounds "$backend" "$scenario" "$script" "$base$path" "$pid"
   done
   record "$backend" peak '{"scenario":"peak"}' "$(kib "$pid" VmHWM)"
   kill "$pid"; wait "$pid" 2>/dev/null || true
   if [ "$backend" = postgres ]; then psql "$PG_ADMIN_URL" -qc "DROP DATABASE $db" >&2 || true; fi
 done
 
-python3 - "$RESULTS" "$WORKERS" "$CONCURRENCY" "$SECONDS_EACH" <<'PY'
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
-ceiling = next(r for r in rows if r["scenario"] == "hello")
-top = ceiling["ops_per_sec"]
-print(f"workers={sys.argv[2]} concurrency={sys.argv[3]} seconds={sys.argv[4]}")
-print(f"{'backend':9} {'scenario':24} {'ops/s':>9} {'vs hello':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'RSS MiB':>7}  CPU µs/op")
-for r in rows:
-    rss = r.get("rss_kib", 0) / 1024
-    if "ops_per_sec" not in r:
-        print(f"{r['backend']:9} {r['scenario']:24} {'':>9} {'':>8} {'':>7} {'':>7} {'':>6} {rss:7.1f}")
-        continue
-    print(f"{r['backend']:9} {r['scenario']:24} {r['ops_per_sec']:9.0f} {r['ops_per_sec'] / top:8.1%} "
-          f"{r['p50_ms']:7.2f} {r['p99_ms']:7.2f} {r['errors']:6d} {rss:7.1f}  "
-          + " ".join(f"{k} {v:.0f}" for k, v in r.get("cpu_us_per_op", {}).items()))
-    if r.get("first_error"):
-        print(f"    first error: {r['first_error']}")
-PY
+python3 bench/report.py "$RESULTS" "$WORKERS" "$CONNECTIONS" "$SECONDS_EACH" "$ROUNDS"

@@ -112,6 +112,42 @@ async fn a_token_signed_by_the_server_verifies_against_the_published_jwk() {
     }
 }
 
+/// ES256 signs through an OpenSSL context each thread keeps and reuses
+/// (issue 25): signatures made one after another, on several threads, each
+/// verify with an independent library (jsonwebtoken on RustCrypto) and with
+/// our own josekit verifier.
+#[tokio::test]
+async fn reused_signing_contexts_make_signatures_others_verify() {
+    let app = common::spawn_app().await;
+    let keys = app.state.keys.keys();
+    let claims = common::claims(&app);
+    let tokens: Vec<String> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..3)
+            .map(|_| {
+                scope.spawn(|| {
+                    (0..40)
+                        .map(|_| {
+                            keys.sign(Algorithm::Es256, "at+jwt", &claims, Utc::now())
+                                .unwrap()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    assert_eq!(tokens.len(), 120);
+    for token in &tokens {
+        let verified = common::verify_with_published_jwks(&app, token).await;
+        assert_eq!(verified.unwrap()["sub"], "user-1");
+        keys.verify(token, "at+jwt", app.state.settings.issuer_str(), Utc::now())
+            .expect("josekit verifies it too");
+    }
+}
+
 #[tokio::test]
 async fn a_tampered_token_does_not_verify() {
     let app = common::spawn_app().await;

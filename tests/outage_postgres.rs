@@ -16,11 +16,14 @@ use std::time::{Duration, Instant};
 use common::TestApp;
 use serde_json::Value;
 
-/// Runs `pg_ctlcluster <cluster> <action>`.
+/// Runs `pg_ctlcluster <cluster> <action>`, letting `pg_ctl` wait up to five
+/// minutes (its default is one): a cluster that has just served a whole test
+/// run holds hundreds of test databases, and its shutdown checkpoint has been
+/// seen to take two minutes on a slow disk.
 fn pg_ctl(cluster: &str, action: &str) {
     let mut args = vec!["--skip-systemctl-redirect"];
     args.extend(cluster.split_whitespace());
-    args.push(action);
+    args.extend([action, "--", "-t", "300"]);
     let status = Command::new("pg_ctlcluster")
         .args(&args)
         .status()
@@ -37,7 +40,7 @@ impl Drop for Restore<'_> {
         let _ = Command::new("pg_ctlcluster")
             .arg("--skip-systemctl-redirect")
             .args(self.0.split_whitespace())
-            .arg("start")
+            .args(["start", "--", "-t", "300"])
             .status();
     }
 }
@@ -75,6 +78,11 @@ async fn a_postgres_restart_is_answered_with_503s_and_the_pool_reconnects() {
         .expect("refresh token")
         .to_owned();
 
+    // Write dirty pages out now, so stopping is quick and the outage starts
+    // when the test says.
+    sea_orm::ConnectionTrait::execute_unprepared(&app.state.db, "CHECKPOINT")
+        .await
+        .expect("checkpoint");
     let restore = Restore(&cluster);
     pg_ctl(&cluster, "stop");
 

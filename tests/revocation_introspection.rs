@@ -273,3 +273,44 @@ async fn discovery_lists_revocation_and_introspection() {
         format!("{}/introspect", app.base)
     );
 }
+
+/// Issue 25: introspection and userinfo recognise a token this server verified
+/// before without checking its signature again. Only the exact string is
+/// recognised, and what can change about a token is still checked on every
+/// use: here, its account being disabled.
+#[tokio::test]
+async fn a_token_recognised_again_still_follows_its_account() {
+    let app = common::spawn_app().await;
+    let client = client(&app).await;
+    let t = tokens(&app, &client).await;
+    let access = t["access_token"].as_str().unwrap();
+    let userinfo = |token: String| {
+        let request = app.client.get(app.url("/userinfo")).bearer_auth(token);
+        async move { request.send().await.unwrap().status() }
+    };
+    for _ in 0..2 {
+        assert_eq!(introspect(&app, &client, access).await["active"], true);
+        assert_eq!(userinfo(access.to_owned()).await, 200);
+    }
+    // The same token with its signature altered is not the token recorded.
+    let at = access.len() - 10;
+    let flipped = if &access[at..=at] == "A" { "B" } else { "A" };
+    let forged = format!("{}{flipped}{}", &access[..at], &access[at + 1..]);
+    assert_eq!(introspect(&app, &client, &forged).await["active"], false);
+    assert_eq!(userinfo(forged).await, 401);
+
+    let sub = introspect(&app, &client, access).await["sub"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let user = tessera::identity::users::find(&app.state.db, sub)
+        .await
+        .unwrap()
+        .unwrap();
+    tessera::identity::users::set_disabled(&app.state.db, &user.email, true)
+        .await
+        .unwrap();
+    assert_eq!(introspect(&app, &client, access).await["active"], false);
+    assert_eq!(userinfo(access.to_owned()).await, 401);
+}

@@ -144,7 +144,7 @@ pub async fn introspect(
             }
         } else {
             match verify_access_token(&config.keys, &config.cache, config.issuer(), token).await {
-                Ok(mut claims) => {
+                Ok(claims) => {
                     let issued_to = claims.get("client_id").and_then(Value::as_str);
                     let audience = claims.get("aud").and_then(Value::as_str);
                     let its_own = issued_to == Some(client.client_id.as_str());
@@ -155,6 +155,7 @@ pub async fn introspect(
                     {
                         return Ok(inactive);
                     }
+                    let mut claims = std::sync::Arc::unwrap_or_clone(claims);
                     claims.insert("active".into(), Value::Bool(true));
                     claims.insert("token_type".into(), Value::from("Bearer"));
                     return Ok(Value::Object(claims));

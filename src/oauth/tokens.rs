@@ -38,8 +38,8 @@ pub async fn verify_access_token(
     cache: &Cache,
     issuer: &str,
     token: &str,
-) -> Result<serde_json::Map<String, serde_json::Value>, BearerError> {
-    let claims = keys.keys().verify(token, "at+jwt", issuer, Utc::now())?;
+) -> Result<Arc<serde_json::Map<String, serde_json::Value>>, BearerError> {
+    let claims = keys.verify_access_token(token, issuer, Utc::now())?;
     let jti = claims
         .get("jti")
         .and_then(|v| v.as_str())

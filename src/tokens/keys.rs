@@ -25,6 +25,7 @@ use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, QueryOrder, Set
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::es256::Es256Signer;
 use crate::store::entities::signing_key;
 
 /// RSA modulus size for the RS256 key (RFC 7518 §3.3: at least 2048 bits).
@@ -91,7 +92,7 @@ pub struct SigningKey {
     pub alg: Algorithm,
     pub created_at: DateTime<Utc>,
     pub activates_at: DateTime<Utc>,
-    signer: Box<dyn JwsSigner>,
+    signer: Signer,
     verifier: Box<dyn JwsVerifier>,
     /// Public members only, already in JWKS form (`kid`, `alg`, `use` included).
     public_jwk: serde_json::Map<String, serde_json::Value>,
@@ -105,6 +106,21 @@ impl std::fmt::Debug for SigningKey {
             .field("activates_at", &self.activates_at)
             .finish_non_exhaustive()
     }
+}
+
+/// ES256 signs through a context kept per thread ([`super::es256`]), the token
+/// hot path; RS256 (id_tokens for clients that ask for it) through josekit.
+enum Signer {
+    Es256(Es256Signer),
+    Josekit(Box<dyn JwsSigner>),
+}
+
+/// The JOSE header of a token this server signs (RFC 7515 §4.1).
+#[derive(serde::Serialize)]
+struct Header<'a> {
+    alg: &'static str,
+    typ: &'a str,
+    kid: &'a str,
 }
 
 /// Where a key is in its life, at a given instant.
@@ -278,11 +294,33 @@ impl KeySet {
         let key = self
             .signing_key(alg, now)
             .ok_or(KeyError::NoActiveKey(alg))?;
-        let mut header = JwsHeader::new();
-        header.set_token_type(typ);
-        header.set_key_id(&key.kid);
-        josekit::jws::serialize_compact(payload, &header, key.signer.as_ref())
-            .map_err(|e| KeyError::Sign(e.to_string()))
+        let signer = match &key.signer {
+            Signer::Es256(signer) => signer,
+            Signer::Josekit(signer) => {
+                let mut header = JwsHeader::new();
+                header.set_token_type(typ);
+                header.set_key_id(&key.kid);
+                return josekit::jws::serialize_compact(payload, &header, signer.as_ref())
+                    .map_err(|e| KeyError::Sign(e.to_string()));
+            }
+        };
+        // RFC 7515 §7.1: BASE64URL(header) "." BASE64URL(payload) "." BASE64URL(signature).
+        let header = serde_json::to_vec(&Header {
+            alg: key.alg.as_str(),
+            typ,
+            kid: &key.kid,
+        })
+        .map_err(|e| KeyError::Sign(e.to_string()))?;
+        let mut token = String::with_capacity((header.len() + payload.len() + 64) * 4 / 3 + 4);
+        URL_SAFE_NO_PAD.encode_string(&header, &mut token);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(payload, &mut token);
+        let signature = signer
+            .sign(token.as_bytes())
+            .map_err(|e| KeyError::Sign(e.to_string()))?;
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+        Ok(token)
     }
 }
 
@@ -369,6 +407,8 @@ pub struct KeyRing {
     dir: PathBuf,
     longest_token_ttl: Duration,
     current: RwLock<Arc<KeySet>>,
+    /// Access tokens verified before, recognised without a signature check.
+    verified: super::verified::VerifiedTokens,
 }
 
 impl KeyRing {
@@ -397,6 +437,7 @@ impl KeyRing {
                 longest_token_ttl,
                 Utc::now(),
             ))),
+            verified: Default::default(),
         };
         ring.reload(true).await?;
         Ok(ring)
@@ -410,6 +451,26 @@ impl KeyRing {
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         )
+    }
+
+    /// An access token (`typ` `at+jwt`) of this issuer, unexpired at `now`: a
+    /// token verified here before is recognised by its exact string
+    /// ([`super::verified`]); any other is verified by signature and recorded.
+    /// Revocation is the caller's check, on every use.
+    pub fn verify_access_token(
+        &self,
+        token: &str,
+        issuer: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<serde_json::Map<String, serde_json::Value>>, TokenRejection> {
+        if let Some(claims) = self.verified.get(token, now.timestamp()) {
+            return Ok(claims);
+        }
+        let claims = Arc::new(self.keys().verify(token, "at+jwt", issuer, now)?);
+        if let Some(exp) = claims.get("exp").and_then(serde_json::Value::as_i64) {
+            self.verified.insert(token, exp, Arc::clone(&claims));
+        }
+        Ok(claims)
     }
 
     /// Re-reads key metadata so keys rotated in by any instance or by the CLI are
@@ -466,6 +527,14 @@ impl KeyRing {
                 Err(e) if !strict => tracing::error!("{e}"),
                 Err(e) => return Err(e),
             }
+        }
+        // A key no longer published (its time ran out, or an operator withdrew
+        // it) vouches for nothing: forget what it verified.
+        if loaded
+            .keys()
+            .any(|kid| !keys.iter().any(|k| k.kid.as_str() == *kid))
+        {
+            self.verified.clear();
         }
         let set = Arc::new(KeySet::new(keys, self.longest_token_ttl, now));
         *self
@@ -580,7 +649,7 @@ async fn load(
 struct KeyMaterial {
     alg: Algorithm,
     kid: String,
-    signer: Box<dyn JwsSigner>,
+    signer: Signer,
     verifier: Box<dyn JwsVerifier>,
     public_jwk: serde_json::Map<String, serde_json::Value>,
 }
@@ -588,14 +657,14 @@ struct KeyMaterial {
 impl KeyMaterial {
     fn from_pem(alg: Algorithm, pem: &[u8]) -> Result<Self, String> {
         let err = |e: josekit::JoseError| format!("not a valid {alg} PKCS#8 key ({e})");
-        type Pair = (Jwk, Box<dyn JwsSigner>, Box<dyn JwsVerifier>);
+        type Pair = (Jwk, Signer, Box<dyn JwsVerifier>);
         let (jwk, signer, verifier): Pair = match alg {
             Algorithm::Es256 => {
                 let pair = josekit::jws::ES256.key_pair_from_pem(pem).map_err(err)?;
                 let jwk = josekit::jwk::KeyPair::to_jwk_public_key(&pair);
                 let verifier = josekit::jws::ES256.verifier_from_jwk(&jwk).map_err(err)?;
-                let signer = josekit::jws::ES256.signer_from_pem(pem).map_err(err)?;
-                (jwk, Box::new(signer), Box::new(verifier))
+                let signer = Es256Signer::from_pem(pem)?;
+                (jwk, Signer::Es256(signer), Box::new(verifier))
             }
             Algorithm::Rs256 => {
                 let pair = josekit::jws::RS256.key_pair_from_pem(pem).map_err(err)?;
@@ -605,7 +674,7 @@ impl KeyMaterial {
                 let jwk = josekit::jwk::KeyPair::to_jwk_public_key(&pair);
                 let verifier = josekit::jws::RS256.verifier_from_jwk(&jwk).map_err(err)?;
                 let signer = josekit::jws::RS256.signer_from_pem(pem).map_err(err)?;
-                (jwk, Box::new(signer), Box::new(verifier))
+                (jwk, Signer::Josekit(Box::new(signer)), Box::new(verifier))
             }
         };
         let members: &[&str] = match alg {

@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""The table bench/run.sh prints: per backend and scenario the median of the
+rounds' rates, its ratio to the hello-world ceiling and (where the peer runs the
+same scenario) to node-oidc-provider, all from the same run; latency, errors,
+resident memory and CPU per operation of each process, the driver's included.
+A row whose driver core was above 90 % busy in any round is marked DRIVER-BOUND.
+
+`capacity` is what the server's own core could answer: 10^6 ÷ its CPU µs per
+operation. Where the driver is bound (the hello-world and the JWKS on two cores
+both cost the driver as much as the server) the measured rate is the driver's,
+and the server's share of the ceiling is read from the capacities instead.
+"""
+import json
+import statistics
+import sys
+
+path, workers, connections, seconds, rounds = sys.argv[1:6]
+rows = [json.loads(line) for line in open(path)]
+groups = {}
+for r in rows:
+    groups.setdefault((r["backend"], r["scenario"]), []).append(r)
+
+
+def median_row(runs):
+    """The run with the median rate (its latency and CPU belong to that run)."""
+    ordered = sorted(runs, key=lambda r: r["ops_per_sec"])
+    row = dict(ordered[len(ordered) // 2])
+    row["all"] = [r["ops_per_sec"] for r in runs]
+    row["errors"] = sum(r["errors"] for r in runs)
+    row["driver_bound"] = any(r.get("driver_bound") for r in runs)
+    row["rss_kib"] = max(r.get("rss_kib", 0) for r in runs)
+    return row
+
+
+def capacity(row):
+    server = row.get("cpu_us_per_op", {}).get("server", 0)
+    return 1e6 / server if server > 0 else 0
+
+
+ceiling_row = median_row(groups[("ceiling", "hello")])
+ceiling = ceiling_row["ops_per_sec"]
+ceiling_capacity = capacity(ceiling_row)
+peer = {s: median_row(g)["ops_per_sec"] for (b, s), g in groups.items() if b == "peer"}
+print(f"workers={workers} connections={connections} seconds={seconds} rounds={rounds} (median shown)")
+print(f"{'backend':9} {'scenario':24} {'ops/s':>9} {'vs hello':>8} {'vs peer':>7} {'capacity':>9} {'vs hello':>8} "
+      f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'RSS MiB':>7}  CPU µs/op")
+for (backend, scenario), runs in groups.items():
+    rss = max(r.get("rss_kib", 0) for r in runs) / 1024
+    if "ops_per_sec" not in runs[0]:
+        print(f"{backend:9} {scenario:24} {'':>9} {'':>8} {'':>7} {'':>9} {'':>8} {'':>7} {'':>7} {'':>6} {rss:7.1f}")
+        continue
+    r = median_row(runs)
+    vs_peer = f"{r['ops_per_sec'] / peer[scenario]:6.1f}x" if scenario in peer and backend != "peer" else ""
+    flag = "  DRIVER-BOUND" if r["driver_bound"] else ""
+    cap = capacity(r)
+    print(f"{backend:9} {scenario:24} {r['ops_per_sec']:9.0f} {r['ops_per_sec'] / ceiling:8.1%} {vs_peer:>7} "
+          f"{cap:9.0f} {cap / ceiling_capacity:8.1%} "
+          f"{r['p50_ms']:7.2f} {r['p99_ms']:7.2f} {r['errors']:6d} {rss:7.1f}  "
+          + " ".join(f"{k} {v:.0f}" for k, v in r.get("cpu_us_per_op", {}).items()) + flag)
+    if len(r["all"]) > 1:
+        print(f"{'':34} rounds: " + " / ".join(f"{x:.0f}" for x in r["all"]))
