@@ -13,9 +13,16 @@ const ROOT: &str = "root@example.com";
 
 /// `email`'s access token for `scope` through a first-party client.
 async fn token_of(app: &TestApp, email: &str, scope: &str) -> String {
+    token_for(app, email, scope, None).await
+}
+
+/// As [`token_of`], through a client whose tokens are for the API `resource`
+/// (RFC 8707) when one is given.
+async fn token_for(app: &TestApp, email: &str, scope: &str, resource: Option<&str>) -> String {
     let mut new = new_client();
     new.first_party = true;
     new.scope = "openid tessera:admin".into();
+    new.default_resource = resource.map(str::to_owned);
     let client = register(app, new).await;
     let browser = Browser::new(app);
     browser.sign_in(email, PASSWORD).await;
@@ -130,26 +137,18 @@ async fn only_administrators_and_admin_services_may_call_it() {
         ],
     );
     assert!(ok, "{err}");
-    let mut new = new_client();
-    new.first_party = true;
-    new.scope = "openid tessera:admin".into();
-    new.default_resource = Some("https://reports.example".into());
-    let for_api = register(&app, new).await;
-    let browser = Browser::new(&app);
-    browser.sign_in(ROOT, PASSWORD).await;
-    let (verifier, challenge) = pkce();
-    let code = code_with_scope(&browser, &for_api.id, &challenge, "openid tessera:admin").await;
-    let tokens: Value = exchange(&app, &for_api, &code, &verifier)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let replayed = tokens["access_token"].as_str().unwrap();
+    let replayed = token_for(
+        &app,
+        ROOT,
+        "openid tessera:admin",
+        Some("https://reports.example"),
+    )
+    .await;
     assert_eq!(
-        common::jwt_claims(replayed)["aud"],
+        common::jwt_claims(&replayed)["aud"],
         "https://reports.example"
     );
-    let (status, body) = get(&app, path, replayed).await;
+    let (status, body) = get(&app, path, &replayed).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (403, Some("insufficient_scope"))

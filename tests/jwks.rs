@@ -148,6 +148,51 @@ async fn reused_signing_contexts_make_signatures_others_verify() {
     }
 }
 
+/// A token verified once is recognised again without its signature being
+/// checked (issue 25) — but only while the key that signed it is published:
+/// a key withdrawn from the database takes what it vouched for with it.
+#[tokio::test]
+async fn a_withdrawn_key_is_not_vouched_for_by_tokens_it_verified_before() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    use tessera::store::entities::signing_key;
+
+    let app = common::spawn_app().await;
+    let issuer = app.state.settings.issuer_str();
+    let token = app
+        .state
+        .keys
+        .keys()
+        .sign(
+            Algorithm::Es256,
+            "at+jwt",
+            &common::claims(&app),
+            Utc::now(),
+        )
+        .unwrap();
+    for _ in 0..2 {
+        let claims = app
+            .state
+            .keys
+            .verify_access_token(&token, issuer, Utc::now())
+            .expect("our own token");
+        assert_eq!(claims["sub"], "user-1");
+    }
+    let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
+    signing_key::Entity::delete_many()
+        .filter(signing_key::Column::Kid.eq(kid))
+        .exec(&app.state.db)
+        .await
+        .unwrap();
+    app.state.keys.refresh().await.unwrap();
+    assert_eq!(
+        app.state
+            .keys
+            .verify_access_token(&token, issuer, Utc::now())
+            .unwrap_err(),
+        tessera::tokens::keys::TokenRejection::UnknownKey
+    );
+}
+
 #[tokio::test]
 async fn a_tampered_token_does_not_verify() {
     let app = common::spawn_app().await;
