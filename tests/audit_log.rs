@@ -502,7 +502,8 @@ async fn each_event_is_also_one_structured_log_line() {
     let marker = "name=\"csrf\" value=\"";
     let start = login.find(marker).unwrap() + marker.len();
     let csrf = &login[start..start + login[start..].find('"').unwrap()];
-    web.post(format!("{base}/login"))
+    let failed = web
+        .post(format!("{base}/login"))
         .form(&[
             ("csrf", csrf),
             ("email", "nobody@example.com"),
@@ -511,6 +512,10 @@ async fn each_event_is_also_one_structured_log_line() {
         .send()
         .await
         .unwrap();
+    let request_id = failed.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     // A verifier's JWKS fetch is not an access line at the default level.
     web.get(format!("{base}/.well-known/jwks.json"))
         .send()
@@ -537,6 +542,17 @@ async fn each_event_is_also_one_structured_log_line() {
         "other requests keep their access line"
     );
     assert!(!text.contains("jwks"), "JWKS fetches are debug: {text}");
+    // A line logged while a request runs names that request.
+    assert_eq!(line["request_id"], request_id.as_str(), "{line}");
+    assert_eq!(line["method"], "POST", "{line}");
+    let access = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["message"] == "answered" && l["request_id"] == request_id.as_str())
+        .expect("the sign-in's access line");
+    assert_eq!(access["route"], "/login", "{access}");
+    assert_eq!(access["status"], 401, "{access}");
+    assert!(access["elapsed_us"].is_u64(), "{access}");
     assert_eq!(line["actor_type"], "system");
     assert_eq!(line["ip"], "127.0.0.1");
     assert!(

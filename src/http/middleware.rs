@@ -10,7 +10,6 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, ResponseError as _, web};
-use tracing::Instrument;
 
 use super::error::ApiError;
 use crate::error::ErrorCode;
@@ -39,24 +38,12 @@ pub async fn request_context(
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let method = req.method().as_str().to_owned();
+    let method = req.method().clone();
     let quiet = is_quiet(req.path());
-    // The route pattern (`/invitations/{token}`), recorded once routing has
-    // matched; never the raw path, which can carry a secret.
-    let span = if quiet {
-        tracing::debug_span!(
-            "request",
-            request_id = %request_id,
-            method = %method,
-            route = tracing::field::Empty,
-        )
-    } else {
-        tracing::info_span!(
-            "request",
-            request_id = %request_id,
-            method = %method,
-            route = tracing::field::Empty,
-        )
+    // Every line logged while the request runs names it (telemetry::RequestScope).
+    let scope = crate::telemetry::RequestScope {
+        request_id: request_id.clone(),
+        method: method.clone(),
     };
 
     // Holding a clone of the request across `next.call` would break actix's routing
@@ -65,40 +52,51 @@ pub async fn request_context(
     let mut response = match oversized_head(&req) {
         Some(refusal) => req.into_response(refusal.error_response()),
         // The quiet routes change nothing, so they record no audit event.
-        None if quiet => next
-            .call(req)
-            .instrument(span.clone())
+        None if quiet => crate::telemetry::within(scope, next.call(req))
             .await?
             .map_into_boxed_body(),
         None => {
             // Where the request came from, for the audit events it records.
             let context = super::client::audit_context(req.request(), None);
-            crate::audit::within(context, next.call(req).instrument(span.clone()))
+            crate::telemetry::within(scope, crate::audit::within(context, next.call(req)))
                 .await?
                 .map_into_boxed_body()
         }
     };
 
     let status = response.status().as_u16();
+    // The route pattern (`/invitations/{token}`), never the raw path, which can
+    // carry a secret.
     let route = response
         .request()
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
     let elapsed = started.elapsed();
-    span.record("route", route.as_str());
-    let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
-    span.in_scope(|| {
-        if quiet {
-            tracing::debug!(status, elapsed_ms, "answered");
-        } else {
-            tracing::info!(status, elapsed_ms, "answered");
-        }
-    });
+    let elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    if quiet {
+        tracing::debug!(
+            request_id = request_id.as_str(),
+            method = method.as_str(),
+            route = route.as_str(),
+            status,
+            elapsed_us,
+            "answered"
+        );
+    } else {
+        tracing::info!(
+            request_id = request_id.as_str(),
+            method = method.as_str(),
+            route = route.as_str(),
+            status,
+            elapsed_us,
+            "answered"
+        );
+    }
 
     if let Some(state) = &state {
         state.metrics.observe(
             RequestLabels {
-                method,
+                method: method.as_str().to_owned(),
                 route,
                 status,
             },

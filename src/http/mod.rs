@@ -568,32 +568,29 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
 /// with `304 Not Modified` (RFC 9110 §13.1.2).
 pub fn cacheable_json(
     req: &HttpRequest,
-    body: &std::sync::Arc<[u8]>,
-    etag: &str,
-    max_age_secs: u64,
+    body: &web::Bytes,
+    etag: &web::Bytes,
+    cache_control: &HeaderValue,
 ) -> HttpResponse {
-    let cache_control = format!("public, max-age={max_age_secs}");
     let matches = req
         .headers()
         .get_all(header::IF_NONE_MATCH)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|tag| tag.trim().trim_start_matches("W/"))
-        .any(|tag| tag == etag || tag == "*");
+        .any(|tag| tag.as_bytes() == etag.as_ref() || tag == "*");
     let mut response = if matches {
         HttpResponse::NotModified().finish()
     } else {
         HttpResponse::Ok()
             .content_type(header::ContentType::json())
-            .body(body.to_vec())
+            .body(body.clone())
     };
     let headers = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(etag) {
+    if let Ok(v) = HeaderValue::from_maybe_shared(etag.clone()) {
         headers.insert(header::ETAG, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&cache_control) {
-        headers.insert(header::CACHE_CONTROL, v);
-    }
+    headers.insert(header::CACHE_CONTROL, cache_control.clone());
     response
 }
 

@@ -1,7 +1,7 @@
 //! Discovery (OIDC Discovery 1.0 and RFC 8414) and the JWK Set (RFC 7517 §5).
 
-use std::sync::Arc;
-
+use actix_web::http::header::HeaderValue;
+use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -20,8 +20,10 @@ const GRANT_TYPES_SUPPORTED: &[&str] = crate::oauth::clients::GRANT_TYPES;
 /// The provider metadata, serialized once at start. It lists only what works now;
 /// each capability adds its fields as it lands.
 pub struct Discovery {
-    body: Arc<[u8]>,
-    etag: String,
+    body: Bytes,
+    etag: Bytes,
+    /// `Cache-Control` of discovery and the JWKS, made once.
+    cache_control: HeaderValue,
 }
 
 #[derive(Serialize)]
@@ -125,30 +127,23 @@ impl Discovery {
             "\"{}\"",
             URL_SAFE_NO_PAD.encode(&Sha256::digest(&body)[..16])
         );
+        let cache_control = format!("public, max-age={}", settings.jwks_max_age.as_secs());
         Self {
-            body: Arc::from(body),
-            etag,
+            body: body.into(),
+            etag: etag.into(),
+            cache_control: HeaderValue::from_str(&cache_control)
+                .unwrap_or(HeaderValue::from_static("no-cache")),
         }
     }
 }
 
 pub async fn discovery(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let d = &state.discovery;
-    cacheable_json(
-        &req,
-        &d.body,
-        &d.etag,
-        state.settings.jwks_max_age.as_secs(),
-    )
+    cacheable_json(&req, &d.body, &d.etag, &d.cache_control)
 }
 
 pub async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let keys = state.keys.keys();
     let doc = keys.jwks();
-    cacheable_json(
-        &req,
-        &doc.body,
-        &doc.etag,
-        state.settings.jwks_max_age.as_secs(),
-    )
+    cacheable_json(&req, &doc.body, &doc.etag, &state.discovery.cache_control)
 }

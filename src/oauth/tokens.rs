@@ -254,8 +254,10 @@ impl IssuerConfig {
             pat_id: grant.pat.map(|id| id.to_string()),
             org,
         };
-        let payload =
-            serde_json::to_vec(&claims).map_err(|e| TokenError::unavailable("access token", e))?;
+        // Room for the usual claims at once (serde_json starts at 128 bytes and doubles).
+        let mut payload = Vec::with_capacity(512);
+        serde_json::to_writer(&mut payload, &claims)
+            .map_err(|e| TokenError::unavailable("access token", e))?;
         let token = self
             .keys
             .keys()

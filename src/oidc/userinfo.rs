@@ -16,19 +16,16 @@ pub async fn claims(
     let Ok(id) = Uuid::parse_str(sub) else {
         return Ok(None);
     };
-    let Some(user) = users::find(db, id).await?.filter(|u| !u.disabled) else {
+    let Some(user) = users::find_claimable(db, id).await? else {
         return Ok(None);
     };
     let scopes: Vec<&str> = scope.split_whitespace().collect();
     let mut claims = Map::new();
-    claims.insert("sub".into(), Value::String(user.id.to_string()));
+    claims.insert("sub".into(), Value::String(id.to_string()));
     if scopes.contains(&"email") {
-        claims.insert("email".into(), Value::String(user.email.clone()));
+        claims.insert("email".into(), Value::String(user.email));
         // True once a mailed link proved the address (identity::email).
-        claims.insert(
-            "email_verified".into(),
-            Value::Bool(user.email_verified_at.is_some()),
-        );
+        claims.insert("email_verified".into(), Value::Bool(user.email_verified));
     }
     if scopes.contains(&"profile") {
         claims.insert(
@@ -40,7 +37,7 @@ pub async fn claims(
     let chosen = org.and_then(|id| Uuid::parse_str(id).ok());
     let with_all = scopes.contains(&"orgs");
     if chosen.is_some() || with_all {
-        match crate::orgs::claims(db, user.id, chosen, with_all).await {
+        match crate::orgs::claims(db, id, chosen, with_all).await {
             Ok(org_claims) => claims.extend(org_claims),
             Err(crate::orgs::OrgError::Storage(e)) => {
                 return Err(crate::identity::IdentityError::Storage(e));

@@ -197,9 +197,10 @@ fn successors<'a>(
 /// The published JWK Set, serialized once per refresh.
 #[derive(Debug, Clone)]
 pub struct JwksDocument {
-    pub body: Arc<[u8]>,
+    /// Shared with every response that sends it (no copy per request).
+    pub body: bytes::Bytes,
     /// Strong validator over the body (RFC 9110 §8.8.3), quoted.
-    pub etag: String,
+    pub etag: bytes::Bytes,
 }
 
 /// An immutable view of the ring; requests hold one for their whole duration.
@@ -222,8 +223,8 @@ impl KeySet {
             keys,
             longest_token_ttl,
             jwks: JwksDocument {
-                body: Arc::from(&b""[..]),
-                etag: String::new(),
+                body: bytes::Bytes::new(),
+                etag: bytes::Bytes::new(),
             },
         };
         set.jwks = set.render_jwks(now);
@@ -277,8 +278,8 @@ impl KeySet {
         let digest = Sha256::digest(&body);
         let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&digest[..16]));
         JwksDocument {
-            body: Arc::from(body),
-            etag,
+            body: body.into(),
+            etag: etag.into(),
         }
     }
 
