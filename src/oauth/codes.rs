@@ -17,13 +17,14 @@ use crate::store::cache::Cache;
 /// OAuth 2.1 §4.1.2: a short lifetime; 60 s covers any honest client.
 pub const CODE_TTL: Duration = Duration::from_secs(60);
 /// How long a redeemed code is remembered, with what it issued, so that a second
-/// presentation revokes those tokens. The code itself dies `CODE_TTL` after it was
-/// issued, so a client that saw it (honest or not) presents it within that time of
-/// its redemption; the second `CODE_TTL` is slack for slow retries. Keeping markers
-/// longer (a day, once) held ~600 B per code flow in the in-process cache for no
-/// case a client meets; node-oidc-provider and Keycloak also forget a consumed
-/// code when it would have expired.
-pub const REPLAY_WINDOW: Duration = Duration::from_secs(2 * CODE_TTL.as_secs());
+/// presentation revokes those tokens: as long as the code could still have been
+/// valid. It dies `CODE_TTL` after it was issued and is redeemed after that, so
+/// every presentation of a live code falls within `CODE_TTL` of its redemption —
+/// node-oidc-provider and Keycloak likewise forget a consumed code when it would
+/// have expired. (Twice that, kept before issue 25, doubled what a busy single
+/// instance holds in memory for no presentation the code could have survived;
+/// a day, once, held ~600 B per code flow.)
+pub const REPLAY_WINDOW: Duration = CODE_TTL;
 
 /// The longest code looked up; ours are 43 characters.
 const MAX_CODE: usize = 128;
@@ -57,6 +58,48 @@ pub struct IssuedFromCode {
     pub family: Option<Uuid>,
 }
 
+/// Tag of the compact form of [`IssuedFromCode`]; the JSON form starts with `{`
+/// and the not-yet-issued marker is `1`.
+const COMPACT: u8 = 1;
+
+impl IssuedFromCode {
+    /// 25 or 41 bytes (tag, `jti`, `exp`, family) where the JSON took about 100:
+    /// a busy single instance holds one per code flow of the replay window.
+    /// A `jti` that is not a UUID (none of ours) falls back to JSON.
+    pub fn encode(&self) -> Vec<u8> {
+        let Ok(jti) = Uuid::parse_str(&self.jti) else {
+            return serde_json::to_vec(self).unwrap_or_default();
+        };
+        let mut out = Vec::with_capacity(42);
+        out.push(COMPACT);
+        out.extend_from_slice(jti.as_bytes());
+        out.extend_from_slice(&self.exp.to_be_bytes());
+        if let Some(family) = self.family {
+            out.extend_from_slice(family.as_bytes());
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        match bytes {
+            [COMPACT, rest @ ..] if rest.len() == 24 || rest.len() == 40 => {
+                let jti = Uuid::from_slice(&rest[..16]).ok()?;
+                let exp = i64::from_be_bytes(rest[16..24].try_into().ok()?);
+                let family = match &rest[24..] {
+                    [] => None,
+                    id => Some(Uuid::from_slice(id).ok()?),
+                };
+                Some(Self {
+                    jti: jti.to_string(),
+                    exp,
+                    family,
+                })
+            }
+            json => serde_json::from_slice(json).ok(),
+        }
+    }
+}
+
 /// A code taken from the store: its grant, and its digest, under which what it
 /// issues is recorded.
 pub struct Redeemed {
@@ -75,11 +118,15 @@ fn code_key(hash: &str) -> String {
 }
 
 /// A redeemed code: `1` from its redemption until its tokens are issued, then
-/// the tokens it issued ([`IssuedFromCode`]), for revocation on replay. One
-/// entry, not a marker and a list: half the memory the in-process cache holds
-/// per code flow, and one write fewer per exchange.
+/// the tokens it issued ([`IssuedFromCode::encode`]), for revocation on replay.
+/// One entry, not a marker and a list: half the memory the in-process cache
+/// holds per code flow, and one write fewer per exchange.
+///
+/// Keyed by 128 bits of the code's digest (22 of its 43 characters), under a
+/// short prefix: the key is most of what such an entry costs in process memory,
+/// and 2^64 codes would be needed before two shared one.
 fn spent_key(hash: &str) -> String {
-    format!("oauth-code-spent:{hash}")
+    format!("ocs:{}", hash.get(..22).unwrap_or(hash))
 }
 
 /// A revoked access token's `jti`, kept until the token would have expired.
@@ -143,9 +190,8 @@ impl CodeStore {
 
     /// Records what the code `hash` produced, for revocation if it is replayed.
     pub async fn link(&self, hash: &str, issued: &IssuedFromCode) -> Result<(), TokenError> {
-        let json = serde_json::to_vec(issued).map_err(|e| TokenError::unavailable("code", e))?;
         self.cache
-            .put(&spent_key(hash), &json, REPLAY_WINDOW)
+            .put(&spent_key(hash), &issued.encode(), REPLAY_WINDOW)
             .await
             .map_err(|e| TokenError::unavailable("cannot link tokens to their code", e))
     }
@@ -153,7 +199,7 @@ impl CodeStore {
     /// `spent` is the code's entry: `1` while its tokens were not issued yet
     /// (nothing to revoke), else what they were.
     async fn revoke_issued(&self, db: &sea_orm::DatabaseConnection, hash: &str, spent: &[u8]) {
-        let Ok(issued) = serde_json::from_slice::<IssuedFromCode>(spent) else {
+        let Some(issued) = IssuedFromCode::decode(spent) else {
             return;
         };
         let now = Utc::now().timestamp();
@@ -232,5 +278,35 @@ mod tests {
             session: redeemed.session.clone(),
             ..grant()
         }
+    }
+
+    #[test]
+    fn what_a_code_issued_reads_back_from_either_form() {
+        let with_family = IssuedFromCode {
+            jti: Uuid::now_v7().to_string(),
+            exp: 1_800_000_000,
+            family: Some(Uuid::new_v4()),
+        };
+        let without = IssuedFromCode {
+            family: None,
+            ..with_family.clone()
+        };
+        let foreign = IssuedFromCode {
+            jti: "not-a-uuid".into(),
+            ..with_family.clone()
+        };
+        for issued in [&with_family, &without, &foreign] {
+            let back = IssuedFromCode::decode(&issued.encode()).expect("decodes");
+            assert_eq!(
+                (back.jti.as_str(), back.exp, back.family),
+                (issued.jti.as_str(), issued.exp, issued.family)
+            );
+        }
+        assert_eq!(with_family.encode().len(), 41);
+        assert_eq!(without.encode().len(), 25);
+        // Written by the version before: JSON.
+        let json = serde_json::to_vec(&with_family).unwrap();
+        assert_eq!(IssuedFromCode::decode(&json).unwrap().jti, with_family.jti);
+        assert!(IssuedFromCode::decode(b"1").is_none());
     }
 }

@@ -147,20 +147,22 @@ impl Cache {
     }
 }
 
+/// Boxed slices, not `Vec`s: an entry is never grown, and at a few hundred
+/// thousand entries (the code-replay window of a busy single instance) the
+/// capacity fields alone were megabytes.
 struct Entry {
-    value: Vec<u8>,
+    value: Box<[u8]>,
     expires_at: Instant,
 }
 
 /// The in-process cache: a map behind a mutex, swept of expired entries.
 pub struct MemoryCache {
-    prefix: String,
     entries: Mutex<Entries>,
     sweep_interval: Duration,
 }
 
 struct Entries {
-    map: HashMap<String, Entry>,
+    map: HashMap<Box<str>, Entry>,
     next_sweep: Instant,
     /// Sweep early once the map reaches this size, so a burst of short-lived
     /// entries cannot pile up for a whole interval; doubling keeps sweeps amortized
@@ -178,9 +180,11 @@ impl MemoryCache {
         Self::with_sweep_interval(prefix, SWEEP_INTERVAL)
     }
 
-    fn with_sweep_interval(prefix: &str, sweep_interval: Duration) -> Self {
+    /// The prefix that namespaces a shared Redis is not needed in a map that
+    /// belongs to one process: keys are stored as given, and looked up without
+    /// building a prefixed copy.
+    fn with_sweep_interval(_prefix: &str, sweep_interval: Duration) -> Self {
         Self {
-            prefix: prefix.to_owned(),
             entries: Mutex::new(Entries {
                 map: HashMap::new(),
                 next_sweep: Instant::now() + sweep_interval,
@@ -188,10 +192,6 @@ impl MemoryCache {
             }),
             sweep_interval,
         }
-    }
-
-    fn key(&self, key: &str) -> String {
-        format!("{}{}", self.prefix, key)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
@@ -202,7 +202,7 @@ impl MemoryCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn insert(&self, entries: &mut Entries, key: String, value: &[u8], ttl: Duration) {
+    fn insert(&self, entries: &mut Entries, key: &str, value: &[u8], ttl: Duration) {
         let now = Instant::now();
         if now >= entries.next_sweep || entries.map.len() >= entries.sweep_at_len {
             entries.map.retain(|_, e| e.expires_at > now);
@@ -215,26 +215,27 @@ impl MemoryCache {
             entries.next_sweep = now + self.sweep_interval;
             entries.sweep_at_len = (2 * live).max(MIN_SWEEP_LEN);
         }
-        entries.map.insert(
-            key,
-            Entry {
-                value: value.to_vec(),
-                expires_at: now + ttl,
-            },
-        );
+        let entry = Entry {
+            value: value.into(),
+            expires_at: now + ttl,
+        };
+        match entries.map.get_mut(key) {
+            Some(existing) => *existing = entry,
+            None => {
+                entries.map.insert(key.into(), entry);
+            }
+        }
     }
 
     fn put(&self, key: &str, value: &[u8], ttl: Duration) {
-        let key = self.key(key);
         self.insert(&mut self.lock(), key, value, ttl);
     }
 
     fn insert_new(&self, key: &str, value: &[u8], ttl: Duration) -> bool {
-        let key = self.key(key);
         let mut entries = self.lock();
         if entries
             .map
-            .get(&key)
+            .get(key)
             .is_some_and(|e| e.expires_at > Instant::now())
         {
             return false;
@@ -246,24 +247,24 @@ impl MemoryCache {
     fn get(&self, key: &str) -> Option<Vec<u8>> {
         self.lock()
             .map
-            .get(&self.key(key))
+            .get(key)
             .filter(|e| e.expires_at > Instant::now())
-            .map(|e| e.value.clone())
+            .map(|e| e.value.to_vec())
     }
 
     fn take(&self, key: &str) -> Option<Vec<u8>> {
         self.lock()
             .map
-            .remove(&self.key(key))
+            .remove(key)
             .filter(|e| e.expires_at > Instant::now())
-            .map(|e| e.value)
+            .map(|e| e.value.into_vec())
     }
 
     fn peek_count(&self, key: &str) -> Option<WindowCount> {
         let now = Instant::now();
         self.lock()
             .map
-            .get(&self.key(key))
+            .get(key)
             .filter(|e| e.expires_at > now)
             .map(|e| WindowCount {
                 count: decode_count(&e.value),
@@ -274,25 +275,20 @@ impl MemoryCache {
     fn decrement(&self, key: &str) {
         let now = Instant::now();
         let mut entries = self.lock();
-        if let Some(entry) = entries
-            .map
-            .get_mut(&self.key(key))
-            .filter(|e| e.expires_at > now)
-        {
+        if let Some(entry) = entries.map.get_mut(key).filter(|e| e.expires_at > now) {
             let count = decode_count(&entry.value).saturating_sub(1);
-            entry.value = count.to_be_bytes().to_vec();
+            entry.value = count.to_be_bytes().into();
         }
     }
 
     fn increment(&self, key: &str, window: Duration) -> WindowCount {
-        let key = self.key(key);
         let now = Instant::now();
         let mut entries = self.lock();
-        let live = entries.map.get_mut(&key).filter(|e| e.expires_at > now);
+        let live = entries.map.get_mut(key).filter(|e| e.expires_at > now);
         match live {
             Some(entry) => {
                 let count = decode_count(&entry.value).saturating_add(1);
-                entry.value = count.to_be_bytes().to_vec();
+                entry.value = count.to_be_bytes().into();
                 WindowCount {
                     count,
                     resets_in: entry.expires_at - now,
@@ -326,6 +322,10 @@ fn millis(d: Duration) -> u64 {
 }
 
 impl RedisCache {
+    fn key(&self, key: &str) -> String {
+        format!("{}{}", self.prefix, key)
+    }
+
     async fn connect(url: &ConnectionUrl, prefix: &str) -> Result<Self, CacheError> {
         let client = redis::Client::open(url.expose())?;
         let config = ConnectionManagerConfig::new()
@@ -345,10 +345,6 @@ impl RedisCache {
         };
         cache.ping().await?;
         Ok(cache)
-    }
-
-    fn key(&self, key: &str) -> String {
-        format!("{}{}", self.prefix, key)
     }
 
     async fn bounded<T>(
@@ -469,7 +465,7 @@ impl Cache {
         let now = Instant::now();
         m.lock()
             .map
-            .get(&m.key(key))
+            .get(key)
             .and_then(|e| e.expires_at.checked_duration_since(now))
     }
 }
