@@ -181,7 +181,7 @@ impl jobs::Deliver for Deliveries {
 /// Redis when `REDIS_URL` is set (checked to answer), the in-process cache otherwise.
 pub async fn connect_cache(settings: &Settings) -> Result<Cache, StartupError> {
     match &settings.redis_url {
-        None => Ok(Cache::memory(&settings.cache_prefix)),
+        None => Ok(Cache::memory()),
         Some(url) => Cache::redis(url, &settings.cache_prefix)
             .await
             .map_err(|e| StartupError::Cache {

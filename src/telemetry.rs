@@ -118,74 +118,117 @@ where
         }
         w.write_str(meta.target())?;
         w.write_char(':')?;
-        let mut visitor = HumanFields {
-            w: &mut w,
-            result: Ok(()),
-        };
-        event.record(&mut visitor);
-        visitor.result?;
-        with_request(|r| {
-            w.write_str(" request_id=")?;
-            plain_or_quoted(&mut w, &r.request_id)?;
-            write!(w, " method={}", r.method.as_str())
-        })?;
+        write_fields(&mut w, event, false)?;
         w.write_char('\n')
     }
 }
 
-struct HumanFields<'a, 'w> {
+/// The event's fields, then the request's `request_id` and `method` when it
+/// was logged inside one: ` key=value` each (`message` bare) in the human
+/// format, `,"key":value` in JSON.
+fn write_fields(w: &mut Writer<'_>, event: &Event<'_>, json: bool) -> fmt::Result {
+    let mut fields = Fields {
+        w,
+        json,
+        result: Ok(()),
+    };
+    event.record(&mut fields);
+    with_request(|r| {
+        fields.text("request_id", &r.request_id);
+        fields.text("method", r.method.as_str());
+        Ok(())
+    })?;
+    fields.result
+}
+
+struct Fields<'a, 'w> {
     w: &'a mut Writer<'w>,
+    json: bool,
+    /// The first error stops the writing (`Visit` methods return nothing).
     result: fmt::Result,
 }
 
-impl HumanFields<'_, '_> {
-    fn field(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
+impl Fields<'_, '_> {
+    fn field(&mut self, name: &str, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
         if self.result.is_err() {
             return;
         }
+        let (w, json) = (&mut *self.w, self.json);
         self.result = (|| {
-            self.w.write_char(' ')?;
-            if field.name() != "message" {
-                self.w.write_str(field.name())?;
-                self.w.write_char('=')?;
+            if json {
+                w.write_char(',')?;
+                json_string(w, name)?;
+                w.write_char(':')?;
+            } else {
+                w.write_char(' ')?;
+                if name != "message" {
+                    w.write_str(name)?;
+                    w.write_char('=')?;
+                }
             }
-            value(self.w)
+            value(w)
         })();
+    }
+
+    fn text(&mut self, name: &str, value: &str) {
+        let json = self.json;
+        self.field(name, |w| match (json, name) {
+            (true, _) => json_string(w, value),
+            (false, "message") => without_controls(w, value),
+            (false, _) => plain_or_quoted(w, value),
+        });
+    }
+
+    fn number(&mut self, name: &str, value: impl fmt::Display) {
+        self.field(name, |w| write!(w, "{value}"));
     }
 }
 
-impl Visit for HumanFields<'_, '_> {
+impl Visit for Fields<'_, '_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.field(field, |w| without_controls(w, value));
-        } else {
-            self.field(field, |w| plain_or_quoted(w, value));
-        }
+        self.text(field.name(), value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.field(field, |w| write!(w, "{value}"));
+        self.number(field.name(), value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.field(field, |w| write!(w, "{value}"));
+        self.number(field.name(), value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.field(field, |w| write!(w, "{value}"));
+        self.number(field.name(), value);
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if self.json && !value.is_finite() {
+            // JSON has no NaN or infinity.
+            self.field(field.name(), |w| write!(w, "\"{value}\""));
+        } else {
+            self.number(field.name(), value);
+        }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        // `message` (and `%value` fields) arrive here; formatted through a
-        // filter that keeps them on one line.
-        self.field(field, |w| {
+        // `message` and `%value` fields arrive here, formatted through a filter
+        // that keeps them on one line (and inside their JSON string).
+        let json = self.json;
+        self.field(field.name(), |w| {
+            if json {
+                w.write_char('"')?;
+            }
             write!(
                 Escaping {
-                    inner: w,
-                    json: false
+                    inner: &mut *w,
+                    json
                 },
                 "{value:?}"
-            )
+            )?;
+            if json {
+                w.write_char('"')?;
+            }
+            Ok(())
         });
     }
 }
@@ -263,17 +306,7 @@ where
         write_timestamp(&mut w)?;
         write!(w, "\",\"level\":\"{}\",\"target\":", meta.level().as_str())?;
         json_string(&mut w, meta.target())?;
-        let mut visitor = JsonFields {
-            w: &mut w,
-            result: Ok(()),
-        };
-        event.record(&mut visitor);
-        visitor.result?;
-        with_request(|r| {
-            w.write_str(",\"request_id\":")?;
-            json_string(&mut w, &r.request_id)?;
-            write!(w, ",\"method\":\"{}\"", r.method.as_str())
-        })?;
+        write_fields(&mut w, event, true)?;
         if let Some(scope) = ctx.event_scope() {
             w.write_str(",\"spans\":[")?;
             for (i, span) in scope.from_root().enumerate() {
@@ -296,65 +329,6 @@ fn json_string(w: &mut Writer<'_>, value: &str) -> fmt::Result {
     }
     .write_str(value)?;
     w.write_char('"')
-}
-
-struct JsonFields<'a, 'w> {
-    w: &'a mut Writer<'w>,
-    result: fmt::Result,
-}
-
-impl JsonFields<'_, '_> {
-    fn field(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
-        if self.result.is_err() {
-            return;
-        }
-        self.result = (|| {
-            self.w.write_char(',')?;
-            json_string(self.w, field.name())?;
-            self.w.write_char(':')?;
-            value(self.w)
-        })();
-    }
-}
-
-impl Visit for JsonFields<'_, '_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.field(field, |w| json_string(w, value));
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.field(field, |w| write!(w, "{value}"));
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.field(field, |w| write!(w, "{value}"));
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.field(field, |w| write!(w, "{value}"));
-    }
-
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        if value.is_finite() {
-            self.field(field, |w| write!(w, "{value}"));
-        } else {
-            self.field(field, |w| write!(w, "\"{value}\""));
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.field(field, |w| {
-            w.write_char('"')?;
-            write!(
-                Escaping {
-                    inner: &mut *w,
-                    json: true
-                },
-                "{value:?}"
-            )?;
-            w.write_char('"')
-        });
-    }
 }
 
 #[cfg(test)]
@@ -383,5 +357,68 @@ mod tests {
         let json = format!("\"{}\"", escaped("é \"x\"\n\u{7f}", true));
         let back: String = serde_json::from_str(&json).unwrap();
         assert_eq!(back, "é \"x\"\n\u{7f}");
+    }
+
+    /// Logs one event inside a request scope through `format` and returns the text.
+    fn logged(json: bool) -> String {
+        use std::sync::{Arc, Mutex};
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let sink = out.clone();
+        let make_writer = move || SinkWriter(sink.clone());
+        let builder = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(make_writer);
+        let dispatch = if json {
+            tracing::Dispatch::new(builder.event_format(Json).finish())
+        } else {
+            tracing::Dispatch::new(builder.event_format(Human).finish())
+        };
+        let scope = RequestScope {
+            request_id: "req-1".into(),
+            method: actix_web::http::Method::POST,
+        };
+        tracing::dispatcher::with_default(&dispatch, || {
+            REQUEST.sync_scope(scope, || {
+                tracing::warn!(
+                    status = 503u64,
+                    ratio = 0.5,
+                    who = "a \"quoted\"\nname",
+                    "lost\nline"
+                );
+            })
+        });
+        String::from_utf8(out.lock().unwrap().clone()).unwrap()
+    }
+
+    struct SinkWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for SinkWriter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_line_logged_inside_a_request_names_it_and_stays_one_line() {
+        let human = logged(false);
+        assert_eq!(human.lines().count(), 1, "{human}");
+        assert!(
+            human.contains(" WARN tessera::telemetry::tests: lost\\nline status=503 ratio=0.5 who=\"a \\\"quoted\\\"\\nname\" request_id=req-1 method=POST"),
+            "{human}"
+        );
+        let json = logged(true);
+        assert_eq!(json.lines().count(), 1, "{json}");
+        let line: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(line["level"], "WARN");
+        assert_eq!(line["message"], "lost\nline");
+        assert_eq!(line["status"], 503);
+        assert_eq!(line["ratio"], 0.5);
+        assert_eq!(line["who"], "a \"quoted\"\nname");
+        assert_eq!(line["request_id"], "req-1");
+        assert_eq!(line["method"], "POST");
     }
 }

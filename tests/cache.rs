@@ -30,7 +30,7 @@ macro_rules! cache_suite {
                 #[tokio::test]
                 async fn $name() {
                     let prefix = super::common::unique_prefix();
-                    super::$name(tessera::store::cache::Cache::memory(&prefix), &prefix).await;
+                    super::$name(tessera::store::cache::Cache::memory(), &prefix).await;
                 }
             )*
         }

@@ -73,24 +73,25 @@ pub async fn request_context(
         .unwrap_or_else(|| "unmatched".to_owned());
     let elapsed = started.elapsed();
     let elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    // One line, at `debug` for the quiet routes (tracing needs the level as a
+    // constant, hence the macro).
+    macro_rules! answered {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                request_id = request_id.as_str(),
+                method = method.as_str(),
+                route = route.as_str(),
+                status,
+                elapsed_us,
+                "answered"
+            )
+        };
+    }
     if quiet {
-        tracing::debug!(
-            request_id = request_id.as_str(),
-            method = method.as_str(),
-            route = route.as_str(),
-            status,
-            elapsed_us,
-            "answered"
-        );
+        answered!(tracing::Level::DEBUG);
     } else {
-        tracing::info!(
-            request_id = request_id.as_str(),
-            method = method.as_str(),
-            route = route.as_str(),
-            status,
-            elapsed_us,
-            "answered"
-        );
+        answered!(tracing::Level::INFO);
     }
 
     if let Some(state) = &state {

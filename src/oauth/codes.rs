@@ -246,7 +246,7 @@ mod tests {
     #[tokio::test]
     async fn a_code_is_redeemed_once_and_remembered_for_the_replay_window_only() {
         let db = sea_orm::DatabaseConnection::default();
-        let cache = Cache::memory("t:");
+        let cache = Cache::memory();
         let store = CodeStore::new(cache.clone());
         let code = store.issue(&grant()).await.expect("code");
         let redeemed = store.redeem(&db, &code).await.expect("redeemed");

@@ -46,8 +46,10 @@ pub enum Cache {
 }
 
 impl Cache {
-    pub fn memory(prefix: &str) -> Self {
-        Cache::Memory(std::sync::Arc::new(MemoryCache::new(prefix)))
+    /// The in-process cache. It takes no prefix: the namespace that keeps
+    /// apps apart in a shared Redis means nothing in a map one process owns.
+    pub fn memory() -> Self {
+        Cache::Memory(std::sync::Arc::new(MemoryCache::new()))
     }
 
     /// Connects to Redis and checks it answers; fails fast when it does not.
@@ -176,14 +178,11 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 const MIN_SWEEP_LEN: usize = 1024;
 
 impl MemoryCache {
-    fn new(prefix: &str) -> Self {
-        Self::with_sweep_interval(prefix, SWEEP_INTERVAL)
+    fn new() -> Self {
+        Self::with_sweep_interval(SWEEP_INTERVAL)
     }
 
-    /// The prefix that namespaces a shared Redis is not needed in a map that
-    /// belongs to one process: keys are stored as given, and looked up without
-    /// building a prefixed copy.
-    fn with_sweep_interval(_prefix: &str, sweep_interval: Duration) -> Self {
+    fn with_sweep_interval(sweep_interval: Duration) -> Self {
         Self {
             entries: Mutex::new(Entries {
                 map: HashMap::new(),
@@ -219,6 +218,8 @@ impl MemoryCache {
             value: value.into(),
             expires_at: now + ttl,
         };
+        // Overwriting (a redeemed code's record) reuses the stored key rather
+        // than allocating a new one.
         match entries.map.get_mut(key) {
             Some(existing) => *existing = entry,
             None => {
@@ -476,7 +477,7 @@ mod tests {
 
     #[test]
     fn expired_entries_are_swept_and_their_memory_given_back() {
-        let cache = MemoryCache::with_sweep_interval("t:", Duration::from_millis(20));
+        let cache = MemoryCache::with_sweep_interval(Duration::from_millis(20));
         // Long enough that none expires while the burst is still being written
         // (on a loaded machine a sweep mid-burst used to keep the peak small).
         for i in 0..5000 {
@@ -498,7 +499,7 @@ mod tests {
 
     #[test]
     fn a_burst_is_swept_before_the_interval_ends() {
-        let cache = MemoryCache::with_sweep_interval("t:", Duration::from_secs(3600));
+        let cache = MemoryCache::with_sweep_interval(Duration::from_secs(3600));
         for i in 0..MIN_SWEEP_LEN {
             cache.put(&format!("short-{i}"), b"x", Duration::from_millis(1));
         }
@@ -511,7 +512,7 @@ mod tests {
 
     #[test]
     fn live_entries_survive_a_sweep() {
-        let cache = MemoryCache::with_sweep_interval("t:", Duration::ZERO);
+        let cache = MemoryCache::with_sweep_interval(Duration::ZERO);
         cache.put("a", b"1", Duration::from_secs(60));
         assert!(cache.insert_new("b", b"2", Duration::from_secs(60)));
         cache.increment("c", Duration::from_secs(60));
