@@ -87,8 +87,8 @@ pub async fn find(db: &DatabaseConnection, id: Uuid) -> Result<Option<User>, Ide
     Ok(user::Entity::find_by_id(id).one(db).await?)
 }
 
-/// What a bearer of an access token may read about its account (userinfo), and
-/// whether the account may still be used.
+/// What a bearer of an access token may read about its (enabled) account: the
+/// userinfo claims that come from the account row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claimable {
     pub email: String,

@@ -18,8 +18,9 @@ use crate::store::cache::Cache;
 pub const CODE_TTL: Duration = Duration::from_secs(60);
 /// How long a redeemed code is remembered, with what it issued, so that a second
 /// presentation revokes those tokens: as long as the code could still have been
-/// valid. It dies `CODE_TTL` after it was issued and is redeemed after that, so
-/// every presentation of a live code falls within `CODE_TTL` of its redemption —
+/// valid. It dies `CODE_TTL` after it was issued, and its redemption came after
+/// its issue, so every presentation of a live code falls within `CODE_TTL` of
+/// the redemption —
 /// node-oidc-provider and Keycloak likewise forget a consumed code when it would
 /// have expired. (Twice that, kept before issue 25, doubled what a busy single
 /// instance holds in memory for no presentation the code could have survived;
@@ -65,10 +66,13 @@ const COMPACT: u8 = 1;
 impl IssuedFromCode {
     /// 25 or 41 bytes (tag, `jti`, `exp`, family) where the JSON took about 100:
     /// a busy single instance holds one per code flow of the replay window.
-    /// A `jti` that is not a UUID (none of ours) falls back to JSON.
+    /// A `jti` that is not a UUID in its lower-case hyphenated form (none of
+    /// ours) falls back to JSON, so it always reads back as it was written.
     pub fn encode(&self) -> Vec<u8> {
-        let Ok(jti) = Uuid::parse_str(&self.jti) else {
-            return serde_json::to_vec(self).unwrap_or_default();
+        let mut text = Uuid::encode_buffer();
+        let jti = match Uuid::try_parse(&self.jti) {
+            Ok(jti) if *jti.hyphenated().encode_lower(&mut text) == *self.jti => jti,
+            _ => return serde_json::to_vec(self).unwrap_or_default(),
         };
         let mut out = Vec::with_capacity(42);
         out.push(COMPACT);
@@ -295,7 +299,11 @@ mod tests {
             jti: "not-a-uuid".into(),
             ..with_family.clone()
         };
-        for issued in [&with_family, &without, &foreign] {
+        let upper = IssuedFromCode {
+            jti: with_family.jti.to_uppercase(),
+            ..with_family.clone()
+        };
+        for issued in [&with_family, &without, &foreign, &upper] {
             let back = IssuedFromCode::decode(&issued.encode()).expect("decodes");
             assert_eq!(
                 (back.jti.as_str(), back.exp, back.family),
