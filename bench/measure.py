@@ -33,21 +33,25 @@ def pids_named(name):
 
 
 def ticks(pid):
+    """User and system CPU ticks of a process, all its threads."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         # utime and stime: fields 14 and 15 of stat(5), 12 and 13 after the name.
-        return int(fields[11]) + int(fields[12])
+        return int(fields[11]), int(fields[12])
     except (OSError, IndexError):
-        return 0
+        return 0, 0
 
 
 def snapshot(groups):
     return {name: {pid: ticks(pid) for pid in pids} for name, pids in groups.items()}
 
 
-def spent(before, after):
-    return sum(max(0, after[pid] - before.get(pid, 0)) for pid in after)
+def spent(before, after, part=None):
+    """CPU ticks between two snapshots: user + system, or one of them (0, 1)."""
+    def of(t):
+        return sum(t) if part is None else t[part]
+    return sum(max(0, of(after[pid]) - of(before.get(pid, (0, 0)))) for pid in after)
 
 
 def main():
@@ -83,6 +87,12 @@ def main():
     seconds = r["duration_us"] / 1e6
     ops = max(r["ops"], 1)
     cpu = {name: spent(before[name], after[name]) / TICK * 1e6 / ops for name in groups}
+    # The server's time in the kernel: on loopback its `send` also delivers the
+    # answer to the driver's socket and wakes the driver — in a virtual machine
+    # an inter-processor interrupt that can cost more than the request's own
+    # work (docs/PERFORMANCE.md, round 2 step 4).
+    if "server" in groups:
+        cpu["server-kernel"] = spent(before["server"], after["server"], 1) / TICK * 1e6 / ops
     cpu["driver"] = driver_s * 1e6 / ops
     print(json.dumps({
         "ops_per_sec": r["ops"] / seconds,

@@ -1,5 +1,10 @@
 //! Prometheus metrics: request counts and latency by route pattern, method and status.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actix_web::http::Method;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -17,6 +22,9 @@ pub struct RequestLabels {
 type LatencyHistogram = fn() -> Histogram;
 
 pub struct Metrics {
+    /// Tells this instance's series from another's in a thread's cache (tests
+    /// run several servers in one process).
+    id: u64,
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RequestLabels, Histogram, LatencyHistogram>,
@@ -42,6 +50,7 @@ impl Default for Metrics {
             latency.clone(),
         );
         Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             registry,
             requests,
             latency,
@@ -49,10 +58,43 @@ impl Default for Metrics {
     }
 }
 
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A series as a worker thread finds it again: the instance, method, route
+/// pattern and status.
+type SeriesKey = (u64, Method, String, u16);
+
+thread_local! {
+    /// Each worker's handles on the series it has answered. Looking a series up
+    /// in the families hashes its labels with SipHash under a lock, twice per
+    /// request; here it is one foldhash lookup with no lock. Bounded like the
+    /// families: routes × methods × statuses.
+    static SERIES: RefCell<HashMap<SeriesKey, (Counter, Histogram), foldhash::fast::RandomState>> =
+        RefCell::new(HashMap::default());
+}
+
 impl Metrics {
-    pub fn observe(&self, labels: RequestLabels, seconds: f64) {
-        self.latency.get_or_create(&labels).observe(seconds);
-        self.requests.get_or_create(&labels).inc();
+    /// Counts one answered request and its duration. `route` is the matched
+    /// pattern, never the raw path.
+    pub fn observe(&self, method: &Method, route: String, status: u16, seconds: f64) {
+        SERIES.with_borrow_mut(|series| {
+            let key = (self.id, method.clone(), route, status);
+            if let Some((requests, latency)) = series.get(&key) {
+                requests.inc();
+                latency.observe(seconds);
+                return;
+            }
+            let labels = RequestLabels {
+                method: method.as_str().to_owned(),
+                route: key.2.clone(),
+                status,
+            };
+            let requests = self.requests.get_or_create(&labels).clone();
+            let latency = self.latency.get_or_create(&labels).clone();
+            requests.inc();
+            latency.observe(seconds);
+            series.insert(key, (requests, latency));
+        });
     }
 
     /// The OpenMetrics text exposition.
@@ -60,5 +102,38 @@ impl Metrics {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(metrics: &Metrics, line_start: &str) -> Option<String> {
+        let text = metrics.render().unwrap();
+        text.lines()
+            .find(|l| l.starts_with(line_start))
+            .map(|l| l.rsplit(' ').next().unwrap().to_owned())
+    }
+
+    #[test]
+    fn each_server_counts_its_own_requests_through_the_per_thread_handles() {
+        // Two instances on one thread (as tests run several servers in one
+        // process): the thread's handles must not mix their series.
+        let a = Metrics::default();
+        let b = Metrics::default();
+        for _ in 0..3 {
+            a.observe(&Method::GET, "/healthz".into(), 200, 0.001);
+        }
+        a.observe(&Method::POST, "/token".into(), 400, 0.002);
+        b.observe(&Method::GET, "/healthz".into(), 200, 0.001);
+        let series = r#"tessera_http_requests_total{method="GET",route="/healthz",status="200"}"#;
+        assert_eq!(count(&a, series).as_deref(), Some("3"));
+        assert_eq!(count(&b, series).as_deref(), Some("1"));
+        let token = r#"tessera_http_requests_total{method="POST",route="/token",status="400"}"#;
+        assert_eq!(count(&a, token).as_deref(), Some("1"));
+        assert_eq!(count(&b, token), None);
+        let latency = r#"tessera_http_request_duration_seconds_count{method="GET",route="/healthz",status="200"}"#;
+        assert_eq!(count(&a, latency).as_deref(), Some("3"));
     }
 }

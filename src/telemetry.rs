@@ -42,7 +42,9 @@ pub fn init(format: LogFormat) {
 
 /// What every line logged while a request runs says about it.
 pub struct RequestScope {
-    pub request_id: String,
+    /// As the response's `X-Request-Id` carries it: a plain visible-ASCII value
+    /// (the middleware accepts no other), shared rather than copied.
+    pub request_id: actix_web::http::header::HeaderValue,
     pub method: actix_web::http::Method,
 }
 
@@ -134,7 +136,7 @@ fn write_fields(w: &mut Writer<'_>, event: &Event<'_>, json: bool) -> fmt::Resul
     };
     event.record(&mut fields);
     with_request(|r| {
-        fields.text("request_id", &r.request_id);
+        fields.text("request_id", r.request_id.to_str().unwrap_or_default());
         fields.text("method", r.method.as_str());
         Ok(())
     })?;
@@ -374,7 +376,7 @@ mod tests {
             tracing::Dispatch::new(builder.event_format(Human).finish())
         };
         let scope = RequestScope {
-            request_id: "req-1".into(),
+            request_id: actix_web::http::header::HeaderValue::from_static("req-1"),
             method: actix_web::http::Method::POST,
         };
         tracing::dispatcher::with_default(&dispatch, || {

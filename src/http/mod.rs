@@ -564,6 +564,10 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound)
 }
 
+/// `Content-Type: application/json`, made at compile time (the `ContentType`
+/// builder formats a `mime` on every response).
+pub const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
 /// Serves a precomputed public document with an ETag, answering `If-None-Match`
 /// with `304 Not Modified` (RFC 9110 §13.1.2).
 pub fn cacheable_json(
@@ -583,7 +587,7 @@ pub fn cacheable_json(
         HttpResponse::NotModified().finish()
     } else {
         HttpResponse::Ok()
-            .content_type(header::ContentType::json())
+            .insert_header((header::CONTENT_TYPE, JSON))
             .body(body.clone())
     };
     let headers = response.headers_mut();

@@ -56,7 +56,7 @@ fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, Vec<u8>)>, &'s
 /// A form-encoded request from an authenticated client (token, revocation and
 /// introspection endpoints all start here).
 struct ClientRequest {
-    client: Client,
+    client: std::sync::Arc<Client>,
     params: Params,
 }
 
@@ -114,7 +114,7 @@ fn token_response(response: &grants::TokenResponse) -> Result<HttpResponse, OAut
     })?;
     Ok(HttpResponse::Ok()
         .insert_header((header::PRAGMA, "no-cache"))
-        .content_type(header::ContentType::json())
+        .insert_header((header::CONTENT_TYPE, super::JSON))
         .body(body))
 }
 

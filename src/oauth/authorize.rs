@@ -7,6 +7,7 @@
 //! redirect URI. After that, refusals go back to the client.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use url::Url;
@@ -127,7 +128,7 @@ pub enum Outcome {
     /// The person picks one of their organizations.
     PickOrganization {
         reply: Reply,
-        client: Box<Client>,
+        client: Arc<Client>,
         params: Params,
         memberships: Vec<Membership>,
     },
@@ -137,7 +138,7 @@ pub enum Outcome {
     /// The person allows or denies `scope`.
     Consent {
         reply: Reply,
-        client: Box<Client>,
+        client: Arc<Client>,
         params: Params,
         scope: String,
     },
@@ -381,7 +382,7 @@ fn refuse(reply: Reply, (code, description): Refusal) -> Outcome {
 
 /// A request whose client, redirect URI and parameters are in order.
 struct Verified {
-    client: Client,
+    client: Arc<Client>,
     reply: Reply,
     params: Params,
     checked: Checked,
@@ -516,7 +517,7 @@ async fn decide_for(
         ConsentVerdict::Ask => {
             return Ok(Outcome::Consent {
                 reply,
-                client: Box::new(client),
+                client,
                 params,
                 scope,
             });
@@ -532,7 +533,7 @@ async fn decide_for(
     }
     let grant = CodeGrant {
         user_id: session.user_id,
-        client_id: client.client_id,
+        client_id: client.client_id.clone(),
         scope,
         redirect_uri: params.get("redirect_uri").unwrap_or_default().to_owned(),
         code_challenge: checked.code_challenge,
@@ -564,7 +565,7 @@ async fn verify_client(
     clients: &ClientCache,
     params: &Params,
     session: Option<&Session>,
-) -> Result<Result<(Client, Reply), Cow<'static, str>>, Unavailable> {
+) -> Result<Result<(Arc<Client>, Reply), Cow<'static, str>>, Unavailable> {
     let Some(client_id) = params.get("client_id") else {
         return Ok(Err(
             "The request does not say which application it is for (client_id is missing).".into(),
@@ -677,7 +678,7 @@ async fn organization(
             ),
             OrgChoice::Ask => OrgStep::Done(Outcome::PickOrganization {
                 reply: reply.clone(),
-                client: Box::new(client.clone()),
+                client: Arc::clone(client),
                 params: params.clone(),
                 memberships,
             }),

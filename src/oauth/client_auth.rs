@@ -3,6 +3,7 @@
 //! public clients — each client exactly the method it registered.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
@@ -33,7 +34,7 @@ pub async fn authenticate(
     db: &DatabaseConnection,
     basic: Option<(String, Vec<u8>)>,
     params: &Params,
-) -> Result<Client, Refusal> {
+) -> Result<Arc<Client>, Refusal> {
     let client_id = match (&basic, params.get("client_id")) {
         (Some((id, _)), Some(body)) if id != body => {
             return refuse(

@@ -17,7 +17,7 @@ use crate::oidc::id_token::{self, IdTokenRequest};
 use crate::orgs::Role;
 use crate::orgs::apis;
 use crate::store::cache::Cache;
-use crate::tokens::keys::TokenRejection;
+use crate::tokens::keys::{ACCESS_TOKEN_TYP, TokenRejection};
 use crate::tokens::{Algorithm, KeyRing};
 
 /// Why a bearer token was not accepted.
@@ -261,7 +261,7 @@ impl IssuerConfig {
         let token = self
             .keys
             .keys()
-            .sign(Algorithm::Es256, "at+jwt", &payload, now)
+            .sign(Algorithm::Es256, ACCESS_TOKEN_TYP, &payload, now)
             .map_err(|e| TokenError::unavailable("cannot sign an access token", e))?;
         Ok(Signed { token, jti, exp })
     }

@@ -21,7 +21,7 @@ pub struct LogoutRequest {
     /// The verified claims of `id_token_hint` (expired ones count: the hint names
     /// a session, it grants nothing).
     hint: Option<Claims>,
-    pub client: Option<Client>,
+    pub client: Option<std::sync::Arc<Client>>,
     /// A `post_logout_redirect_uri` the client registered.
     redirect: Option<Url>,
 }

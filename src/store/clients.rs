@@ -320,7 +320,11 @@ pub async fn create(
 /// instances sharing the database within `ttl`.
 pub struct ClientCache {
     ttl: std::time::Duration,
-    entries: std::sync::RwLock<std::collections::HashMap<String, (std::time::Instant, Client)>>,
+    /// Shared, not copied, with each request that finds one: a `Client` is a
+    /// dozen strings and lists.
+    entries: std::sync::RwLock<
+        std::collections::HashMap<String, (std::time::Instant, std::sync::Arc<Client>)>,
+    >,
 }
 
 /// Enough for every client of a large deployment; past it the cache starts over.
@@ -338,7 +342,7 @@ impl ClientCache {
         &self,
         db: &DatabaseConnection,
         client_id: &str,
-    ) -> Result<Option<Client>, sea_orm::DbErr> {
+    ) -> Result<Option<std::sync::Arc<Client>>, sea_orm::DbErr> {
         if !self.ttl.is_zero() {
             let entries = self
                 .entries
@@ -347,10 +351,10 @@ impl ClientCache {
             if let Some((at, client)) = entries.get(client_id)
                 && at.elapsed() < self.ttl
             {
-                return Ok(Some(client.clone()));
+                return Ok(Some(std::sync::Arc::clone(client)));
             }
         }
-        let found = find(db, client_id).await?;
+        let found = find(db, client_id).await?.map(std::sync::Arc::new);
         if let Some(client) = &found
             && !self.ttl.is_zero()
         {
@@ -363,7 +367,7 @@ impl ClientCache {
             }
             entries.insert(
                 client_id.to_owned(),
-                (std::time::Instant::now(), client.clone()),
+                (std::time::Instant::now(), std::sync::Arc::clone(client)),
             );
         }
         Ok(found)

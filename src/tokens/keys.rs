@@ -96,6 +96,23 @@ pub struct SigningKey {
     verifier: Box<dyn JwsVerifier>,
     /// Public members only, already in JWKS form (`kid`, `alg`, `use` included).
     public_jwk: serde_json::Map<String, serde_json::Value>,
+    /// `BASE64URL(protected header)` of an access token (`typ: at+jwt`), the
+    /// token signed most: made once instead of serialized and encoded per token.
+    access_token_header: String,
+}
+
+/// RFC 9068 §2.1: the `typ` of a JWT access token.
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// `BASE64URL(UTF8(JWS Protected Header))` of RFC 7515 §7.1.
+fn encoded_header(alg: Algorithm, typ: &str, kid: &str) -> Result<String, KeyError> {
+    let header = serde_json::to_vec(&Header {
+        alg: alg.as_str(),
+        typ,
+        kid,
+    })
+    .map_err(|e| KeyError::Sign(e.to_string()))?;
+    Ok(URL_SAFE_NO_PAD.encode(header))
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -306,14 +323,15 @@ impl KeySet {
             }
         };
         // RFC 7515 §7.1: BASE64URL(header) "." BASE64URL(payload) "." BASE64URL(signature).
-        let header = serde_json::to_vec(&Header {
-            alg: key.alg.as_str(),
-            typ,
-            kid: &key.kid,
-        })
-        .map_err(|e| KeyError::Sign(e.to_string()))?;
-        let mut token = String::with_capacity((header.len() + payload.len() + 64) * 4 / 3 + 4);
-        URL_SAFE_NO_PAD.encode_string(&header, &mut token);
+        let other;
+        let header = if typ == ACCESS_TOKEN_TYP {
+            &key.access_token_header
+        } else {
+            other = encoded_header(key.alg, typ, &key.kid)?;
+            &other
+        };
+        let mut token = String::with_capacity(header.len() + (payload.len() + 64) * 4 / 3 + 4);
+        token.push_str(header);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(payload, &mut token);
         let signature = signer
@@ -467,7 +485,7 @@ impl KeyRing {
         if let Some(claims) = self.verified.get(token, now.timestamp()) {
             return Ok(claims);
         }
-        let claims = Arc::new(self.keys().verify(token, "at+jwt", issuer, now)?);
+        let claims = Arc::new(self.keys().verify(token, ACCESS_TOKEN_TYP, issuer, now)?);
         if let Some(exp) = claims.get("exp").and_then(serde_json::Value::as_i64) {
             self.verified.insert(token, exp, Arc::clone(&claims));
         }
@@ -709,6 +727,10 @@ impl KeyMaterial {
         activates_at: DateTime<Utc>,
     ) -> SigningKey {
         SigningKey {
+            // Serializing three short strings cannot fail; an empty header would
+            // make every access token this key signs unverifiable, never wrong.
+            access_token_header: encoded_header(self.alg, ACCESS_TOKEN_TYP, &self.kid)
+                .unwrap_or_default(),
             kid: self.kid,
             alg: self.alg,
             created_at,
@@ -912,6 +934,31 @@ mod tests {
             assert_eq!(a.kid, b.kid);
             for private in ["d", "p", "q", "dp", "dq", "qi"] {
                 assert!(!a.public_jwk.contains_key(private), "{alg} leaks {private}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_token_names_its_own_type_whether_its_header_was_made_once_or_per_token() {
+        // The access token's header is made when the key is loaded, the others
+        // per token: both must say what the token is and which key signed it.
+        for alg in Algorithm::ALL {
+            let pem = generate_pem(alg).unwrap();
+            let key = KeyMaterial::from_pem(alg, &pem)
+                .unwrap()
+                .into_signing_key(t(0), t(0));
+            let kid = key.kid.clone();
+            let set = KeySet::new(vec![Arc::new(key)], TTL, t(1));
+            for typ in [ACCESS_TOKEN_TYP, "JWT", "logout+jwt"] {
+                let token = set.sign(alg, typ, br#"{"sub":"a"}"#, t(1)).unwrap();
+                let header = token.split('.').next().unwrap();
+                let header: serde_json::Value =
+                    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+                assert_eq!(
+                    header,
+                    serde_json::json!({ "alg": alg.as_str(), "typ": typ, "kid": kid }),
+                    "{alg} {typ}"
+                );
             }
         }
     }
