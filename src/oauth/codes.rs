@@ -60,24 +60,30 @@ pub struct IssuedFromCode {
 }
 
 /// Tag of the compact form of [`IssuedFromCode`]; the JSON form starts with `{`
-/// and the not-yet-issued marker is `1`.
-const COMPACT: u8 = 1;
+/// and the not-yet-issued marker is `1`. (Tag 1, with a 64-bit `exp`, was
+/// stored under the previous key prefix, which this version no longer reads.)
+const COMPACT: u8 = 2;
 
 impl IssuedFromCode {
-    /// 25 or 41 bytes (tag, `jti`, `exp`, family) where the JSON took about 100:
-    /// a busy single instance holds one per code flow of the replay window.
-    /// A `jti` that is not a UUID in its lower-case hyphenated form (none of
-    /// ours) falls back to JSON, so it always reads back as it was written.
+    /// 21 or 37 bytes (tag, `jti`, `exp` as 32-bit seconds, family) where the
+    /// JSON took about 100: a busy single instance holds one per code flow of
+    /// the replay window, and at these sizes each takes glibc's 32- or 48-byte
+    /// chunk (25 and 41 bytes took 48 and 64). A `jti` that is not a UUID in
+    /// its lower-case hyphenated form (none of ours), or an `exp` outside
+    /// 1970–2106, falls back to JSON, so it always reads back as it was written.
     pub fn encode(&self) -> Vec<u8> {
         let mut text = Uuid::encode_buffer();
-        let jti = match Uuid::try_parse(&self.jti) {
-            Ok(jti) if *jti.hyphenated().encode_lower(&mut text) == *self.jti => jti,
-            _ => return serde_json::to_vec(self).unwrap_or_default(),
+        let compact = Uuid::try_parse(&self.jti)
+            .ok()
+            .filter(|jti| *jti.hyphenated().encode_lower(&mut text) == *self.jti)
+            .zip(u32::try_from(self.exp).ok());
+        let Some((jti, exp)) = compact else {
+            return serde_json::to_vec(self).unwrap_or_default();
         };
-        let mut out = Vec::with_capacity(42);
+        let mut out = Vec::with_capacity(37);
         out.push(COMPACT);
         out.extend_from_slice(jti.as_bytes());
-        out.extend_from_slice(&self.exp.to_be_bytes());
+        out.extend_from_slice(&exp.to_be_bytes());
         if let Some(family) = self.family {
             out.extend_from_slice(family.as_bytes());
         }
@@ -86,16 +92,16 @@ impl IssuedFromCode {
 
     pub fn decode(bytes: &[u8]) -> Option<Self> {
         match bytes {
-            [COMPACT, rest @ ..] if rest.len() == 24 || rest.len() == 40 => {
+            [COMPACT, rest @ ..] if rest.len() == 20 || rest.len() == 36 => {
                 let jti = Uuid::from_slice(&rest[..16]).ok()?;
-                let exp = i64::from_be_bytes(rest[16..24].try_into().ok()?);
-                let family = match &rest[24..] {
+                let exp = u32::from_be_bytes(rest[16..20].try_into().ok()?);
+                let family = match &rest[20..] {
                     [] => None,
                     id => Some(Uuid::from_slice(id).ok()?),
                 };
                 Some(Self {
                     jti: jti.to_string(),
-                    exp,
+                    exp: i64::from(exp),
                     family,
                 })
             }
@@ -126,11 +132,15 @@ fn code_key(hash: &str) -> String {
 /// One entry, not a marker and a list: half the memory the in-process cache
 /// holds per code flow, and one write fewer per exchange.
 ///
-/// Keyed by 128 bits of the code's digest (22 of its 43 characters), under a
-/// short prefix: the key is most of what such an entry costs in process memory,
-/// and 2^64 codes would be needed before two shared one.
+/// Keyed by 126 bits of the code's digest (21 of its 43 characters), under a
+/// short prefix: the key is much of what such an entry costs in process
+/// memory, and at 24 bytes it takes glibc's 32-byte chunk (26 took 48); 2^63
+/// codes would be needed before two shared one. (The previous version's
+/// `ocs:` keys are not read: a code redeemed by it and presented again to this
+/// one, within the minute of a deploy, is refused as unknown rather than as
+/// replayed — refused either way, its tokens left to expire.)
 fn spent_key(hash: &str) -> String {
-    format!("ocs:{}", hash.get(..22).unwrap_or(hash))
+    format!("oc:{}", hash.get(..21).unwrap_or(hash))
 }
 
 /// A revoked access token's `jti`, kept until the token would have expired.
@@ -303,16 +313,22 @@ mod tests {
             jti: with_family.jti.to_uppercase(),
             ..with_family.clone()
         };
-        for issued in [&with_family, &without, &foreign, &upper] {
+        let far = IssuedFromCode {
+            exp: i64::from(u32::MAX) + 1,
+            ..with_family.clone()
+        };
+        for issued in [&with_family, &without, &foreign, &upper, &far] {
             let back = IssuedFromCode::decode(&issued.encode()).expect("decodes");
             assert_eq!(
                 (back.jti.as_str(), back.exp, back.family),
                 (issued.jti.as_str(), issued.exp, issued.family)
             );
         }
-        assert_eq!(with_family.encode().len(), 41);
-        assert_eq!(without.encode().len(), 25);
-        // Written by the version before: JSON.
+        assert_eq!(with_family.encode().len(), 37);
+        assert_eq!(without.encode().len(), 21);
+        assert_eq!(far.encode()[0], b'{');
+        assert_eq!(spent_key(&digest("a code")).len(), 24);
+        // Written by an earlier version: JSON.
         let json = serde_json::to_vec(&with_family).unwrap();
         assert_eq!(IssuedFromCode::decode(&json).unwrap().jti, with_family.jti);
         assert!(IssuedFromCode::decode(b"1").is_none());
