@@ -77,15 +77,27 @@ impl Metrics {
     /// Counts one answered request and its duration. `route` is the matched
     /// pattern, never the raw path.
     pub fn observe(&self, method: &Method, route: String, status: u16, seconds: f64) {
+        // A caller may send any token as its method; counting each under its own
+        // name would let it grow the series without bound.
+        let method = match *method {
+            Method::GET
+            | Method::POST
+            | Method::PUT
+            | Method::PATCH
+            | Method::DELETE
+            | Method::HEAD
+            | Method::OPTIONS => method.clone(),
+            _ => Method::from_bytes(b"OTHER").unwrap_or_default(),
+        };
         SERIES.with_borrow_mut(|series| {
-            let key = (self.id, method.clone(), route, status);
+            let key = (self.id, method, route, status);
             if let Some((requests, latency)) = series.get(&key) {
                 requests.inc();
                 latency.observe(seconds);
                 return;
             }
             let labels = RequestLabels {
-                method: method.as_str().to_owned(),
+                method: key.1.as_str().to_owned(),
                 route: key.2.clone(),
                 status,
             };
@@ -135,5 +147,20 @@ mod tests {
         assert_eq!(count(&b, token), None);
         let latency = r#"tessera_http_request_duration_seconds_count{method="GET",route="/healthz",status="200"}"#;
         assert_eq!(count(&a, latency).as_deref(), Some("3"));
+    }
+
+    #[test]
+    fn methods_nobody_registered_share_one_series() {
+        let metrics = Metrics::default();
+        for method in ["BREW", "WHEN", "X-ANYTHING"] {
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            metrics.observe(&method, "unmatched".into(), 404, 0.001);
+        }
+        let other = r#"tessera_http_requests_total{method="OTHER",route="unmatched",status="404"}"#;
+        assert_eq!(count(&metrics, other).as_deref(), Some("3"));
+        assert_eq!(
+            count(&metrics, r#"tessera_http_requests_total{method="BREW""#),
+            None
+        );
     }
 }

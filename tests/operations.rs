@@ -119,3 +119,21 @@ async fn metrics_count_requests_by_route_pattern_and_status() {
     assert!(!text.contains("/no/such/page"));
     assert!(text.contains("tessera_http_request_duration_seconds_bucket"));
 }
+
+#[tokio::test]
+async fn made_up_methods_are_counted_together_not_one_series_each() {
+    let app = common::spawn_app().await;
+    for method in ["BREW", "ZAP", "X-WHATEVER"] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        app.client
+            .request(method, app.url("/healthz"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert!(text.contains(r#"method="OTHER""#), "{text}");
+    for name in ["BREW", "ZAP", "X-WHATEVER"] {
+        assert!(!text.contains(name), "{name} became a label:\n{text}");
+    }
+}
