@@ -103,7 +103,7 @@ pub async fn request_context(
     if let Some(state) = &state {
         state
             .metrics
-            .observe(&method, route, status, elapsed.as_secs_f64());
+            .observe(method.as_str(), route, status, elapsed.as_secs_f64());
     }
     let https = state.as_ref().is_some_and(|s| s.settings.issuer_is_https());
     let headers = response.headers_mut();
