@@ -3,6 +3,8 @@
 //! algorithm or auth method, a list that is not JSON) is refused loudly, never
 //! read as a default: a silent default could widen what the client may do.
 
+use std::sync::Arc;
+
 use crate::audit::{self, Actor, Event, Kind};
 use chrono::Utc;
 use sea_orm::{
@@ -322,9 +324,8 @@ pub struct ClientCache {
     ttl: std::time::Duration,
     /// Shared, not copied, with each request that finds one: a `Client` is a
     /// dozen strings and lists.
-    entries: std::sync::RwLock<
-        std::collections::HashMap<String, (std::time::Instant, std::sync::Arc<Client>)>,
-    >,
+    entries:
+        std::sync::RwLock<std::collections::HashMap<String, (std::time::Instant, Arc<Client>)>>,
 }
 
 /// Enough for every client of a large deployment; past it the cache starts over.
@@ -342,7 +343,7 @@ impl ClientCache {
         &self,
         db: &DatabaseConnection,
         client_id: &str,
-    ) -> Result<Option<std::sync::Arc<Client>>, sea_orm::DbErr> {
+    ) -> Result<Option<Arc<Client>>, sea_orm::DbErr> {
         if !self.ttl.is_zero() {
             let entries = self
                 .entries
@@ -351,10 +352,10 @@ impl ClientCache {
             if let Some((at, client)) = entries.get(client_id)
                 && at.elapsed() < self.ttl
             {
-                return Ok(Some(std::sync::Arc::clone(client)));
+                return Ok(Some(Arc::clone(client)));
             }
         }
-        let found = find(db, client_id).await?.map(std::sync::Arc::new);
+        let found = find(db, client_id).await?.map(Arc::new);
         if let Some(client) = &found
             && !self.ttl.is_zero()
         {
@@ -367,7 +368,7 @@ impl ClientCache {
             }
             entries.insert(
                 client_id.to_owned(),
-                (std::time::Instant::now(), std::sync::Arc::clone(client)),
+                (std::time::Instant::now(), Arc::clone(client)),
             );
         }
         Ok(found)
