@@ -19,6 +19,7 @@
 #   BENCH_TESSERA_BIN=/tmp/tessera-before bench/run.sh   # an earlier build
 #   BENCH_PEER=0 bench/run.sh            # without node-oidc-provider
 #   BENCH_PIPELINE=16 bench/run.sh       # pipelined GETs: the server, not wrk, saturates
+#   BENCH_HALT_POLL=keep bench/run.sh    # leave a VM's guest halt polling as the machine has it
 #
 # Loopback only: every server binds 127.0.0.1.
 set -euo pipefail
@@ -52,8 +53,28 @@ HELLO=target/release/examples/hello
 
 WORK=$(mktemp -d)
 PIDS=()
+# Guest halt polling. In a KVM guest, a core that goes idle halts; waking a
+# thread on it then costs the waker an inter-processor interrupt and a VM exit.
+# The driver idles between answers whenever the server is the slower side, so
+# the server's `send` of every answer paid ≈ 9 µs of kernel time here to wake
+# `wrk` (docs/PERFORMANCE.md, round 2 step 5) — a cost of where the driver
+# runs, not of the server, and one bare metal does not charge. The kernel's
+# answer is to poll briefly before halting (Documentation/virt/
+# guest-halt-polling.rst, default 200 µs); some VMs boot with it off
+# (haltpoll.guest_halt_poll_ns=0). The run restores the kernel default for its
+# duration, for every server alike, and says so in the report;
+# BENCH_HALT_POLL=keep leaves the machine as it is, BENCH_HALT_POLL=N sets N ns.
+HALT_POLL_FILE=/sys/module/haltpoll/parameters/guest_halt_poll_ns
+HALT_POLL=${BENCH_HALT_POLL:-200000}
+halt_poll_before=""
+if [ "$HALT_POLL" != keep ] && [ -w "$HALT_POLL_FILE" ]; then
+  halt_poll_before=$(cat "$HALT_POLL_FILE")
+  echo "$HALT_POLL" > "$HALT_POLL_FILE"
+fi
+halt_poll_used=$(cat "$HALT_POLL_FILE" 2>/dev/null || echo "n/a (no cpuidle-haltpoll)")
 cleanup() {
   for pid in "${PIDS[@]:-}"; do kill "$pid" 2>/dev/null || true; done
+  [ -z "$halt_poll_before" ] || echo "$halt_poll_before" > "$HALT_POLL_FILE" || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -190,4 +211,5 @@ for backend in $BACKENDS; do
   if [ "$backend" = postgres ]; then psql "$PG_ADMIN_URL" -qc "DROP DATABASE $db" >&2 || true; fi
 done
 
+echo "guest halt polling: $halt_poll_used ns${halt_poll_before:+ for this run (the machine had $halt_poll_before ns, restored after)}"
 python3 bench/report.py "$RESULTS" "$WORKERS" "$CONNECTIONS" "$SECONDS_EACH" "$ROUNDS"
