@@ -458,7 +458,7 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&StartupError::from(e)),
     };
-    telemetry::init(settings.log_format);
+    let _log = telemetry::init(settings.log_format);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -505,6 +505,8 @@ fn main() -> ExitCode {
 
 /// One line on stderr naming the setting at fault; no backtrace.
 fn fail(error: &StartupError) -> ExitCode {
+    // After the lines logged before it.
+    telemetry::flush();
     eprintln!("tessera: {error}");
     ExitCode::FAILURE
 }

@@ -533,8 +533,15 @@ async fn each_event_is_also_one_structured_log_line() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    // Stopped as an operator stops it, so that every line logged has been
+    // written (lines below WARN are written in batches) when the log is read.
+    let stopped = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
     let line = found.expect("an audit line in the JSON log");
     let text = std::fs::read_to_string(&log_path).unwrap();
     assert!(
