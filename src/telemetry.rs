@@ -93,12 +93,12 @@ impl Drop for Flush {
 /// Log lines waiting to be written together. One lock for every thread keeps
 /// the lines in the order they were logged; it is held for a copy of one line,
 /// and for the `write` itself only when writing.
-pub(crate) struct Lines {
+struct Lines {
     pending: Mutex<Vec<u8>>,
 }
 
 impl Lines {
-    pub(crate) const fn new() -> Self {
+    const fn new() -> Self {
         Self {
             pending: Mutex::new(Vec::new()),
         }
@@ -106,7 +106,7 @@ impl Lines {
 
     /// Adds `line`; writes everything waiting to `out` when the line is
     /// `urgent` (a warning or an error) or enough has gathered.
-    pub(crate) fn push(&self, line: &[u8], urgent: bool, out: &mut impl io::Write) {
+    fn push(&self, line: &[u8], urgent: bool, out: &mut impl io::Write) {
         let mut pending = self
             .pending
             .lock()
@@ -117,7 +117,7 @@ impl Lines {
         }
     }
 
-    pub(crate) fn flush(&self, out: &mut impl io::Write) {
+    fn flush(&self, out: &mut impl io::Write) {
         let mut pending = self
             .pending
             .lock()
