@@ -5,6 +5,11 @@ same scenario) to node-oidc-provider, all from the same run; latency, errors,
 resident memory and CPU per operation of each process, the driver's included.
 A row whose driver core was above 90 % busy in any round is marked DRIVER-BOUND.
 
+Rows judged against the ceiling (JWKS, discovery) carry a round of the ceiling
+measured just before each of their own rounds: their "vs hello" columns are the
+medians of those paired ratios, not ratios to the ceiling of the run's start,
+because this machine drifts by a third within a minute.
+
 `capacity` is what the server's own core could answer: 10^6 ÷ its CPU µs per
 operation. Where the driver is bound (the hello-world and the JWKS on two cores
 both cost the driver as much as the server) the measured rate is the driver's,
@@ -53,9 +58,25 @@ for (backend, scenario), runs in groups.items():
     vs_peer = f"{r['ops_per_sec'] / peer[scenario]:6.1f}x" if scenario in peer and backend != "peer" else ""
     flag = "  DRIVER-BOUND" if r["driver_bound"] else ""
     cap = capacity(r)
-    print(f"{backend:9} {scenario:24} {r['ops_per_sec']:9.0f} {r['ops_per_sec'] / ceiling:8.1%} {vs_peer:>7} "
-          f"{cap:9.0f} {cap / ceiling_capacity:8.1%} "
+    paired = [x for x in runs if "ceiling" in x]
+    if paired:
+        share = statistics.median(x["ops_per_sec"] / x["ceiling"]["ops_per_sec"] for x in paired)
+        cap_share = statistics.median(capacity(x) / max(capacity(x["ceiling"]), 1e-9) for x in paired)
+        if any(x["ceiling"].get("driver_bound") for x in paired):
+            flag += " (ceiling too)" if flag else "  CEILING DRIVER-BOUND"
+    else:
+        share, cap_share = r["ops_per_sec"] / ceiling, cap / ceiling_capacity
+    mark = "*" if paired else " "
+    print(f"{backend:9} {scenario:24} {r['ops_per_sec']:9.0f} {share:7.1%}{mark} {vs_peer:>7} "
+          f"{cap:9.0f} {cap_share:7.1%}{mark} "
           f"{r['p50_ms']:7.2f} {r['p99_ms']:7.2f} {r['errors']:6d} {rss:7.1f}  "
           + " ".join(f"{k} {v:.0f}" for k, v in r.get("cpu_us_per_op", {}).items()) + flag)
     if len(r["all"]) > 1:
         print(f"{'':34} rounds: " + " / ".join(f"{x:.0f}" for x in r["all"]))
+    if paired:
+        shares = sorted(x["ops_per_sec"] / x["ceiling"]["ops_per_sec"] for x in paired)
+        caps = sorted(capacity(x) / max(capacity(x["ceiling"]), 1e-9) for x in paired)
+        print(f"{'':34} * median of {len(paired)} pairs, each with its own ceiling run "
+              f"({min(x['ceiling']['ops_per_sec'] for x in paired):.0f}–"
+              f"{max(x['ceiling']['ops_per_sec'] for x in paired):.0f}/s): "
+              f"share {shares[0]:.1%}–{shares[-1]:.1%}, capacity share {caps[0]:.1%}–{caps[-1]:.1%}")

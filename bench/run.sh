@@ -20,6 +20,7 @@
 #   BENCH_PEER=0 bench/run.sh            # without node-oidc-provider
 #   BENCH_PIPELINE=16 bench/run.sh       # pipelined GETs: the server, not wrk, saturates
 #   BENCH_HALT_POLL=keep bench/run.sh    # leave a VM's guest halt polling as the machine has it
+#   BENCH_PAIRS=15 BENCH_PAIR_SECONDS=2 bench/run.sh   # JWKS/discovery: more, shorter runs next to the ceiling
 #
 # Loopback only: every server binds 127.0.0.1.
 set -euo pipefail
@@ -27,6 +28,9 @@ cd "$(dirname "$0")/.."
 
 SECONDS_EACH=${BENCH_SECONDS:-10}
 ROUNDS=${BENCH_ROUNDS:-3}
+# JWKS and discovery: this many runs, each next to a run of the ceiling (below).
+PAIRS=${BENCH_PAIRS:-9}
+PAIR_SECONDS=${BENCH_PAIR_SECONDS:-3}
 CONNECTIONS=${BENCH_CONNECTIONS:-16}
 WORKERS=${BENCH_WORKERS:-1}
 BACKENDS=${BENCH_BACKENDS:-"sqlite postgres"}
@@ -89,34 +93,56 @@ kib() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status"; }
 
 RESULTS="$WORK/results.jsonl"
 : > "$RESULTS"
-record() { # label scenario json [rss_kib]
-  python3 -c 'import json,sys; d=json.loads(sys.argv[3]); d["backend"]=sys.argv[1]; d["scenario"]=sys.argv[2]; d["rss_kib"]=int(sys.argv[4] or 0); print(json.dumps(d))' "$1" "$2" "$3" "${4:-0}" >> "$RESULTS"
+record() { # label scenario json [rss_kib] [the paired ceiling round's json]
+  python3 -c 'import json,sys; d=json.loads(sys.argv[3]); d["backend"]=sys.argv[1]; d["scenario"]=sys.argv[2]; d["rss_kib"]=int(sys.argv[4] or 0)
+pair=json.loads(sys.argv[5] or "{}")
+if pair: d["ceiling"]=pair
+print(json.dumps(d))' "$1" "$2" "$3" "${4:-0}" "${5:-}" >> "$RESULTS"
 }
 # measure SCRIPT URL CPU-GROUPS [seconds]: one wrk run, one JSON line.
 measure() {
   python3 bench/measure.py --cpus "$load_cpus" --seconds "${4:-$SECONDS_EACH}" \
     --connections "$CONNECTIONS" --script "$1" --url "$2" --cpu "server=$3" ${CPU_EXTRA:-}
 }
+# ceiling_now SECONDS: one run of the hello-world (kept up, idle, for the whole
+# run), as its own GET whatever the scenario's request is.
+ceiling_now() {
+  (export WRK_METHOD=GET WRK_BODY="" WRK_AUTHORIZATION="" WRK_COOKIE=""
+   measure bench/wrk/static.lua "$HELLO_URL" "$HELLO_PID" "$1")
+}
 # rounds LABEL SCENARIO SCRIPT URL PID: ROUNDS runs (after a 1 s warm-up for
 # scripts that may repeat), each recorded; the report takes the median.
+# With PAIRED set (the scenarios judged against the ceiling), PAIRS shorter runs
+# instead, each next to a run of the ceiling recorded with it, the two in turn
+# first (ABBA): on this machine the hello-world's rate moves by a third between
+# two 2-second runs (docs/PERFORMANCE.md, round 2 step 6), so a ratio to a
+# ceiling measured minutes earlier says as much about the machine as about the
+# server, and the report takes the median of the pairs' ratios instead.
 rounds() {
+  local n=$ROUNDS seconds=$SECONDS_EACH
+  if [ -n "${PAIRED:-}" ]; then n=$PAIRS seconds=$PAIR_SECONDS; fi
   if [ "$3" = bench/wrk/static.lua ]; then measure "$3" "$4" "$5" 1 >/dev/null; fi
-  for round in $(seq 1 "$ROUNDS"); do
+  for round in $(seq 1 "$n"); do
     if [ -n "${TOKENS_OF_ROUND:-}" ]; then export WRK_TOKENS="$TOKENS_OF_ROUND.$round"; fi
-    record "$1" "$2" "$(measure "$3" "$4" "$5")" "$(kib "$5" VmRSS)"
+    local pair="" result
+    if [ -n "${PAIRED:-}" ] && [ $((round % 2)) = 1 ]; then pair=$(ceiling_now "$seconds"); fi
+    result=$(measure "$3" "$4" "$5" "$seconds")
+    if [ -n "${PAIRED:-}" ] && [ $((round % 2)) = 0 ]; then pair=$(ceiling_now "$seconds"); fi
+    record "$1" "$2" "$result" "$(kib "$5" VmRSS)" "$pair"
   done
 }
 static() { # METHOD [BODY] [AUTHORIZATION] [COOKIE]
   export WRK_METHOD="$1" WRK_BODY="${2:-}" WRK_AUTHORIZATION="${3:-}" WRK_COOKIE="${4:-}"
 }
 
-# The ceiling.
+# The ceiling: measured first, and again next to each round of the scenarios
+# judged against it (JWKS, discovery).
 port=$(free_port)
 taskset -c "$server_cpus" "$HELLO" "127.0.0.1:$port" "$WORKERS" & PIDS+=($!)
-wait_for "http://127.0.0.1:$port/"
+HELLO_URL="http://127.0.0.1:$port/" HELLO_PID=${PIDS[-1]}
+wait_for "$HELLO_URL"
 static GET
-rounds ceiling hello bench/wrk/static.lua "http://127.0.0.1:$port/" "${PIDS[-1]}"
-kill "${PIDS[-1]}"
+rounds ceiling hello bench/wrk/static.lua "$HELLO_URL" "$HELLO_PID"
 
 # The peer, on the same core(s) (Node.js runs one JavaScript thread).
 if [ "$PEER" = 1 ]; then
@@ -186,10 +212,10 @@ for backend in $BACKENDS; do
     get() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$p" "$1"; }
     basic=$(get basic)
     script=bench/wrk/static.lua path=/
-    unset TOKENS_OF_ROUND
+    unset TOKENS_OF_ROUND PAIRED
     case "${scenario%:rs256}" in
-      jwks) static GET; path=/.well-known/jwks.json ;;
-      discovery) static GET; path=/.well-known/openid-configuration ;;
+      jwks) static GET; path=/.well-known/jwks.json; PAIRED=1 ;;
+      discovery) static GET; path=/.well-known/openid-configuration; PAIRED=1 ;;
       client_credentials) static POST grant_type=client_credentials "$basic"; path=/token ;;
       introspection) static POST "token=$(get service_token)" "$basic"; path=/introspect ;;
       userinfo) static GET "" "Bearer $(get user_token)"; path=/userinfo ;;

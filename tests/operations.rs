@@ -100,6 +100,16 @@ async fn metrics_count_requests_by_route_pattern_and_status() {
     app.get("/healthz").await;
     app.get("/healthz").await;
     app.get("/no/such/page").await;
+    // A path carrying a secret, a form route behind the CSRF check, a wrong method.
+    let invitation = app.get("/invitations/secret-invitation-token").await;
+    let refused_form = app
+        .client
+        .post(app.url("/account/sessions/some-session/end"))
+        .send()
+        .await
+        .unwrap();
+    let wrong_method = app.client.post(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(wrong_method.status(), 405);
     let response = app.get("/metrics").await;
     assert_eq!(response.status(), 200);
     assert!(
@@ -117,6 +127,22 @@ async fn metrics_count_requests_by_route_pattern_and_status() {
     );
     // The raw path of an unmatched request never becomes a label.
     assert!(!text.contains("/no/such/page"));
+    // Every resource is counted under the pattern it was registered with.
+    for (route, status) in [
+        ("/invitations/{token}", invitation.status()),
+        ("/account/sessions/{id}/end", refused_form.status()),
+        ("/healthz", wrong_method.status()),
+    ] {
+        let series = format!(r#"route="{route}",status="{}"}} 1"#, status.as_u16());
+        assert!(text.contains(&series), "{series} in\n{text}");
+    }
+    assert!(!text.contains("secret-invitation-token"), "{text}");
+    assert!(
+        text.contains(
+            r#"tessera_http_requests_total{method="GET",route="unmatched",status="404"} 1"#
+        ),
+        "{text}"
+    );
     assert!(text.contains("tessera_http_request_duration_seconds_bucket"));
 }
 

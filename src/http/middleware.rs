@@ -25,12 +25,38 @@ fn acceptable_request_id(value: &HeaderValue) -> Option<&str> {
     (!s.is_empty() && s.len() <= 128 && s.chars().all(plain)).then_some(s)
 }
 
-/// A UUIDv7: unique, and sorts by time in logs.
+/// A UUIDv7 (RFC 9562 §5.7): unique, and sorts by time in logs.
 fn new_request_id() -> HeaderValue {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    request_id_at(millis, next_request_id_tail())
+}
+
+/// The 80 bits after the timestamp: a random start per thread, then a counter
+/// (RFC 9562 §6.2, method 2 without the random increment). Unique without the
+/// shared context and fresh random draw of `Uuid::now_v7` (≈ 560 of a JWKS
+/// request's 24k instructions); a request id labels log lines and is no secret,
+/// so nothing needs it unguessable.
+fn next_request_id_tail() -> u128 {
+    thread_local! {
+        static NEXT: std::cell::Cell<u128> = std::cell::Cell::new(uuid::Uuid::new_v4().as_u128());
+    }
+    NEXT.with(|next| {
+        let tail = next.get();
+        next.set(tail.wrapping_add(1));
+        tail
+    })
+}
+
+fn request_id_at(millis: u64, tail: u128) -> HeaderValue {
+    let mut random = [0; 10];
+    random.copy_from_slice(&tail.to_be_bytes()[6..]);
+    let id = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
     let mut text = uuid::Uuid::encode_buffer();
-    let id = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text);
     // Hex digits and hyphens are always a valid header value.
-    HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static("-"))
+    HeaderValue::from_str(id.hyphenated().encode_lower(&mut text))
+        .unwrap_or(HeaderValue::from_static("-"))
 }
 
 pub async fn request_context(
@@ -75,8 +101,8 @@ pub async fn request_context(
     // carry a secret.
     let route = response
         .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+        .app_data::<super::RoutePattern>()
+        .map_or("unmatched", |pattern| pattern.0);
     let elapsed = started.elapsed();
     let elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
     // One line, at `debug` for the quiet routes (tracing needs the level as a
@@ -87,7 +113,7 @@ pub async fn request_context(
                 $level,
                 request_id = request_id.to_str().unwrap_or_default(),
                 method = method.as_str(),
-                route = route.as_str(),
+                route,
                 status,
                 elapsed_us,
                 "answered"
@@ -206,6 +232,39 @@ mod tests {
             let v = HeaderValue::from_str(bad).unwrap();
             assert_eq!(acceptable_request_id(&v), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn generated_request_ids_are_distinct_version_7_uuids_in_time_order() {
+        let parse = |v: HeaderValue| uuid::Uuid::parse_str(v.to_str().unwrap()).unwrap();
+        let ids: Vec<_> = (0..1000).map(|_| parse(new_request_id())).collect();
+        assert!(ids.iter().all(|id| id.get_version_num() == 7), "{}", ids[0]);
+        assert!(
+            ids.iter()
+                .all(|id| id.get_variant() == uuid::Variant::RFC4122)
+        );
+        let distinct: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+        // The timestamp leads, so a later millisecond sorts later whatever the tail.
+        let (earlier, later) = (
+            parse(request_id_at(1_000, u128::MAX)),
+            parse(request_id_at(1_001, 0)),
+        );
+        assert!(earlier < later, "{earlier} !< {later}");
+        let unix = later.get_timestamp().unwrap().to_unix();
+        assert_eq!(unix, (1, 1_000_000), "1,001 ms after the epoch");
+        // Within one millisecond the counter keeps a thread's ids apart, and in order.
+        let (a, b) = (parse(request_id_at(5, 41)), parse(request_id_at(5, 42)));
+        assert!(a < b, "{a} !< {b}");
+    }
+
+    #[test]
+    fn each_thread_counts_from_its_own_random_start() {
+        let here = next_request_id_tail();
+        let there = std::thread::spawn(next_request_id_tail).join().unwrap();
+        assert_eq!(next_request_id_tail(), here.wrapping_add(1));
+        // 2^-80 of a chance to be wrong: two threads starting at the same place.
+        assert_ne!(here, there);
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::PayloadConfig::new(form::MAX_BODY));
     for Entry { path, csrf, routes } in table() {
         // One resource per path, so a wrong method answers 405 rather than 404.
-        let mut resource = web::resource(path);
+        let mut resource = web::resource(path).app_data(RoutePattern(path));
         for route in routes {
             resource = resource.route(route);
         }
@@ -75,6 +75,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         };
     }
 }
+
+/// The pattern a resource was registered under (`/invitations/{token}`), kept
+/// in the resource's data so the middleware names a request's route in logs and
+/// metrics without matching the path again (`HttpRequest::match_pattern` walks
+/// the route table and copies the pattern into a new `String` every time).
+#[derive(Clone, Copy, Debug)]
+pub struct RoutePattern(pub &'static str);
 
 /// One path of the route table: its handlers by method, and how its
 /// state-changing requests are protected against cross-site forgery — every path
@@ -583,12 +590,15 @@ pub fn cacheable_json(
         .flat_map(|v| v.split(','))
         .map(|tag| tag.trim().trim_start_matches("W/"))
         .any(|tag| tag.as_bytes() == etag.as_ref() || tag == "*");
+    // Built directly rather than through `HttpResponseBuilder`, whose header
+    // conversion and body checks cost more than the headers themselves here.
     let mut response = if matches {
-        HttpResponse::NotModified().finish()
+        HttpResponse::new(actix_web::http::StatusCode::NOT_MODIFIED)
     } else {
-        HttpResponse::Ok()
-            .insert_header((header::CONTENT_TYPE, JSON))
-            .body(body.clone())
+        let mut ok = HttpResponse::with_body(actix_web::http::StatusCode::OK, body.clone())
+            .map_into_boxed_body();
+        ok.headers_mut().insert(header::CONTENT_TYPE, JSON);
+        ok
     };
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_maybe_shared(etag.clone()) {
