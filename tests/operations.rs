@@ -95,6 +95,58 @@ async fn unknown_paths_get_the_json_error_body() {
 }
 
 #[tokio::test]
+async fn a_method_a_path_does_not_take_gets_405_with_allow_and_that_paths_error_body() {
+    let app = common::spawn_app().await;
+    let send = |method: &str, path: &str| {
+        app.client
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                app.url(path),
+            )
+            .send()
+    };
+    // API paths: the one JSON error body.
+    for (method, path, allow) in [
+        ("GET", "/token", "POST"),
+        ("DELETE", "/userinfo", "GET, POST"),
+        ("PATCH", "/register/some-client", "GET, PUT, DELETE"),
+        ("POST", "/.well-known/jwks.json", "GET"),
+    ] {
+        let response = send(method, path).await.unwrap();
+        assert_eq!(response.status(), 405, "{method} {path}");
+        assert_eq!(response.headers()["allow"], allow, "{method} {path}");
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(
+            body["error"], "method_not_allowed",
+            "{method} {path}: {body}"
+        );
+        assert!(body["error_description"].is_string(), "{body}");
+    }
+    // A page's form: the HTML error page, as its other refusals.
+    let response = send("GET", "/account/sessions/some-session/end")
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "POST");
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"),
+        "{:?}",
+        response.headers()
+    );
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("cannot be used that way")
+    );
+}
+
+#[tokio::test]
 async fn metrics_count_requests_by_route_pattern_and_status() {
     let app = common::spawn_app().await;
     app.get("/healthz").await;

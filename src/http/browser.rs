@@ -478,6 +478,8 @@ pub enum PageError {
     Forbidden,
     #[error("The form is larger than this server accepts. Go back and try again.")]
     TooLarge,
+    #[error("This page cannot be used that way. Go back and try again.")]
+    MethodNotAllowed,
 }
 
 #[derive(Template)]
@@ -520,6 +522,7 @@ impl ResponseError for PageError {
             PageError::BadForm(_) => StatusCode::BAD_REQUEST,
             PageError::Forbidden => StatusCode::FORBIDDEN,
             PageError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            PageError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
 
@@ -528,7 +531,10 @@ impl ResponseError for PageError {
             PageError::Csrf => "Request refused",
             PageError::Unavailable => "Temporarily unavailable",
             PageError::NotFound => "Not found",
-            PageError::BadForm(_) | PageError::Forbidden | PageError::TooLarge => "Request refused",
+            PageError::BadForm(_)
+            | PageError::Forbidden
+            | PageError::TooLarge
+            | PageError::MethodNotAllowed => "Request refused",
         };
         let mut response = error_page(title, self.to_string(), "/account", self.status_code());
         if matches!(self, PageError::Unavailable) {

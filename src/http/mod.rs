@@ -63,9 +63,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
     cfg.app_data(web::PayloadConfig::new(form::MAX_BODY));
     for Entry { path, csrf, routes } in table() {
-        // One resource per path, so a wrong method answers 405 rather than 404.
-        let mut resource = web::resource(path).app_data(RoutePattern(path));
-        for route in routes {
+        // One resource per path, so a wrong method answers 405 rather than 404,
+        // with the methods the path does answer (RFC 9110 §15.5.6).
+        let refusal = MethodNotAllowed::new(routes.iter().map(|(method, _)| method), csrf);
+        let mut resource = web::resource(path)
+            .app_data(RoutePattern(path))
+            .default_service(web::to(move || {
+                let refusal = refusal.clone();
+                async move { refusal.response() }
+            }));
+        for (_, route) in routes {
             resource = resource.route(route);
         }
         match csrf {
@@ -83,13 +90,93 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[derive(Clone, Copy, Debug)]
 pub struct RoutePattern(pub &'static str);
 
+/// A route answering one method. actix's own (`web::get()` and the like) record
+/// every method they are tried against in the request's extensions — an
+/// allocation and a map insert per route tried, on every request (≈ 560
+/// instructions of a JWKS request's 24k) — so that its 405 can list them, with
+/// an empty body. A path's methods are known from the table instead, and its
+/// 405 is made once (below).
+mod method {
+    use actix_web::guard::{Guard, GuardContext};
+    use actix_web::http::Method;
+    use actix_web::{FromRequest, Handler, Responder, Route, web};
+
+    struct Is(Method);
+
+    impl Guard for Is {
+        fn check(&self, ctx: &GuardContext<'_>) -> bool {
+            ctx.head().method == self.0
+        }
+    }
+
+    fn on<F, Args>(method: Method, handler: F) -> (Method, Route)
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        let route = web::route().guard(Is(method.clone())).to(handler);
+        (method, route)
+    }
+
+    macro_rules! methods {
+        ($($name:ident $method:ident),*) => {$(
+            pub(super) fn $name<F, Args>(handler: F) -> (Method, Route)
+            where
+                F: Handler<Args>,
+                Args: FromRequest + 'static,
+                F::Output: Responder + 'static,
+            {
+                on(Method::$method, handler)
+            }
+        )*};
+    }
+    methods!(get GET, post POST, put PUT, patch PATCH, delete DELETE);
+}
+
+/// The answer to a method a path does not take: `405` with `Allow`, and the
+/// body every other refusal on that path has — the HTML error page behind a
+/// form's CSRF check, the JSON error body elsewhere.
+#[derive(Clone)]
+struct MethodNotAllowed {
+    allow: HeaderValue,
+    page: bool,
+}
+
+impl MethodNotAllowed {
+    fn new<'a>(
+        methods: impl Iterator<Item = &'a actix_web::http::Method>,
+        csrf: Protection,
+    ) -> Self {
+        let allow = methods.map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
+        Self {
+            // Method names are tokens, always a valid header value.
+            allow: HeaderValue::from_str(&allow).unwrap_or(HeaderValue::from_static("")),
+            page: csrf == Protection::Form,
+        }
+    }
+
+    fn response(&self) -> HttpResponse {
+        use actix_web::ResponseError as _;
+        let mut response = if self.page {
+            browser::PageError::MethodNotAllowed.error_response()
+        } else {
+            ApiError::MethodNotAllowed.error_response()
+        };
+        response
+            .headers_mut()
+            .insert(header::ALLOW, self.allow.clone());
+        response
+    }
+}
+
 /// One path of the route table: its handlers by method, and how its
 /// state-changing requests are protected against cross-site forgery — every path
 /// must say, so no form can be added without the check.
 struct Entry {
     path: &'static str,
     csrf: Protection,
-    routes: Vec<Route>,
+    routes: Vec<(actix_web::http::Method, Route)>,
 }
 
 /// Every path and its CSRF protection, as the router applies it (tests walk this
@@ -99,469 +186,416 @@ pub fn csrf_protections() -> Vec<(&'static str, Protection)> {
 }
 
 fn table() -> Vec<Entry> {
+    use self::method::{delete, get, patch, post, put};
     use Protection::{Exempt, Form, Script};
-    let get = web::get;
-    let post = web::post;
     let entry = |path, csrf, routes| Entry { path, csrf, routes };
     // actix tries resources in this order, and a path with a parameter costs a regex
     // match: the endpoints every client and API call come first, parameterised
     // paths last (no two patterns here overlap, so order changes only the cost).
     vec![
-        entry(paths::TOKEN, Exempt, vec![post().to(token::token)]),
-        entry(paths::JWKS, Exempt, vec![get().to(well_known::jwks)]),
+        entry(paths::TOKEN, Exempt, vec![post(token::token)]),
+        entry(paths::JWKS, Exempt, vec![get(well_known::jwks)]),
         entry(
             paths::OPENID_CONFIGURATION,
             Exempt,
-            vec![get().to(well_known::discovery)],
+            vec![get(well_known::discovery)],
         ),
         entry(
             paths::OAUTH_AUTHORIZATION_SERVER,
             Exempt,
-            vec![get().to(well_known::discovery)],
+            vec![get(well_known::discovery)],
         ),
         entry(
             paths::USERINFO,
             Exempt,
-            vec![get().to(oidc::userinfo_get), post().to(oidc::userinfo_post)],
+            vec![get(oidc::userinfo_get), post(oidc::userinfo_post)],
         ),
-        entry(
-            paths::INTROSPECT,
-            Exempt,
-            vec![post().to(token::introspect)],
-        ),
-        entry(paths::REVOKE, Exempt, vec![post().to(token::revoke)]),
+        entry(paths::INTROSPECT, Exempt, vec![post(token::introspect)]),
+        entry(paths::REVOKE, Exempt, vec![post(token::revoke)]),
         // A client may send the authorization request as a form from its own site.
         entry(
             paths::AUTHORIZE,
             Exempt,
             vec![
-                get().to(authorize::authorize_get),
-                post().to(authorize::authorize_post),
+                get(authorize::authorize_get),
+                post(authorize::authorize_post),
             ],
         ),
-        entry(paths::HEALTHZ, Exempt, vec![get().to(ops::healthz)]),
-        entry(paths::READYZ, Exempt, vec![get().to(ops::readyz)]),
-        entry(paths::METRICS, Exempt, vec![get().to(ops::metrics)]),
+        entry(paths::HEALTHZ, Exempt, vec![get(ops::healthz)]),
+        entry(paths::READYZ, Exempt, vec![get(ops::readyz)]),
+        entry(paths::METRICS, Exempt, vec![get(ops::metrics)]),
         entry(
             "/static/tessera.css",
             Exempt,
-            vec![get().to(browser::stylesheet)],
+            vec![get(browser::stylesheet)],
         ),
         entry(
             "/static/form_post.js",
             Exempt,
-            vec![get().to(browser::form_post_script)],
+            vec![get(browser::form_post_script)],
         ),
         entry(
             "/static/passkeys.js",
             Exempt,
-            vec![get().to(browser::passkeys_script)],
+            vec![get(browser::passkeys_script)],
         ),
-        entry(
-            "/static/copy.js",
-            Exempt,
-            vec![get().to(browser::copy_script)],
-        ),
-        entry(
-            paths::REGISTER,
-            Exempt,
-            vec![post().to(registration::register)],
-        ),
+        entry("/static/copy.js", Exempt, vec![get(browser::copy_script)]),
+        entry(paths::REGISTER, Exempt, vec![post(registration::register)]),
         entry(
             "/passkeys/sign-in/start",
             Script,
-            vec![post().to(passkeys::sign_in_start)],
+            vec![post(passkeys::sign_in_start)],
         ),
         entry(
             "/passkeys/sign-in/finish",
             Script,
-            vec![post().to(passkeys::sign_in_finish)],
+            vec![post(passkeys::sign_in_finish)],
         ),
         entry(
             "/passkeys/sign-up/start",
             Script,
-            vec![post().to(passkeys::sign_up_start)],
+            vec![post(passkeys::sign_up_start)],
         ),
         entry(
             "/passkeys/sign-up/finish",
             Script,
-            vec![post().to(passkeys::sign_up_finish)],
+            vec![post(passkeys::sign_up_finish)],
         ),
         entry(
             "/account/passkeys/start",
             Script,
-            vec![post().to(passkeys::add_start)],
+            vec![post(passkeys::add_start)],
         ),
         entry(
             "/account/passkeys/finish",
             Script,
-            vec![post().to(passkeys::add_finish)],
+            vec![post(passkeys::add_finish)],
         ),
         entry(
             "/login",
             Form,
-            vec![get().to(signin::login_page), post().to(signin::login)],
+            vec![get(signin::login_page), post(signin::login)],
         ),
         entry(
             "/signup",
             Form,
-            vec![get().to(signin::signup_page), post().to(signin::signup)],
+            vec![get(signin::signup_page), post(signin::signup)],
         ),
         entry(
             "/password/forgot",
             Form,
             vec![
-                get().to(password_reset::forgot_page),
-                post().to(password_reset::request),
+                get(password_reset::forgot_page),
+                post(password_reset::request),
             ],
         ),
-        entry("/", Exempt, vec![get().to(signin::home)]),
-        entry("/logout", Form, vec![post().to(signin::logout)]),
-        entry("/account", Exempt, vec![get().to(account::account)]),
+        entry("/", Exempt, vec![get(signin::home)]),
+        entry("/logout", Form, vec![post(signin::logout)]),
+        entry("/account", Exempt, vec![get(account::account)]),
         entry(
             "/account/password",
             Form,
-            vec![post().to(account::change_password)],
+            vec![post(account::change_password)],
         ),
-        entry(
-            "/account/email",
-            Form,
-            vec![post().to(account::change_email)],
-        ),
-        entry(
-            "/account/email/verify",
-            Form,
-            vec![post().to(email::resend)],
-        ),
+        entry("/account/email", Form, vec![post(account::change_email)]),
+        entry("/account/email/verify", Form, vec![post(email::resend)]),
         entry(
             "/account/sessions/end-all",
             Form,
-            vec![post().to(account::end_all_sessions)],
+            vec![post(account::end_all_sessions)],
         ),
         entry(
             "/authorize/consent",
             Form,
-            vec![post().to(authorize::consent_decision)],
+            vec![post(authorize::consent_decision)],
         ),
-        entry(
-            "/authorize/org",
-            Form,
-            vec![post().to(authorize::org_decision)],
-        ),
+        entry("/authorize/org", Form, vec![post(authorize::org_decision)]),
         // RP-initiated logout is requested by the client's site; what it does
         // without proof of the person's intent is bounded in `oidc::end_session`.
         entry(
             paths::END_SESSION,
             Exempt,
-            vec![
-                get().to(oidc::end_session_get),
-                post().to(oidc::end_session_post),
-            ],
+            vec![get(oidc::end_session_get), post(oidc::end_session_post)],
         ),
         entry(
             "/end_session/confirm",
             Form,
-            vec![post().to(oidc::end_session_confirm)],
+            vec![post(oidc::end_session_confirm)],
         ),
         // RFC 7592: authenticated by the registration access token.
         entry(
             "/register/{client_id}",
             Exempt,
             vec![
-                get().to(registration::read),
-                web::put().to(registration::update),
-                web::delete().to(registration::delete),
+                get(registration::read),
+                put(registration::update),
+                delete(registration::delete),
             ],
         ),
-        entry(
-            "/account/api-tokens",
-            Form,
-            vec![post().to(api_tokens::create)],
-        ),
+        entry("/account/api-tokens", Form, vec![post(api_tokens::create)]),
         // The token in the path is a secret: logs name the route pattern only.
-        entry(
-            "/email/verify/{token}",
-            Exempt,
-            vec![get().to(email::verify)],
-        ),
+        entry("/email/verify/{token}", Exempt, vec![get(email::verify)]),
         entry(
             "/password/reset/{token}",
             Form,
-            vec![
-                get().to(password_reset::reset_page),
-                post().to(password_reset::reset),
-            ],
+            vec![get(password_reset::reset_page), post(password_reset::reset)],
         ),
         // The admin console: pages to read (GET) and confirmation pages; the
         // actions they lead to are forms with the session's CSRF token.
-        entry("/admin", Exempt, vec![get().to(admin_console::home)]),
-        entry("/admin/users", Exempt, vec![get().to(admin_console::users)]),
-        entry("/admin/audit", Exempt, vec![get().to(admin_console::audit)]),
+        entry("/admin", Exempt, vec![get(admin_console::home)]),
+        entry("/admin/users", Exempt, vec![get(admin_console::users)]),
+        entry("/admin/audit", Exempt, vec![get(admin_console::audit)]),
         entry(
             "/admin/organizations",
             Exempt,
-            vec![get().to(admin_console::organizations)],
+            vec![get(admin_console::organizations)],
         ),
-        entry(
-            "/admin/clients",
-            Exempt,
-            vec![get().to(admin_console::clients)],
-        ),
-        entry("/admin/keys", Exempt, vec![get().to(admin_console::keys)]),
+        entry("/admin/clients", Exempt, vec![get(admin_console::clients)]),
+        entry("/admin/keys", Exempt, vec![get(admin_console::keys)]),
         entry(
             "/admin/keys/rotate/{alg}",
             Form,
             vec![
-                get().to(admin_console::confirm_rotation),
-                post().to(admin_console::rotate_key),
+                get(admin_console::confirm_rotation),
+                post(admin_console::rotate_key),
             ],
         ),
-        entry(
-            "/admin/users/{id}",
-            Exempt,
-            vec![get().to(admin_console::user)],
-        ),
+        entry("/admin/users/{id}", Exempt, vec![get(admin_console::user)]),
         entry(
             "/admin/users/{id}/confirm/{action}",
             Exempt,
-            vec![get().to(admin_console::confirm)],
+            vec![get(admin_console::confirm)],
         ),
         entry(
             "/admin/users/{id}/{action}",
             Form,
-            vec![post().to(admin_console::act)],
+            vec![post(admin_console::act)],
         ),
         // The admin API: bearer tokens (no cookies), so nothing to forge.
         entry(
             "/admin/api/openapi.json",
             Exempt,
-            vec![get().to(admin_api::openapi)],
+            vec![get(admin_api::openapi)],
         ),
         entry(
             "/admin/api/v1/users",
             Exempt,
-            vec![
-                get().to(admin_api::list_users),
-                post().to(admin_api::create_user),
-            ],
+            vec![get(admin_api::list_users), post(admin_api::create_user)],
         ),
         entry(
             "/admin/api/v1/audit-events",
             Exempt,
-            vec![get().to(admin_api::list_events)],
+            vec![get(admin_api::list_events)],
         ),
         entry(
             "/admin/api/v1/organizations",
             Exempt,
             vec![
-                get().to(admin_resources::list_organizations),
-                post().to(admin_resources::create_organization),
+                get(admin_resources::list_organizations),
+                post(admin_resources::create_organization),
             ],
         ),
         entry(
             "/admin/api/v1/clients",
             Exempt,
             vec![
-                get().to(admin_resources::list_clients),
-                post().to(admin_resources::create_client),
+                get(admin_resources::list_clients),
+                post(admin_resources::create_client),
             ],
         ),
         entry(
             "/admin/api/v1/apis",
             Exempt,
             vec![
-                get().to(admin_resources::list_apis),
-                post().to(admin_resources::create_api),
-                web::delete().to(admin_resources::delete_api),
+                get(admin_resources::list_apis),
+                post(admin_resources::create_api),
+                delete(admin_resources::delete_api),
             ],
         ),
         entry(
             "/admin/api/v1/apis/grant",
             Exempt,
-            vec![post().to(admin_resources::grant_api)],
+            vec![post(admin_resources::grant_api)],
         ),
         entry(
             "/admin/api/v1/keys",
             Exempt,
-            vec![get().to(admin_resources::list_keys)],
+            vec![get(admin_resources::list_keys)],
         ),
         entry(
             "/admin/api/v1/keys/rotate",
             Exempt,
-            vec![post().to(admin_resources::rotate_key)],
+            vec![post(admin_resources::rotate_key)],
         ),
         entry(
             "/admin/api/v1/identity-providers",
             Exempt,
             vec![
-                get().to(admin_resources::list_providers),
-                post().to(admin_resources::add_provider),
+                get(admin_resources::list_providers),
+                post(admin_resources::add_provider),
             ],
         ),
         entry(
             "/admin/api/v1/identity-providers/{id}",
             Exempt,
-            vec![web::delete().to(admin_resources::remove_provider)],
+            vec![delete(admin_resources::remove_provider)],
         ),
         entry(
             "/admin/api/v1/users/{id}",
             Exempt,
-            vec![
-                get().to(admin_api::show_user),
-                web::delete().to(admin_api::delete_user),
-            ],
+            vec![get(admin_api::show_user), delete(admin_api::delete_user)],
         ),
         entry(
             "/admin/api/v1/users/{id}/disable",
             Exempt,
-            vec![post().to(admin_api::disable_user)],
+            vec![post(admin_api::disable_user)],
         ),
         entry(
             "/admin/api/v1/users/{id}/enable",
             Exempt,
-            vec![post().to(admin_api::enable_user)],
+            vec![post(admin_api::enable_user)],
         ),
         entry(
             "/admin/api/v1/users/{id}/sign-out-everywhere",
             Exempt,
-            vec![post().to(admin_api::sign_out_user)],
+            vec![post(admin_api::sign_out_user)],
         ),
         entry(
             "/admin/api/v1/users/{id}/password-reset",
             Exempt,
-            vec![post().to(admin_api::send_password_reset)],
+            vec![post(admin_api::send_password_reset)],
         ),
         entry(
             "/admin/api/v1/users/{id}/sessions",
             Exempt,
-            vec![get().to(admin_resources::list_sessions)],
+            vec![get(admin_resources::list_sessions)],
         ),
         entry(
             "/admin/api/v1/users/{id}/sessions/{session}",
             Exempt,
-            vec![web::delete().to(admin_resources::end_session)],
+            vec![delete(admin_resources::end_session)],
         ),
         entry(
             "/admin/api/v1/users/{id}/api-tokens",
             Exempt,
-            vec![get().to(admin_resources::list_api_tokens)],
+            vec![get(admin_resources::list_api_tokens)],
         ),
         entry(
             "/admin/api/v1/api-tokens/{id}",
             Exempt,
-            vec![web::delete().to(admin_resources::revoke_api_token)],
+            vec![delete(admin_resources::revoke_api_token)],
         ),
         entry(
             "/admin/api/v1/organizations/{id}/service-accounts",
             Exempt,
-            vec![get().to(admin_resources::list_service_accounts)],
+            vec![get(admin_resources::list_service_accounts)],
         ),
         entry(
             "/admin/api/v1/organizations/{id}/members",
             Exempt,
-            vec![get().to(admin_resources::list_members)],
+            vec![get(admin_resources::list_members)],
         ),
         entry(
             "/admin/api/v1/organizations/{id}/members/{user}",
             Exempt,
             vec![
-                web::put().to(admin_resources::put_member),
-                web::delete().to(admin_resources::remove_member),
+                put(admin_resources::put_member),
+                delete(admin_resources::remove_member),
             ],
         ),
         entry(
             "/admin/api/v1/clients/{id}",
             Exempt,
             vec![
-                get().to(admin_resources::show_client),
-                web::patch().to(admin_resources::update_client),
-                web::delete().to(admin_resources::delete_client),
+                get(admin_resources::show_client),
+                patch(admin_resources::update_client),
+                delete(admin_resources::delete_client),
             ],
         ),
         entry(
             "/admin/api/v1/clients/{id}/rotate-secret",
             Exempt,
-            vec![post().to(admin_resources::rotate_client_secret)],
+            vec![post(admin_resources::rotate_client_secret)],
         ),
         // The provider sends the browser back here (a top-level GET from its
         // origin): the flow's own state and binding cookie are the checks.
         entry(
             "/federation/{id}/start",
             Exempt,
-            vec![get().to(federation::start)],
+            vec![get(federation::start)],
         ),
         entry(
             "/federation/{id}/callback",
             Exempt,
-            vec![get().to(federation::callback)],
+            vec![get(federation::callback)],
         ),
         entry(
             "/account/connections/{id}/disconnect",
             Form,
-            vec![post().to(federation::disconnect)],
+            vec![post(federation::disconnect)],
         ),
         entry(
             "/account/apps/{client_id}/remove",
             Form,
-            vec![post().to(account::remove_app)],
+            vec![post(account::remove_app)],
         ),
         entry(
             "/account/api-tokens/{id}/revoke",
             Form,
-            vec![post().to(api_tokens::revoke)],
+            vec![post(api_tokens::revoke)],
         ),
         entry(
             "/account/passkeys/{id}/rename",
             Form,
-            vec![post().to(passkeys::rename)],
+            vec![post(passkeys::rename)],
         ),
         entry(
             "/account/passkeys/{id}/remove",
             Form,
-            vec![post().to(passkeys::remove)],
+            vec![post(passkeys::remove)],
         ),
         entry(
             "/account/orgs/{org}/service-accounts",
             Form,
-            vec![post().to(organizations::create_service_account)],
+            vec![post(organizations::create_service_account)],
         ),
         entry(
             "/account/orgs/{org}/service-accounts/{client_id}/rotate",
             Form,
-            vec![post().to(organizations::rotate_service_account)],
+            vec![post(organizations::rotate_service_account)],
         ),
         entry(
             "/account/orgs/{org}/service-accounts/{client_id}/delete",
             Form,
-            vec![post().to(organizations::delete_service_account)],
+            vec![post(organizations::delete_service_account)],
         ),
         entry(
             "/account/orgs/{org}/invitations",
             Form,
-            vec![post().to(organizations::invite)],
+            vec![post(organizations::invite)],
         ),
         entry(
             "/account/orgs/{org}/members/{user}/role",
             Form,
-            vec![post().to(organizations::change_member_role)],
+            vec![post(organizations::change_member_role)],
         ),
         entry(
             "/account/orgs/{org}/members/{user}/remove",
             Form,
-            vec![post().to(organizations::remove_member)],
+            vec![post(organizations::remove_member)],
         ),
         entry(
             "/invitations/{token}",
             Form,
             vec![
-                get().to(organizations::invitation),
-                post().to(organizations::accept_invitation),
+                get(organizations::invitation),
+                post(organizations::accept_invitation),
             ],
         ),
         entry(
             "/account/sessions/{id}/end",
             Form,
-            vec![post().to(account::end_session)],
+            vec![post(account::end_session)],
         ),
     ]
 }
