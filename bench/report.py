@@ -5,10 +5,11 @@ same scenario) to node-oidc-provider, all from the same run; latency, errors,
 resident memory and CPU per operation of each process, the driver's included.
 A row whose driver core was above 90 % busy in any round is marked DRIVER-BOUND.
 
-Rows judged against the ceiling (JWKS, discovery) carry a round of the ceiling
-measured just before each of their own rounds: their "vs hello" columns are the
-medians of those paired ratios, not ratios to the ceiling of the run's start,
-because this machine drifts by a third within a minute.
+Rows judged against the ceiling (JWKS, discovery) carry a run of the ceiling
+measured next to each of their own runs (bench/run.sh alternates which goes
+first): their "vs hello" columns are the medians of those paired ratios, not
+ratios to the ceiling of the run's start, because this machine drifts by a
+third within a minute.
 
 `capacity` is what the server's own core could answer: 10^6 ÷ its CPU µs per
 operation. Where the driver is bound (the hello-world and the JWKS on two cores
@@ -60,8 +61,9 @@ for (backend, scenario), runs in groups.items():
     cap = capacity(r)
     paired = [x for x in runs if "ceiling" in x]
     if paired:
-        share = statistics.median(x["ops_per_sec"] / x["ceiling"]["ops_per_sec"] for x in paired)
-        cap_share = statistics.median(capacity(x) / max(capacity(x["ceiling"]), 1e-9) for x in paired)
+        shares = sorted(x["ops_per_sec"] / x["ceiling"]["ops_per_sec"] for x in paired)
+        caps = sorted(capacity(x) / max(capacity(x["ceiling"]), 1e-9) for x in paired)
+        share, cap_share = statistics.median(shares), statistics.median(caps)
         if any(x["ceiling"].get("driver_bound") for x in paired):
             flag += " (ceiling too)" if flag else "  CEILING DRIVER-BOUND"
     else:
@@ -74,8 +76,6 @@ for (backend, scenario), runs in groups.items():
     if len(r["all"]) > 1:
         print(f"{'':34} rounds: " + " / ".join(f"{x:.0f}" for x in r["all"]))
     if paired:
-        shares = sorted(x["ops_per_sec"] / x["ceiling"]["ops_per_sec"] for x in paired)
-        caps = sorted(capacity(x) / max(capacity(x["ceiling"]), 1e-9) for x in paired)
         print(f"{'':34} * median of {len(paired)} pairs, each with its own ceiling run "
               f"({min(x['ceiling']['ops_per_sec'] for x in paired):.0f}–"
               f"{max(x['ceiling']['ops_per_sec'] for x in paired):.0f}/s): "

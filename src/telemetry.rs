@@ -53,31 +53,38 @@ pub fn init(format: LogFormat) -> Flush {
         LogFormat::Json => builder.event_format(Json).try_init(),
     };
     if batched && installed.is_ok() {
-        // Lines wait at most this long; the thread wakes 20 times a second and
-        // writes only when there is something to write.
-        let _ = std::thread::Builder::new()
+        // Lines wait at most FLUSH_EVERY; a burst wakes the thread sooner.
+        if let Ok(writer) = std::thread::Builder::new()
             .name("tessera-log".into())
             .spawn(|| {
                 loop {
-                    std::thread::sleep(FLUSH_EVERY);
+                    std::thread::park_timeout(FLUSH_EVERY);
                     flush();
                 }
-            });
+            })
+        {
+            let _ = LINES.writer.set(writer.thread().clone());
+        }
     }
     Flush(())
 }
 
 /// How long a line below `WARN` may wait in memory before it is written.
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
-/// Past this many bytes waiting (a few hundred lines), they are written at once.
+/// Past this many bytes waiting (a few hundred lines), the writing thread is
+/// woken rather than left to its next turn.
 const FLUSH_AT: usize = 64 * 1024;
+/// Past this many, the writing thread is not keeping up (a full pipe, a slow
+/// disk): the thread that logs writes the lines itself and waits as an
+/// unbuffered writer would, so memory stays bounded.
+const WRITE_INLINE_AT: usize = 16 * FLUSH_AT;
 
-static LINES: Lines = Lines::new();
+static LINES: Lines<io::Stderr> = Lines::new(io::stderr);
 
 /// Writes the lines still waiting to stderr: before the process ends, and
 /// before anything is written to stderr other than through the log.
 pub fn flush() {
-    LINES.flush(&mut io::stderr());
+    LINES.flush();
 }
 
 /// Writes the waiting lines when dropped (the end of `main`, or unwinding
@@ -90,50 +97,76 @@ impl Drop for Flush {
     }
 }
 
-/// Log lines waiting to be written together. One lock for every thread keeps
-/// the lines in the order they were logged; it is held for a copy of one line,
-/// and for the `write` itself only when writing.
-struct Lines {
+/// Log lines waiting to be written together, in the order they were logged.
+/// A thread that logs only copies its line in; the `write` happens on the
+/// writing thread, except for a warning or an error (written at once, after
+/// the lines before it) and when the writer falls far behind.
+struct Lines<W> {
     pending: Mutex<Vec<u8>>,
+    /// The output and a spare buffer. Whoever writes takes this lock before
+    /// letting go of `pending` and swaps the spare in, so lines keep arriving
+    /// while a batch is written and batches reach the output in order.
+    out: Mutex<(Option<W>, Vec<u8>)>,
+    open: fn() -> W,
+    /// The writing thread, woken when a burst reaches [`FLUSH_AT`].
+    writer: std::sync::OnceLock<std::thread::Thread>,
+    #[cfg(test)]
+    wakes: std::sync::atomic::AtomicUsize,
 }
 
-impl Lines {
-    const fn new() -> Self {
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl<W: io::Write> Lines<W> {
+    const fn new(open: fn() -> W) -> Self {
         Self {
             pending: Mutex::new(Vec::new()),
+            out: Mutex::new((None, Vec::new())),
+            open,
+            writer: std::sync::OnceLock::new(),
+            #[cfg(test)]
+            wakes: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
-    /// Adds `line`; writes everything waiting to `out` when the line is
-    /// `urgent` (a warning or an error) or enough has gathered.
-    fn push(&self, line: &[u8], urgent: bool, out: &mut impl io::Write) {
-        let mut pending = self
-            .pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    /// Adds `line`; writes everything waiting when the line is `urgent` (a
+    /// warning or an error), wakes the writing thread when a burst has gathered.
+    fn push(&self, line: &[u8], urgent: bool) {
+        let mut pending = locked(&self.pending);
         pending.extend_from_slice(line);
-        if urgent || pending.len() >= FLUSH_AT {
-            Self::write_out(&mut pending, out);
+        if urgent || pending.len() >= WRITE_INLINE_AT {
+            self.write_out(pending);
+        } else if pending.len() >= FLUSH_AT {
+            drop(pending);
+            #[cfg(test)]
+            self.wakes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if let Some(writer) = self.writer.get() {
+                writer.unpark();
+            }
         }
     }
 
-    fn flush(&self, out: &mut impl io::Write) {
-        let mut pending = self
-            .pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    fn flush(&self) {
+        let pending = locked(&self.pending);
         if !pending.is_empty() {
-            Self::write_out(&mut pending, out);
+            self.write_out(pending);
         }
     }
 
-    fn write_out(pending: &mut Vec<u8>, out: &mut impl io::Write) {
+    fn write_out(&self, mut pending: std::sync::MutexGuard<'_, Vec<u8>>) {
+        let mut out = locked(&self.out);
+        let (writer, batch) = &mut *out;
+        std::mem::swap(&mut *pending, batch);
+        drop(pending);
+        let writer = writer.get_or_insert_with(self.open);
         // As with an unbuffered writer, a log that cannot be written is not a
         // reason to fail a request: the lines are dropped.
-        let _ = out.write_all(pending).and_then(|()| out.flush());
-        pending.clear();
+        let _ = writer.write_all(batch).and_then(|()| writer.flush());
+        batch.clear();
         // A burst leaves no large buffer behind for good.
-        pending.shrink_to(FLUSH_AT);
+        batch.shrink_to(FLUSH_AT);
     }
 }
 
@@ -171,10 +204,7 @@ struct Line {
 impl io::Write for Line {
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
         if self.batched {
-            // stderr is locked only to write, inside the lines' lock: always
-            // in that order, so a writer and the flushing thread cannot
-            // deadlock.
-            LINES.push(line, self.urgent, &mut io::stderr());
+            LINES.push(line, self.urgent);
         } else {
             io::stderr().lock().write_all(line)?;
         }
@@ -550,36 +580,120 @@ mod tests {
         }
     }
 
-    #[test]
-    fn lines_wait_until_a_warning_or_a_flush_and_keep_their_order() {
-        let lines = Lines::new();
-        let mut out = Vec::new();
-        lines.push(b"1 INFO answered\n", false, &mut out);
-        lines.push(b"2 INFO answered\n", false, &mut out);
-        assert!(out.is_empty(), "access lines wait to be written together");
-        lines.push(b"3 WARN slow\n", true, &mut out);
-        assert_eq!(
-            out, b"1 INFO answered\n2 INFO answered\n3 WARN slow\n",
-            "a warning is written at once, after the lines logged before it"
-        );
-        lines.push(b"4 INFO answered\n", false, &mut out);
-        lines.flush(&mut out);
-        assert!(out.ends_with(b"3 WARN slow\n4 INFO answered\n"));
-        let written = out.len();
-        lines.flush(&mut out);
-        assert_eq!(out.len(), written, "nothing is written twice");
+    /// An output the test can read while `Lines` owns its writer.
+    #[derive(Clone, Default)]
+    struct Shared(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    thread_local! {
+        static OUT: Shared = Shared::default();
+    }
+
+    fn lines() -> (Lines<Shared>, Shared) {
+        (
+            Lines::new(|| OUT.with(Shared::clone)),
+            OUT.with(Shared::clone),
+        )
+    }
+
+    fn written(out: &Shared) -> Vec<u8> {
+        out.0.lock().unwrap().clone()
     }
 
     #[test]
-    fn a_burst_is_written_before_it_grows_past_the_limit() {
-        let lines = Lines::new();
-        let mut out = Vec::new();
+    fn lines_wait_until_a_warning_or_a_flush_and_keep_their_order() {
+        let (lines, out) = lines();
+        lines.push(b"1 INFO answered\n", false);
+        lines.push(b"2 INFO answered\n", false);
+        assert!(
+            written(&out).is_empty(),
+            "access lines wait to be written together"
+        );
+        lines.push(b"3 WARN slow\n", true);
+        assert_eq!(
+            written(&out),
+            b"1 INFO answered\n2 INFO answered\n3 WARN slow\n",
+            "a warning is written at once, after the lines logged before it"
+        );
+        lines.push(b"4 INFO answered\n", false);
+        lines.flush();
+        assert!(written(&out).ends_with(b"3 WARN slow\n4 INFO answered\n"));
+        let before = written(&out).len();
+        lines.flush();
+        assert_eq!(written(&out).len(), before, "nothing is written twice");
+    }
+
+    #[test]
+    fn a_burst_wakes_the_writer_and_a_writer_far_behind_is_not_waited_for_in_memory() {
+        let (lines, out) = lines();
         let line = [b'x'; 200];
-        for _ in 0..FLUSH_AT / line.len() + 1 {
-            lines.push(&line, false, &mut out);
+        for _ in 0..FLUSH_AT / line.len() {
+            lines.push(&line, false);
         }
-        assert!(out.len() >= FLUSH_AT, "{}", out.len());
-        assert!(lines.pending.lock().unwrap().len() < line.len());
+        let woken = |l: &Lines<Shared>| l.wakes.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(
+            woken(&lines),
+            0,
+            "below the burst size the writer keeps its pace"
+        );
+        lines.push(&line, false);
+        assert_eq!(woken(&lines), 1, "a burst wakes the writing thread");
+        assert!(
+            written(&out).is_empty(),
+            "the thread that logs does not write it"
+        );
+        // The writer never comes: the lines are written before they grow
+        // past the bound.
+        while written(&out).is_empty() {
+            lines.push(&line, false);
+            assert!(locked(&lines.pending).len() <= WRITE_INLINE_AT);
+        }
+        assert!(written(&out).len() >= WRITE_INLINE_AT);
+        assert!(locked(&lines.pending).is_empty());
+    }
+
+    #[test]
+    fn lines_logged_while_a_batch_is_written_follow_it() {
+        // Written from the logging threads: an output not tied to one thread.
+        static THREADED: std::sync::OnceLock<Shared> = std::sync::OnceLock::new();
+        let lines =
+            std::sync::Arc::new(Lines::new(|| THREADED.get_or_init(Shared::default).clone()));
+        let out = THREADED.get_or_init(Shared::default).clone();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let lines = lines.clone();
+                std::thread::spawn(move || {
+                    for i in 0..2000 {
+                        lines.push(format!("{t} {i:04}\n").as_bytes(), i % 500 == 0);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        lines.flush();
+        let text = String::from_utf8(written(&out)).unwrap();
+        assert_eq!(text.lines().count(), 8000);
+        for t in 0..4 {
+            let own: Vec<_> = text
+                .lines()
+                .filter(|l| l.starts_with(&format!("{t} ")))
+                .collect();
+            assert!(
+                own.windows(2).all(|w| w[0] < w[1]),
+                "thread {t} out of order"
+            );
+        }
     }
 
     #[test]
