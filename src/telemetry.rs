@@ -568,6 +568,8 @@ mod tests {
         String::from_utf8(out.lock().unwrap().clone()).unwrap()
     }
 
+    /// An output the test reads while a subscriber or `Lines` owns the writer.
+    #[derive(Clone, Default)]
     struct SinkWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
     impl std::io::Write for SinkWriter {
@@ -580,32 +582,18 @@ mod tests {
         }
     }
 
-    /// An output the test can read while `Lines` owns its writer.
-    #[derive(Clone, Default)]
-    struct Shared(std::sync::Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Shared {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     thread_local! {
-        static OUT: Shared = Shared::default();
+        static OUT: SinkWriter = SinkWriter::default();
     }
 
-    fn lines() -> (Lines<Shared>, Shared) {
+    fn lines() -> (Lines<SinkWriter>, SinkWriter) {
         (
-            Lines::new(|| OUT.with(Shared::clone)),
-            OUT.with(Shared::clone),
+            Lines::new(|| OUT.with(SinkWriter::clone)),
+            OUT.with(SinkWriter::clone),
         )
     }
 
-    fn written(out: &Shared) -> Vec<u8> {
+    fn written(out: &SinkWriter) -> Vec<u8> {
         out.0.lock().unwrap().clone()
     }
 
@@ -639,7 +627,7 @@ mod tests {
         for _ in 0..FLUSH_AT / line.len() {
             lines.push(&line, false);
         }
-        let woken = |l: &Lines<Shared>| l.wakes.load(std::sync::atomic::Ordering::Relaxed);
+        let woken = |l: &Lines<SinkWriter>| l.wakes.load(std::sync::atomic::Ordering::Relaxed);
         assert_eq!(
             woken(&lines),
             0,
@@ -664,10 +652,11 @@ mod tests {
     #[test]
     fn lines_logged_while_a_batch_is_written_follow_it() {
         // Written from the logging threads: an output not tied to one thread.
-        static THREADED: std::sync::OnceLock<Shared> = std::sync::OnceLock::new();
-        let lines =
-            std::sync::Arc::new(Lines::new(|| THREADED.get_or_init(Shared::default).clone()));
-        let out = THREADED.get_or_init(Shared::default).clone();
+        static THREADED: std::sync::OnceLock<SinkWriter> = std::sync::OnceLock::new();
+        let lines = std::sync::Arc::new(Lines::new(|| {
+            THREADED.get_or_init(SinkWriter::default).clone()
+        }));
+        let out = THREADED.get_or_init(SinkWriter::default).clone();
         let threads: Vec<_> = (0..4)
             .map(|t| {
                 let lines = lines.clone();
