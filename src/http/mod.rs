@@ -618,7 +618,7 @@ pub const JSON: HeaderValue = HeaderValue::from_static("application/json");
 pub fn cacheable_json(
     req: &HttpRequest,
     body: &web::Bytes,
-    etag: &HeaderValue,
+    etag: Option<&HeaderValue>,
     cache_control: &HeaderValue,
 ) -> HttpResponse {
     let matches = req
@@ -627,7 +627,7 @@ pub fn cacheable_json(
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|tag| tag.trim().trim_start_matches("W/"))
-        .any(|tag| tag.as_bytes() == etag.as_bytes() || tag == "*");
+        .any(|tag| etag.is_some_and(|etag| tag.as_bytes() == etag.as_bytes()) || tag == "*");
     // Built directly rather than through `HttpResponseBuilder`, whose header
     // conversion and body checks cost more than the headers themselves here.
     // The response is new, so its headers are added (`append`), not looked up
@@ -641,7 +641,9 @@ pub fn cacheable_json(
         ok
     };
     let headers = response.headers_mut();
-    headers.append(header::ETAG, etag.clone());
+    if let Some(etag) = etag {
+        headers.append(header::ETAG, etag.clone());
+    }
     headers.append(header::CACHE_CONTROL, cache_control.clone());
     response
 }

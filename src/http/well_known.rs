@@ -22,8 +22,8 @@ const GRANT_TYPES_SUPPORTED: &[&str] = crate::oauth::clients::GRANT_TYPES;
 pub struct Discovery {
     body: Bytes,
     /// A header value made once: checking its bytes per response costs more
-    /// than sending it.
-    etag: HeaderValue,
+    /// than sending it. (Always made: base64url in quotes is a valid value.)
+    etag: Option<HeaderValue>,
     /// `Cache-Control` of discovery and the JWKS, made once.
     cache_control: HeaderValue,
 }
@@ -132,7 +132,7 @@ impl Discovery {
         let cache_control = format!("public, max-age={}", settings.jwks_max_age.as_secs());
         Self {
             body: body.into(),
-            etag: HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\"")),
+            etag: HeaderValue::from_str(&etag).ok(),
             cache_control: HeaderValue::from_str(&cache_control)
                 .unwrap_or(HeaderValue::from_static("no-cache")),
         }
@@ -141,15 +141,19 @@ impl Discovery {
 
 pub async fn discovery(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let d = &state.discovery;
-    cacheable_json(&req, &d.body, &d.etag, &d.cache_control)
+    cacheable_json(&req, &d.body, d.etag.as_ref(), &d.cache_control)
 }
 
 pub async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let keys = state.keys.keys();
     let doc = keys.jwks();
-    // The key set is a domain type and holds its validator as bytes; base64url
-    // in quotes is always a valid header value.
-    let etag = HeaderValue::from_maybe_shared(doc.etag.clone())
-        .unwrap_or(HeaderValue::from_static("\"\""));
-    cacheable_json(&req, &doc.body, &etag, &state.discovery.cache_control)
+    // The key set is a domain type and holds its validator as bytes (base64url
+    // in quotes, always a valid header value).
+    let etag = HeaderValue::from_maybe_shared(doc.etag.clone()).ok();
+    cacheable_json(
+        &req,
+        &doc.body,
+        etag.as_ref(),
+        &state.discovery.cache_control,
+    )
 }
